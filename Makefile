@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+DEMO_MINUTES ?= 6
+
+.PHONY: setup demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# the CPU wheel of torch 2.13.0 first: an unpinned torch would pull several GB of CUDA packages
+	$(PIP) install --quiet "torch==2.13.0"
+	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	rm -rf runs/demo-dfgan-shapes
+	$(VENV)/bin/t2igan train dfgan-shapes train.time_limit_min=$(DEMO_MINUTES) --run-dir runs/demo-dfgan-shapes
+	$(VENV)/bin/t2igan sample runs/demo-dfgan-shapes \
+		"a red circle" "a blue square" "a green triangle" "a yellow star" \
+		"a large purple circle on the left" "a small orange square at the top" \
+		--n 8 --seed 0 -o runs/demo-dfgan-shapes/demo_grid.png
+	@echo "demo grid: runs/demo-dfgan-shapes/demo_grid.png"
+
+test: setup
+	$(PY) -m pytest tests
+
+bench: setup
+	$(PY) benchmarks/run_speed.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

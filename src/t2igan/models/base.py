@@ -1,0 +1,103 @@
+"""What every model family provides to the shared trainer and the inference pipeline.
+
+A :class:`T2IModel` bundles the networks of one family (``text_encoder``, ``generator``,
+``discriminator`` and any others) and the family's losses; it holds no optimizer and runs no loop.
+
+The trainer, for each batch, runs the model's ``phases`` in order (``("d", "g")`` by default)::
+
+    state = {}                                    # scratch space shared by the phases of one step
+    for phase in model.phases:
+        loss, logs = model.compute_loss(phase, batch, state)
+        optimizer[phase].zero_grad(); loss.backward(); optimizer[phase].step()
+
+and keeps an exponential moving average of ``model.generator``. The pipeline calls
+:meth:`T2IModel.generate` with the moving-average generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from ..nn.text_encoder import RNNTextEncoder, TextFeatures
+
+
+@dataclass
+class SampleOutput:
+    images: torch.Tensor  # (B, 3, H, W) in [-1, 1]
+    extras: dict = field(default_factory=dict)  # e.g. "attention": [(B, T, h, w)], "masks": [(B, 1, h, w)]
+
+
+def truncated_noise(shape, truncation: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal noise, optionally truncated to ``[-truncation, truncation]`` (DF-GAN's 0.88).
+
+    Truncation samples the truncated normal exactly by inverse CDF, so it is reproducible from a
+    ``torch.Generator`` (no rejection loop).
+    """
+    if truncation is None or truncation <= 0:
+        return torch.randn(shape, generator=generator)
+    lo = torch.special.ndtr(torch.tensor(-float(truncation), dtype=torch.float64))
+    u = torch.rand(shape, generator=generator, dtype=torch.float64)
+    u = lo + u * (1 - 2 * lo)
+    return torch.special.ndtri(u).float()
+
+
+class T2IModel(nn.Module):
+    model_name: str = "base"  # set by register_model
+    config_class: type = object
+    phases: tuple[str, ...] = ("d", "g")
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    # -- shared pieces -------------------------------------------------------------------------
+    def build_text_encoder(self) -> RNNTextEncoder:
+        c = self.config
+        return RNNTextEncoder(c.vocab_size, c.text_emb_dim, c.text_hidden_dim, c.text_dropout)
+
+    @property
+    def text_encoder_trainable(self) -> bool:
+        return getattr(self.config, "text_encoder_mode", "frozen") != "frozen"
+
+    def encode_text(self, tokens: torch.Tensor, lengths: torch.Tensor) -> TextFeatures:
+        """Word and sentence features; without gradients when the encoder is frozen."""
+        if self.text_encoder_trainable and self.training:
+            return self.text_encoder(tokens, lengths)
+        with torch.no_grad():
+            was = self.text_encoder.training
+            self.text_encoder.eval()
+            feats = self.text_encoder(tokens, lengths)
+            self.text_encoder.train(was)
+        return feats
+
+    def noise(self, batch_size: int, truncation: float | None = None, generator=None) -> torch.Tensor:
+        return truncated_noise((batch_size, self.config.z_dim), truncation, generator)
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+    # -- to implement --------------------------------------------------------------------------
+    def generate(self, tokens, lengths, noise, generator_module: nn.Module | None = None) -> SampleOutput:
+        """Images for captions; ``generator_module`` replaces ``self.generator`` (the EMA copy)."""
+        return self.generate_from_text(self.encode_text(tokens, lengths), noise, generator_module)
+
+    def generate_from_text(self, text: TextFeatures, noise: torch.Tensor,
+                           generator_module: nn.Module | None = None) -> SampleOutput:
+        """Images from text features (used directly for interpolation between captions)."""
+        raise NotImplementedError
+
+    def compute_loss(self, phase: str, batch: dict, state: dict) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def optimizer_groups(self, train) -> dict[str, list[dict]]:
+        """Parameter groups of each phase's Adam optimizer. Default: G for "g"; D (+ a text encoder
+        trained by D's loss, ``text_encoder_mode="joint_d"``, at ``text_encoder_lr``) for "d"."""
+        g = [{"params": list(self.generator.parameters()), "lr": train.lr_g, "betas": tuple(train.betas_g)}]
+        d = [{"params": list(self.discriminator.parameters()), "lr": train.lr_d, "betas": tuple(train.betas_d)}]
+        if self.text_encoder_trainable:
+            lr = getattr(self.config, "text_encoder_lr", None) or train.lr_g
+            d.append({"params": list(self.text_encoder.parameters()), "lr": lr, "betas": tuple(train.betas_g)})
+        return {"g": g, "d": d}

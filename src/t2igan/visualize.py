@@ -1,0 +1,58 @@
+"""Images for people: tensors to PIL, captioned PNG grids."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """``(B, 3, H, W)`` in [-1, 1] -> list of RGB PIL images."""
+    arr = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    arr = arr.permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(a, "RGB") for a in arr]
+
+
+def from_pil(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> ``(3, H, W)`` float in [-1, 1]."""
+    arr = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1.0
+
+
+def _font(size: int = 11):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def captioned_grid(images: list[Image.Image], captions: list[str] | None = None, ncol: int = 8,
+                   cell: int | None = None, caption_lines: int = 3) -> Image.Image:
+    """A grid of images with each caption wrapped under its image."""
+    if not images:
+        raise ValueError("no images to put in a grid")
+    cell = cell or max(64, images[0].width)
+    ncol = max(1, min(ncol, len(images)))
+    nrow = (len(images) + ncol - 1) // ncol
+    font = _font(11)
+    line_h = 13 if captions else 0
+    text_h = line_h * caption_lines + (4 if captions else 0)
+    pad = 4
+    W = ncol * (cell + pad) + pad
+    H = nrow * (cell + text_h + pad) + pad
+    grid = Image.new("RGB", (W, H), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    chars = max(8, int(cell / 6.2))
+    for i, img in enumerate(images):
+        r, c = divmod(i, ncol)
+        x = pad + c * (cell + pad)
+        y = pad + r * (cell + text_h + pad)
+        grid.paste(img.resize((cell, cell), Image.NEAREST if img.width < cell else Image.LANCZOS), (x, y))
+        if captions:
+            lines = textwrap.wrap(captions[i], chars)[:caption_lines]
+            for j, line in enumerate(lines):
+                draw.text((x, y + cell + 2 + j * line_h), line, fill=(0, 0, 0), font=font)
+    return grid

@@ -1,0 +1,151 @@
+import pytest
+import torch
+
+import t2igan.models.dfgan as dfgan_module
+from t2igan import create_model
+from t2igan.config import TrainConfig
+from t2igan.errors import T2IError
+from t2igan.hub import load_run, save_run
+from t2igan.data.text import Vocabulary
+
+B, S, V = 4, 32, 30
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    args = dict(vocab_size=V, image_size=S, nf=8, text_emb_dim=16, text_hidden_dim=8)
+    args.update(kw)
+    return create_model("dfgan", **args)
+
+
+def batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "image": torch.rand(B, 3, S, S, generator=g) * 2 - 1,
+        "tokens": torch.randint(2, V, (B, 6), generator=g),
+        "lengths": torch.tensor([6, 4, 5, 3]),
+    }
+
+
+def test_generator_and_discriminator_shapes():
+    m = tiny()
+    out = m.generate(batch()["tokens"], batch()["lengths"], m.noise(B))
+    assert out.images.shape == (B, 3, S, S)
+    assert out.images.abs().max() <= 1
+    feats = m.discriminator.features(out.images)
+    assert feats.shape == (B, 8 * 8, 4, 4)
+    assert m.discriminator.logits(feats, torch.randn(B, 16)).shape == (B,)
+
+
+def test_bad_image_size_is_refused():
+    with pytest.raises(ValueError, match="power of two"):
+        tiny(image_size=48)
+    with pytest.raises(T2IError, match="unknown model"):
+        create_model("nope")
+    with pytest.raises(T2IError, match="unknown model \\(dfgan\\) config keys"):
+        create_model("dfgan", not_a_field=1)
+
+
+def test_d_and_g_steps_update_only_their_networks():
+    m = tiny()
+    opts = {k: torch.optim.Adam(g) for k, g in m.optimizer_groups(TrainConfig()).items()}
+    g0 = [p.clone() for p in m.generator.parameters()]
+    d0 = [p.clone() for p in m.discriminator.parameters()]
+    t0 = [p.clone() for p in m.text_encoder.parameters()]
+    state = {}
+    loss, logs = m.compute_loss("d", batch(), state)
+    assert torch.isfinite(loss) and logs["ma_gp"] >= 0
+    opts["d"].zero_grad(); loss.backward(); opts["d"].step()
+    assert all(torch.equal(a, b) for a, b in zip(g0, m.generator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, m.discriminator.parameters()))
+    d1 = [p.clone() for p in m.discriminator.parameters()]
+    loss, logs = m.compute_loss("g", batch(), state)
+    opts["g"].zero_grad(); loss.backward(); opts["g"].step()
+    assert any(not torch.equal(a, b) for a, b in zip(g0, m.generator.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(d1, m.discriminator.parameters()))
+    # frozen text encoder (the official setting) never changes
+    assert all(torch.equal(a, b) for a, b in zip(t0, m.text_encoder.parameters()))
+
+
+def test_joint_text_encoder_is_trained_by_d():
+    m = tiny(text_encoder_mode="joint_d")
+    opts = {k: torch.optim.Adam(g) for k, g in m.optimizer_groups(TrainConfig()).items()}
+    t0 = [p.clone() for p in m.text_encoder.parameters()]
+    loss, _ = m.compute_loss("d", batch(), {})
+    opts["d"].zero_grad(); loss.backward(); opts["d"].step()
+    assert any(not torch.equal(a, b) for a, b in zip(t0, m.text_encoder.parameters()))
+
+
+def test_d_loss_sees_mismatched_pairs(monkeypatch):
+    m = tiny()
+    torch.manual_seed(1)
+    _, logs = m.compute_loss("d", batch(), {})
+    assert logs["d_mismatch"] != logs["d_real"]
+    # with the mismatch replaced by the matched sentence, the mismatch logits equal the real ones
+    monkeypatch.setattr(dfgan_module, "mismatched", lambda x: x)
+    torch.manual_seed(1)
+    _, same = m.compute_loss("d", batch(), {})
+    assert same["d_mismatch"] == pytest.approx(same["d_real"], abs=1e-6)
+    assert same["d_loss"] != pytest.approx(logs["d_loss"])
+
+
+def test_tiny_overfit_each_player_improves_against_a_fixed_opponent():
+    """D alone learns to separate one real batch from G's images; G alone learns to fool a fixed D."""
+    m = tiny()
+    b = batch()
+    opt_d = torch.optim.Adam(m.discriminator.parameters(), 1e-3, betas=(0.0, 0.9))
+    first = None
+    for _ in range(60):
+        torch.manual_seed(0)
+        loss, logs = m.compute_loss("d", dict(b), {})
+        opt_d.zero_grad(); loss.backward(); opt_d.step()
+        first = first if first is not None else logs["d_adv"]
+    assert logs["d_adv"] < 0.6 * first
+    opt_g = torch.optim.Adam(m.generator.parameters(), 1e-3, betas=(0.0, 0.9))
+    g_first = None
+    for _ in range(30):
+        torch.manual_seed(0)
+        state = {}
+        m.compute_loss("d", dict(b), state)
+        loss, logs = m.compute_loss("g", dict(b), state)
+        opt_g.zero_grad(); loss.backward(); opt_g.step()
+        g_first = g_first if g_first is not None else logs["g_loss"]
+    assert logs["g_loss"] < g_first - 0.1
+
+
+def test_truncated_noise_is_bounded_and_seeded():
+    m = tiny()
+    z = m.noise(1000, truncation=0.88, generator=torch.Generator().manual_seed(3))
+    assert z.abs().max() <= 0.88 + 1e-6 and z.std() > 0.4
+    z2 = m.noise(1000, truncation=0.88, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(z, z2)
+
+
+def test_save_load_roundtrip_is_bit_exact(tmp_path):
+    m = tiny()
+    vocab = Vocabulary(["<pad>", "<unk>"] + [f"w{i}" for i in range(V - 2)])
+    ema = tiny().generator  # a different generator plays the moving average
+    save_run(tmp_path, {"data": {"max_words": 6}}, m, vocab, ema)
+    m2, vocab2, _ = load_run(tmp_path)
+    sd, sd2 = m.state_dict(), m2.state_dict()
+    for k in sd:
+        expected = ema.state_dict()[k[len("generator."):]] if k.startswith("generator.") else sd[k]
+        assert torch.equal(expected, sd2[k]), k
+    assert vocab2.words == vocab.words
+    noise = m.noise(B, generator=torch.Generator().manual_seed(0))
+    m.eval()
+    out1 = m.generate(batch()["tokens"], batch()["lengths"], noise, ema)
+    out2 = m2.generate(batch()["tokens"], batch()["lengths"], noise)
+    assert torch.equal(out1.images, out2.images)
+
+
+def test_load_run_errors_are_one_line(tmp_path):
+    with pytest.raises(T2IError, match="run folder not found"):
+        load_run(tmp_path / "nothing")
+    with pytest.raises(T2IError, match="config.json is missing"):
+        load_run(tmp_path)
+    m = tiny()
+    save_run(tmp_path, {}, m, Vocabulary(["<pad>", "<unk>"] + [f"w{i}" for i in range(V - 2)]))
+    (tmp_path / "model.safetensors").write_bytes(b"garbage" * 10)
+    with pytest.raises(T2IError, match="model.safetensors"):
+        load_run(tmp_path)
