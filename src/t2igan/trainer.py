@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from .config import ExperimentConfig
@@ -294,7 +295,7 @@ class Trainer:
                 self.load_checkpoint(path)
                 return True
             except T2IError as e:
-                tqdm.write(f"warning: skipping unreadable checkpoint {path.name}: {e}")
+                tqdm.write(f"warning: skipping unreadable checkpoint {path.name}: {e}", file=sys.stderr)
         return False
 
     # -- sampling --------------------------------------------------------------------------------
@@ -318,30 +319,36 @@ class Trainer:
         return path
 
     # -- main loop -------------------------------------------------------------------------------
-    def loader(self) -> DataLoader:
+    def epoch_indices(self) -> list[int]:
+        """This process's sample order for ``self.epoch``: a function of (seed, epoch, rank) only,
+        so a resumed run sees exactly the batches an uninterrupted one would."""
         t = self.cfg.train
         if self.dist.world_size > 1:
             sampler = DistributedSampler(self.train_set, self.dist.world_size, self.dist.rank, shuffle=True,
                                          seed=t.seed, drop_last=True)
             sampler.set_epoch(self.epoch)
-        else:
-            sampler = RandomSampler(self.train_set, generator=torch.Generator().manual_seed(t.seed + self.epoch))
-        if len(self.train_set) < t.batch_size * self.dist.world_size:
-            raise T2IError(f"the training set has {len(self.train_set)} images, fewer than one batch ({t.batch_size})")
-        return DataLoader(self.train_set, t.batch_size, sampler=sampler, collate_fn=self.collate, drop_last=True,
-                          num_workers=self.cfg.data.num_workers, pin_memory=self.device.type == "cuda")
+            return list(sampler)
+        return torch.randperm(len(self.train_set), generator=torch.Generator().manual_seed(t.seed + self.epoch)).tolist()
 
     def batches(self):
-        """Endless batches; the position (epoch, batch) is tracked so a resumed run continues with
-        the batch that comes next."""
+        """Endless batches. The position (epoch, batch) is tracked; on resume the batches already
+        seen in the current epoch are skipped without being loaded."""
+        t = self.cfg.train
+        if len(self.train_set) < t.batch_size * self.dist.world_size:
+            raise T2IError(f"the training set has {len(self.train_set)} images, fewer than one batch ({t.batch_size})")
         while True:
-            loader = self.loader()
-            skip = self.batch_in_epoch
-            for i, batch in enumerate(loader):
-                if i < skip:
-                    continue
-                self.batch_in_epoch = i + 1
+            indices = self.epoch_indices()
+            n_batches = len(indices) // t.batch_size
+            start = self.batch_in_epoch
+            loader = DataLoader(self.train_set, t.batch_size, sampler=indices[start * t.batch_size:],
+                                collate_fn=self.collate, drop_last=True, num_workers=self.cfg.data.num_workers,
+                                pin_memory=self.device.type == "cuda",
+                                # its own generator: creating a loader must not draw from the global RNG
+                                generator=torch.Generator().manual_seed(t.seed + 7919 * self.epoch + start))
+            for i, batch in enumerate(loader, start=start + 1):
+                self.batch_in_epoch = i
                 yield {k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            assert self.batch_in_epoch == n_batches or start >= n_batches
             self.epoch += 1
             self.batch_in_epoch = 0
 
@@ -366,8 +373,18 @@ class Trainer:
             opt.step()
             logs.update(phase_logs)
         if self.ema:
-            self.ema.update(self.model.generator, 0.0 if self.step < self.cfg.train.ema_start else None)
+            self.ema.update(self.model.generator, self.ema_decay())
         return logs
+
+    def ema_decay(self) -> float:
+        """The moving average's decay at this step: 0 (a plain copy) before ``ema_start``, then
+        warmed up as ``min(decay, (1 + n) / (10 + n))`` over the ``n`` steps since, so that a short
+        run's average is not dominated by the initial weights."""
+        t = self.cfg.train
+        if self.step < t.ema_start:
+            return 0.0
+        n = self.step - t.ema_start
+        return min(t.ema_decay, (1 + n) / (10 + n))
 
     def fit(self, resume: bool = False) -> Path:
         t = self.cfg.train

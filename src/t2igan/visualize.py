@@ -30,11 +30,11 @@ def _font(size: int = 11):
 
 
 def captioned_grid(images: list[Image.Image], captions: list[str] | None = None, ncol: int = 8,
-                   cell: int | None = None, caption_lines: int = 3) -> Image.Image:
+                   cell: int | None = None, caption_lines: int = 4) -> Image.Image:
     """A grid of images with each caption wrapped under its image."""
     if not images:
         raise ValueError("no images to put in a grid")
-    cell = cell or max(64, images[0].width)
+    cell = cell or max(96, images[0].width)
     ncol = max(1, min(ncol, len(images)))
     nrow = (len(images) + ncol - 1) // ncol
     font = _font(11)
@@ -45,7 +45,7 @@ def captioned_grid(images: list[Image.Image], captions: list[str] | None = None,
     H = nrow * (cell + text_h + pad) + pad
     grid = Image.new("RGB", (W, H), (255, 255, 255))
     draw = ImageDraw.Draw(grid)
-    chars = max(8, int(cell / 6.2))
+    chars = max(8, int(cell / 5.8))
     for i, img in enumerate(images):
         r, c = divmod(i, ncol)
         x = pad + c * (cell + pad)

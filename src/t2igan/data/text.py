@@ -184,8 +184,9 @@ class CaptionCollator:
     Each dataset item is a dict with at least ``image`` (float tensor, [-1, 1]) and ``caption`` (str);
     the batch holds ``image (B,3,H,W)``, ``tokens (B,T)``, ``lengths (B,)``, ``captions`` and
     every other key, stacked when it is a tensor or number, listed otherwise.
-    In training mode long captions are sub-sampled with a random generator; otherwise with one
-    seeded by the caption text, so evaluation is deterministic.
+    In training mode long captions are sub-sampled with Python's global ``random`` (seeded by the
+    trainer and saved in its checkpoints); otherwise with a generator seeded by the caption text, so
+    evaluation is deterministic.
     """
 
     def __init__(self, vocab: Vocabulary, max_words: int, shorten_mode: str = "subsample", train: bool = True):
@@ -193,11 +194,10 @@ class CaptionCollator:
         self.max_words = max_words
         self.shorten_mode = shorten_mode
         self.train = train
-        self._rng = random.Random()
 
     def encode(self, caption: str) -> list[int]:
         ids = self.vocab.encode(caption)
-        rng = self._rng if self.train else random.Random(caption)
+        rng = random if self.train else random.Random(caption)
         return shorten(ids, self.max_words, self.shorten_mode, rng)
 
     def __call__(self, items: list[dict]) -> dict:
