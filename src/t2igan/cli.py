@@ -151,7 +151,13 @@ SAMPLE_FLAGS: list = []
 def main(argv: list[str] | None = None) -> int:
     from . import plugins  # noqa: F401  (registers extra commands and sample flags)
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # `section.key=value` overrides may come after options (`train P --run-dir D a.b=1`)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = list(args.overrides) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args)
     except T2IError as e:
