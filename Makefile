@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-DEMO_MINUTES ?= 6
+DEMO_MINUTES ?= 7
 
 .PHONY: setup demo test bench clean
 
