@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 DEMO_MINUTES ?= 7
 
-.PHONY: setup demo test bench clean
+.PHONY: setup browser demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,14 @@ demo: setup
 		--n 8 --seed 0 -o runs/demo-dfgan-shapes/demo_grid.png
 	@echo "demo grid: runs/demo-dfgan-shapes/demo_grid.png"
 
-test: setup
+# headless Chromium + its driver from Debian, for the web demo's browser test
+browser:
+	@if [ ! -x /usr/bin/chromedriver ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+test: setup browser
 	$(PY) -m pytest tests
 
 bench: setup

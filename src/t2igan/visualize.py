@@ -56,3 +56,35 @@ def captioned_grid(images: list[Image.Image], captions: list[str] | None = None,
             for j, line in enumerate(lines):
                 draw.text((x, y + cell + 2 + j * line_h), line, fill=(0, 0, 0), font=font)
     return grid
+
+
+def heat_colours(values: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] ``(H, W)`` -> a black-red-yellow-white heat map ``(H, W, 3)`` float in [0, 255]."""
+    v = np.clip(values, 0.0, 1.0)[..., None] * 3.0
+    return np.clip(np.concatenate([v, v - 1.0, v - 2.0], axis=-1), 0.0, 1.0) * 255.0
+
+
+def attention_figure(image: Image.Image, words: list[str], attn_maps, title: str | None = None,
+                     alpha: float = 0.6) -> Image.Image:
+    """One row as in AttnGAN's figures: the image, then for each word its attention map, up-sampled
+    bilinearly to the image size and laid over it as a heat map, labelled with the word.
+
+    ``attn_maps`` is ``(T, h, w)`` (tensor or array) with ``T >= len(words)``; the first ``len(words)``
+    maps are used. The maps of a row are scaled together to [0, 1] by the row's minimum and maximum
+    (as the official visualisation), so a bright map is a word the pixels attend to strongly.
+    ``title`` labels the image (e.g. the caption).
+    """
+    maps = torch.as_tensor(attn_maps).detach().float().cpu()
+    if maps.dim() != 3 or maps.shape[0] < len(words):
+        raise ValueError(f"need one (h, w) attention map per word: {len(words)} words, maps of shape {tuple(maps.shape)}")
+    maps = maps[: len(words)]
+    up = torch.nn.functional.interpolate(maps[:, None], size=(image.height, image.width), mode="bilinear",
+                                         align_corners=False)[:, 0]
+    lo, hi = up.min(), up.max()
+    up = ((up - lo) / (hi - lo).clamp(min=1e-8)).numpy()
+    base = np.asarray(image.convert("RGB"), dtype=np.float32)
+    cells = [image.convert("RGB")]
+    for m in up:
+        blend = (1.0 - alpha) * base + alpha * heat_colours(m)
+        cells.append(Image.fromarray(blend.round().astype(np.uint8), "RGB"))
+    return captioned_grid(cells, [title or "", *words], ncol=len(cells), caption_lines=2)

@@ -44,22 +44,24 @@ class DFGANConfig:
         return 2 * self.text_hidden_dim
 
 
-def channel_plan(nf: int, image_size: int) -> list[int]:
-    """Channel counts from 4x4 up to ``image_size``: ``nf * min(2^k, 8)``, widest at 4x4."""
+def channel_plan(nf: int, image_size: int, max_mult: int = 8) -> list[int]:
+    """Channel counts from 4x4 up to ``image_size``: ``nf * min(2^k, max_mult)``, widest at 4x4
+    (``max_mult`` 16 gives the wider 2021 DF-GAN / SSA-GAN discriminator)."""
     n = int(math.log2(image_size)) - 1
     if 2 ** (n + 1) != image_size or image_size < 16:
         raise ValueError(f"image_size must be a power of two >= 16, got {image_size}")
-    return [nf * min(2**k, 8) for k in range(n)][::-1]  # e.g. 64 px: [8nf, 8nf, 4nf, 2nf, nf]
+    return [nf * min(2**k, max_mult) for k in range(n)][::-1]  # e.g. 64 px: [8nf, 8nf, 4nf, 2nf, nf]
 
 
 class Affine(nn.Module):
     """Text-conditioned channel-wise affine ``gamma(c) * h + beta(c)`` [DF-GAN, Eq. 1-2]; the MLPs'
     last layers start at gamma = 1, beta = 0 so a fresh block is the identity."""
 
-    def __init__(self, cond_dim: int, num_features: int):
+    def __init__(self, cond_dim: int, num_features: int, hidden_dim: int | None = None):
         super().__init__()
-        self.gamma = nn.Sequential(nn.Linear(cond_dim, num_features), nn.ReLU(inplace=True), nn.Linear(num_features, num_features))
-        self.beta = nn.Sequential(nn.Linear(cond_dim, num_features), nn.ReLU(inplace=True), nn.Linear(num_features, num_features))
+        hidden = hidden_dim or num_features  # width of the MLPs' hidden layer (SSA-GAN: cond_dim)
+        self.gamma = nn.Sequential(nn.Linear(cond_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_features))
+        self.beta = nn.Sequential(nn.Linear(cond_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_features))
         nn.init.zeros_(self.gamma[2].weight)
         nn.init.ones_(self.gamma[2].bias)
         nn.init.zeros_(self.beta[2].weight)
@@ -138,9 +140,9 @@ class DBlock(nn.Module):
 class Discriminator(nn.Module):
     """One-way discriminator: ``features(x)`` then ``logits(features, sent_emb)``."""
 
-    def __init__(self, nf: int, cond_dim: int, image_size: int):
+    def __init__(self, nf: int, cond_dim: int, image_size: int, max_mult: int = 8):
         super().__init__()
-        chs = channel_plan(nf, image_size)[::-1]  # nf ... 8nf
+        chs = channel_plan(nf, image_size, max_mult)[::-1]  # nf ... max_mult * nf
         self.from_rgb = nn.Conv2d(3, chs[0], 3, 1, 1)
         self.blocks = nn.Sequential(*(DBlock(i, o) for i, o in zip(chs[:-1], chs[1:])))
         self.joint = nn.Sequential(
@@ -150,7 +152,7 @@ class Discriminator(nn.Module):
         )
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.from_rgb(images))  # (B, 8nf, 4, 4)
+        return self.blocks(self.from_rgb(images))  # (B, max_mult * nf, 4, 4)
 
     def logits(self, features: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
         cond = sent_emb[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
