@@ -48,7 +48,9 @@ class TrainConfig:
     ema_start: int = 0  # step after which the moving average starts tracking
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "none"  # none | bf16 | fp16 (autocast on GPU)
+    amp: str = "none"  # none | bf16 | fp16 (autocast on GPU; fp16 adds a loss scaler per optimizer)
+    channels_last: bool = False  # NHWC memory layout for G, D and images (faster convolutions on GPU)
+    compile: bool = False  # torch.compile the generator (D is not: MA-GP/R1 need a double backward)
     log_every: int = 50
     sample_every: int = 500  # write a sample grid every N steps (0: never)
     checkpoint_every: int = 1000

@@ -4,12 +4,49 @@ It schedules each model's phases (see :mod:`t2igan.models.base`), keeps the movi
 writes the run folder (config, vocabulary, checkpoints, sample grids, ``log.jsonl``, TensorBoard
 scalars when ``tensorboard`` is installed), resumes, and under ``torchrun`` averages gradients over
 processes. It knows nothing about any particular model.
+
+Reliability:
+
+* Checkpoints (``checkpoints/step-N.safetensors`` + ``step-N.state.pt``) are written to a temporary
+  file, flushed to disk and renamed, the state file last: a checkpoint exists only when both files
+  do, so a run killed at any moment (even ``kill -9`` mid-write) leaves the previous ones intact.
+  The state holds the optimizers, loss scalers, every process's RNG states and the data position
+  (epoch, batch), so a resumed run continues bit for bit as if never interrupted. The last
+  ``keep_checkpoints`` are kept. An unreadable checkpoint is reported and the one before it used.
+* A non-finite loss stops training at once with the step, the loss terms and the last good
+  checkpoint; nothing is written after it, and weights are checked for NaN/inf before every save.
+
+Speed switches (``train.*``):
+
+* ``amp``: ``bf16`` (the recommended path) or ``fp16`` autocast, on CUDA only (ignored on CPU).
+  Discriminators return logits and the losses (hinge, BCE-with-logits) are autocast-safe. ``fp16``
+  gets a ``GradScaler`` per optimizer (saved in checkpoints); bf16 needs none.
+* ``channels_last``: G, D and image batches in NHWC layout; checkpoints are layout-free.
+* ``compile``: ``torch.compile`` of the generator only, in place (weight names unchanged). D is
+  not compiled: MA-GP / R1 differentiate its output twice, which torch.compile does not support.
+
+Several processes (``torchrun --nproc_per_node N -m t2igan train ... --run-dir DIR``):
+
+* ``train.batch_size`` is per process: the global batch is ``N * batch_size``.
+* Every process builds the model from the same seed and then takes rank 0's weights; training
+  randomness (noise, dropout) is seeded with ``seed + rank``. Each process reads its own shard of
+  every epoch (``DistributedSampler``, ``drop_last``).
+* Gradients are averaged with one flat all-reduce after each phase's ``backward``
+  (:func:`all_reduce_gradients`), not by ``DistributedDataParallel``: GAN losses call D several times
+  per step and differentiate twice (MA-GP, R1), which DDP's reducer does not support. Buffers
+  (batch-norm statistics) are taken from rank 0 after every step, as DDP does.
+* Only rank 0 logs, writes samples and checkpoints (with the RNG states of all ranks).
+* Two processes with batch B are not bit-identical to one process with batch 2B: each process
+  draws its own noise, and losses that pair samples inside a batch (mismatched captions, DAMSM)
+  pair them within each process's half.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import json
+import math
 import os
 import random
 import re
@@ -27,7 +64,7 @@ from tqdm.auto import tqdm
 from .config import ExperimentConfig
 from .data.text import CaptionCollator, Vocabulary, encode_captions
 from .errors import T2IError
-from .hub import load_safetensors, read_run_config, save_run, save_safetensors
+from .hub import atomic_write_bytes, load_safetensors, read_run_config, save_run
 from .registry import create_model, model_config_class
 from .visualize import captioned_grid, to_pil
 
@@ -71,14 +108,24 @@ def resolve_device(device: str, info: DistInfo) -> torch.device:
     return torch.device(device)
 
 
-def all_reduce_gradients(params: list[torch.nn.Parameter], world_size: int) -> None:
+def all_reduce_gradients(params: list[torch.nn.Parameter], world_size: int,
+                         loss: torch.Tensor | None = None) -> torch.Tensor | None:
     """Average gradients over processes, as DistributedDataParallel's reducer does, in one flat
     all-reduce. GAN losses call D several times per step and differentiate twice (MA-GP, R1);
-    DDP's hooks do not support that, so the gradients are reduced here after ``backward``."""
+    DDP's hooks do not support that, so the gradients are reduced here after ``backward``.
+
+    ``loss`` (a scalar) travels in the same all-reduce and its mean over processes is returned, so
+    every process sees at once when any process's loss is non-finite (and all stop together)."""
+    if world_size <= 1:
+        return loss
     grads = [p.grad for p in params if p.grad is not None]
-    if world_size <= 1 or not grads:
-        return
-    flat = torch.cat([g.flatten() for g in grads])
+    dtype = grads[0].dtype if grads else torch.float32
+    parts = [g.flatten() for g in grads]
+    if loss is not None:
+        parts.append(loss.detach().reshape(1).to(dtype))
+    if not parts:
+        return loss
+    flat = torch.cat(parts)
     dist.all_reduce(flat)
     flat /= world_size
     offset = 0
@@ -86,6 +133,29 @@ def all_reduce_gradients(params: list[torch.nn.Parameter], world_size: int) -> N
         n = g.numel()
         g.copy_(flat[offset: offset + n].view_as(g))
         offset += n
+    return flat[-1] if loss is not None else None
+
+
+def broadcast_tensors(tensors: list[torch.Tensor], src: int = 0) -> None:
+    """Overwrite ``tensors`` in every process with rank ``src``'s values (one flat broadcast per dtype)."""
+    by_dtype: dict = {}
+    for t in tensors:
+        by_dtype.setdefault(t.dtype, []).append(t)
+    for group in by_dtype.values():
+        flat = torch.cat([t.detach().flatten() for t in group])
+        dist.broadcast(flat, src)
+        offset = 0
+        for t in group:
+            t.data.copy_(flat[offset: offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+
+def first_non_finite(tensors: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor holding NaN or inf, else None."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            return name
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,6 +219,7 @@ class EMA:
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(step, weights path)`` of the complete checkpoints (weights and state), oldest first."""
     ckpt_dir = Path(run_dir) / "checkpoints"
     if not ckpt_dir.is_dir():
         return []
@@ -170,6 +241,27 @@ def rng_state() -> dict:
     }
 
 
+def gather_rng_states(info: DistInfo) -> list[dict]:
+    """Every process's RNG states, in rank order (collective: all ranks must call it)."""
+    if info.world_size <= 1:
+        return [rng_state()]
+    states: list = [None] * info.world_size
+    dist.all_gather_object(states, rng_state())
+    return states
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> bytes:
+    from safetensors.torch import save
+
+    return save(tensors, metadata=metadata)
+
+
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
@@ -189,27 +281,40 @@ class Trainer:
     def __init__(self, cfg: ExperimentConfig, run_dir: str | Path | None = None, progress: bool = True):
         self.cfg = cfg
         self.progress = progress
-        self.dist = init_distributed(cfg.train.device)
-        self.device = resolve_device(cfg.train.device, self.dist)
         t = cfg.train
-        seed = t.seed + self.dist.rank
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
+        if t.amp not in ("none", "bf16", "fp16"):
+            raise T2IError(f"train.amp must be none, bf16 or fp16, got {t.amp!r}")
+        self.dist = init_distributed(t.device)
+        self.device = resolve_device(t.device, self.dist)
+        seed_everything(t.seed)  # the same model in every process
 
         self.train_set, self.test_set = build_datasets(cfg)
         self.vocab = build_vocab(cfg, self.train_set)
         self.collate = CaptionCollator(self.vocab, cfg.data.max_words, cfg.data.shorten, train=True)
         self.model = build_model(cfg, len(self.vocab)).to(self.device)
+        if self.dist.world_size > 1:  # rank 0's weights everywhere, whatever the initialisers did
+            broadcast_tensors(list(self.model.parameters()) + list(self.model.buffers()))
+        if t.channels_last:
+            self.model.generator.to(memory_format=torch.channels_last)
+            self.model.discriminator.to(memory_format=torch.channels_last)
         self.model.train()
+        seed_everything(t.seed + self.dist.rank)  # training noise and dropout differ per process
         self.optimizers = {
             phase: torch.optim.Adam(groups) for phase, groups in self.model.optimizer_groups(t).items()
         }
+        # fp16 needs its gradients scaled (one scaler per optimizer); bf16 has fp32's range and does not
+        use_scaler = t.amp == "fp16" and self.device.type == "cuda"
+        self.scalers = {phase: torch.amp.GradScaler("cuda", enabled=use_scaler) for phase in self.optimizers}
         self.ema = EMA(self.model.generator, t.ema_decay) if t.ema_decay > 0 else None
+        if t.compile:
+            # in place (state_dict keys unchanged), after the EMA copy. Only G: D's MA-GP / R1 take a
+            # gradient of a gradient, which torch.compile does not support.
+            self.model.generator.compile()
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
         self.last_checkpoint: Path | None = None
+        self.checkpoint_step: int | None = None  # the step last_checkpoint was written at
         self.run_dir = Path(run_dir) if run_dir else None
         self._tb = None
 
@@ -221,8 +326,12 @@ class Trainer:
             self.run_dir = new_run_dir(self.cfg.runs_dir, self.cfg.name)
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "experiment.json").write_text(self.cfg.to_json())
+            for tmp in (self.run_dir / "checkpoints").glob(".*.tmp"):  # left by a killed run
+                tmp.unlink(missing_ok=True)
+            atomic_write_bytes(self.run_dir / "experiment.json", self.cfg.to_json().encode())
             save_run(self.run_dir, self.cfg.to_dict(), self.model, self.vocab, self.ema.module if self.ema else None)
+        if self.dist.world_size > 1:
+            dist.barrier()
         return self.run_dir
 
     def log(self, logs: dict) -> None:
@@ -244,58 +353,124 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        """Weights (safetensors) + optimizer/RNG/data position (``torch.save`` of plain tensors and
-        numbers, read back with ``weights_only=True``), each written atomically; old ones pruned."""
+        """Weights (safetensors) + optimizers, loss scalers, RNG states of every process and data
+        position (``torch.save`` of plain tensors and numbers, read back with ``weights_only=True``).
+        Each file is written to a temporary file, flushed and renamed, the state file last; older
+        checkpoints beyond ``keep_checkpoints`` are removed. Collective: every process calls it,
+        only rank 0 writes. Refuses to write non-finite weights."""
+        rngs = gather_rng_states(self.dist)
         ckpt_dir = self.run_dir / "checkpoints"
-        ckpt_dir.mkdir(exist_ok=True)
         path = ckpt_dir / f"step-{self.step:08d}.safetensors"
+        if not self.dist.is_main:
+            self.last_checkpoint, self.checkpoint_step = path, self.step
+            return path
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         if self.ema:
             tensors.update({f"ema.{k}": v for k, v in self.ema.module.state_dict().items()})
+        bad = first_non_finite(tensors)
+        if bad:
+            raise T2IError(f"non-finite weights ({bad}) at step {self.step}; not saving them; "
+                           f"last good checkpoint: {self.last_checkpoint or 'none yet'}")
         state = {
             "step": self.step,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
+            "world_size": self.dist.world_size,
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "rng": rng_state(),
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
+            "rng": rngs[0],
+            "rng_per_rank": rngs,
         }
-        state_path = path.with_suffix(".state.pt")
-        tmp = state_path.with_name(f".{state_path.name}.tmp")
-        torch.save(state, tmp)
-        save_safetensors(tensors, path, {"step": str(self.step)})
-        os.replace(tmp, state_path)  # the state file last: a checkpoint counts only when both exist
+        weights = safetensors_bytes({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+                                    metadata={"step": str(self.step)})
+        atomic_write_bytes(path, weights)
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(path.with_suffix(".state.pt"), buf.getvalue())  # last: completes the checkpoint
         save_run(self.run_dir, self.cfg.to_dict(), self.model, self.vocab, self.ema.module if self.ema else None)
-        self.last_checkpoint = path
-        for _, old in list_checkpoints(self.run_dir)[: -self.cfg.train.keep_checkpoints]:
-            old.unlink(missing_ok=True)
-            old.with_suffix(".state.pt").unlink(missing_ok=True)
+        self.last_checkpoint, self.checkpoint_step = path, self.step
+        self.prune_checkpoints()
         return path
 
-    def load_checkpoint(self, path: Path) -> None:
+    def prune_checkpoints(self) -> None:
+        """Keep the newest ``keep_checkpoints`` complete checkpoints; drop older ones and any older
+        half-written weights file (a run killed between its two files)."""
+        keep = {p for _, p in list_checkpoints(self.run_dir)[-max(1, self.cfg.train.keep_checkpoints):]}
+        for p in (self.run_dir / "checkpoints").glob("step-*.safetensors"):
+            m = CKPT_RE.match(p.name)
+            if p not in keep and m and int(m.group(1)) <= self.step:
+                p.unlink(missing_ok=True)
+                p.with_suffix(".state.pt").unlink(missing_ok=True)
+
+    def read_checkpoint(self, path: Path) -> tuple[dict, dict]:
+        """``(tensors, state)`` of a checkpoint, or a T2IError naming the unreadable file."""
         tensors = load_safetensors(path)
-        model_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.model.load_state_dict(model_sd)
-        if self.ema:
-            self.ema.module.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        state_path = path.with_suffix(".state.pt")
         try:
-            state = torch.load(path.with_suffix(".state.pt"), map_location="cpu", weights_only=True)
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise T2IError(f"cannot read checkpoint state {path.with_suffix('.state.pt')}: {e}") from None
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
+            raise T2IError(f"cannot read checkpoint state {state_path}: {type(e).__name__}: {str(e)[:200]}") from None
+        missing = {"step", "epoch", "batch_in_epoch", "optimizers", "rng"} - set(state if isinstance(state, dict) else {})
+        if missing:
+            raise T2IError(f"checkpoint state {state_path} lacks {sorted(missing)}")
+        return tensors, state
+
+    def load_checkpoint(self, path: Path) -> None:
+        tensors, state = self.read_checkpoint(path)  # everything is read before anything is changed
+        try:
+            self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+            if self.ema:
+                self.ema.module.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, s in self.scalers.items():
+                if state.get("scalers", {}).get(k):
+                    s.load_state_dict(state["scalers"][k])
+        except (RuntimeError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise T2IError(f"checkpoint {path} does not fit this model/config: {first}") from None
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        set_rng_state(state["rng"])
-        self.last_checkpoint = path
+        rngs = state.get("rng_per_rank") or [state["rng"]]
+        if len(rngs) == self.dist.world_size:
+            set_rng_state(rngs[self.dist.rank])
+        else:  # resumed with another number of processes: continue, but not bit-identically
+            if self.dist.is_main:
+                tqdm.write(f"warning: {path.name} was written by {len(rngs)} process(es), resuming with "
+                           f"{self.dist.world_size}; random streams are re-seeded", file=sys.stderr)
+            seed_everything(self.cfg.train.seed + self.dist.rank + 7919 * self.step)
+        self.last_checkpoint, self.checkpoint_step = path, self.step
+        if self.dist.is_main:
+            self.truncate_log()
+
+    def truncate_log(self) -> None:
+        """Drop ``log.jsonl`` lines after ``self.step``: they belong to the part of an interrupted
+        run that the resumed one repeats."""
+        log = self.run_dir / "log.jsonl"
+        if not log.is_file():
+            return
+        kept = []
+        for line in log.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= self.step:
+                    kept.append(line)
+            except json.JSONDecodeError:  # a line cut by a kill
+                pass
+        atomic_write_bytes(log, "".join(f"{line}\n" for line in kept).encode())
 
     def resume(self) -> bool:
         """Continue from the newest readable checkpoint of ``run_dir``; a corrupt one is reported
-        and the one before it used."""
-        for step, path in reversed(list_checkpoints(self.run_dir)):
+        and the one before it used. False when there is no checkpoint; a T2IError when there are
+        checkpoints but none can be read (rather than silently starting again)."""
+        found = list_checkpoints(self.run_dir)
+        for step, path in reversed(found):
             try:
                 self.load_checkpoint(path)
                 return True
             except T2IError as e:
-                tqdm.write(f"warning: skipping unreadable checkpoint {path.name}: {e}", file=sys.stderr)
+                if self.dist.is_main:
+                    tqdm.write(f"warning: skipping unreadable checkpoint {path.name}: {e}", file=sys.stderr)
+        if found:
+            raise T2IError(f"none of the {len(found)} checkpoints in {self.run_dir / 'checkpoints'} can be read")
         return False
 
     # -- sampling --------------------------------------------------------------------------------
@@ -335,7 +510,8 @@ class Trainer:
         seen in the current epoch are skipped without being loaded."""
         t = self.cfg.train
         if len(self.train_set) < t.batch_size * self.dist.world_size:
-            raise T2IError(f"the training set has {len(self.train_set)} images, fewer than one batch ({t.batch_size})")
+            raise T2IError(f"the training set has {len(self.train_set)} images, fewer than one batch "
+                           f"({t.batch_size} x {self.dist.world_size} processes)")
         while True:
             indices = self.epoch_indices()
             n_batches = len(indices) // t.batch_size
@@ -347,10 +523,28 @@ class Trainer:
                                 generator=torch.Generator().manual_seed(t.seed + 7919 * self.epoch + start))
             for i, batch in enumerate(loader, start=start + 1):
                 self.batch_in_epoch = i
-                yield {k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+                yield {k: self.to_device(v) for k, v in batch.items()}
             assert self.batch_in_epoch == n_batches or start >= n_batches
             self.epoch += 1
             self.batch_in_epoch = 0
+
+    def to_device(self, v):
+        if not torch.is_tensor(v):
+            return v
+        v = v.to(self.device, non_blocking=True)
+        if self.cfg.train.channels_last and v.dim() == 4:
+            v = v.contiguous(memory_format=torch.channels_last)
+        return v
+
+    def check_finite(self, phase: str, loss: torch.Tensor, logs: dict) -> None:
+        """Stop at the first non-finite loss, naming the step, the loss terms and the last good checkpoint."""
+        if torch.isfinite(loss):
+            return
+        bad = [f"{k}={v}" for k, v in logs.items() if isinstance(v, float) and not math.isfinite(v)]
+        where = "" if bad or self.dist.world_size == 1 else " on another process"
+        raise T2IError(f"non-finite {phase} loss{where} at step {self.step + 1} "
+                       f"({', '.join(bad) or f'{phase} loss={loss.item()}'}); training stopped without saving; "
+                       f"last good checkpoint: {self.last_checkpoint or 'none yet'}")
 
     def train_step(self, batch) -> dict:
         state: dict = {}
@@ -359,19 +553,24 @@ class Trainer:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16,
                                   enabled=amp != "none" and self.device.type == "cuda")
         for phase in self.model.phases:
-            opt = self.optimizers[phase]
+            opt, scaler = self.optimizers[phase], self.scalers[phase]
             with autocast:
                 loss, phase_logs = self.model.compute_loss(phase, batch, state)
-            if not torch.isfinite(loss):
-                where = self.last_checkpoint or "none yet"
-                raise T2IError(f"non-finite {phase} loss ({loss.item()}) at step {self.step}: "
-                               f"{phase_logs}; last good checkpoint: {where}")
+            if self.dist.world_size == 1:
+                self.check_finite(phase, loss, phase_logs)  # before anything is changed
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             params = [p for g in opt.param_groups for p in g["params"]]
-            all_reduce_gradients(params, self.dist.world_size)
-            opt.step()
+            mean_loss = all_reduce_gradients(params, self.dist.world_size, loss)
+            if self.dist.world_size > 1:  # every process stops if any process's loss is non-finite
+                self.check_finite(phase, mean_loss, phase_logs)
+            scaler.step(opt)
+            scaler.update()
             logs.update(phase_logs)
+        if self.dist.world_size > 1:
+            buffers = [b for b in self.model.buffers() if b.is_floating_point()]
+            if buffers:
+                broadcast_tensors(buffers)
         if self.ema:
             self.ema.update(self.model.generator, self.ema_decay())
         return logs
@@ -397,7 +596,7 @@ class Trainer:
         batches = self.batches()
         stopped_early = False
         while self.step < t.max_steps:
-            if t.time_limit_min and time.time() - start_time > 60 * t.time_limit_min:
+            if t.time_limit_min and self.time_is_up(start_time):
                 stopped_early = True
                 break
             logs = self.train_step(next(batches))
@@ -408,12 +607,12 @@ class Trainer:
                 self.log({**logs, "epoch": self.epoch, "time_s": round(time.time() - start_time, 1)})
             if t.sample_every and self.step % t.sample_every == 0:
                 self.write_samples()
-            if self.step % t.checkpoint_every == 0 and self.dist.is_main:
+            if self.step % t.checkpoint_every == 0:
                 self.save_checkpoint()
         bar.close()
+        if self.checkpoint_step != self.step:
+            self.save_checkpoint()
         if self.dist.is_main:
-            if not self.last_checkpoint or not str(self.last_checkpoint).endswith(f"{self.step:08d}.safetensors"):
-                self.save_checkpoint()
             grid = self.write_samples()
             if stopped_early:
                 tqdm.write(f"time limit reached after {self.step} steps")
@@ -422,6 +621,13 @@ class Trainer:
         if self.dist.world_size > 1:
             dist.barrier()
         return self.run_dir
+
+    def time_is_up(self, start_time: float) -> bool:
+        """Whether ``time_limit_min`` has passed; rank 0's clock decides for every process."""
+        up = torch.tensor([float(time.time() - start_time > 60 * self.cfg.train.time_limit_min)])
+        if self.dist.world_size > 1:
+            dist.broadcast(up, 0)
+        return bool(up.item())
 
 
 def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, progress: bool = True) -> Path:
