@@ -505,6 +505,19 @@ class Trainer:
             return list(sampler)
         return torch.randperm(len(self.train_set), generator=torch.Generator().manual_seed(t.seed + self.epoch)).tolist()
 
+    def apply_lr_schedule(self) -> None:
+        """Per-epoch learning-rate schedule of models that define ``lr_factor(epoch)`` (GAN-INT-CLS
+        halves its rates every 100 epochs): every group's rate becomes its initial rate times the
+        factor. A function of the epoch alone, so a resumed run gets the same rates."""
+        factor_fn = getattr(self.model, "lr_factor", None)
+        if factor_fn is None:
+            return
+        factor = factor_fn(self.epoch)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * factor
+
     def batches(self):
         """Endless batches. The position (epoch, batch) is tracked; on resume the batches already
         seen in the current epoch are skipped without being loaded."""
@@ -513,6 +526,7 @@ class Trainer:
             raise T2IError(f"the training set has {len(self.train_set)} images, fewer than one batch "
                            f"({t.batch_size} x {self.dist.world_size} processes)")
         while True:
+            self.apply_lr_schedule()
             indices = self.epoch_indices()
             n_batches = len(indices) // t.batch_size
             start = self.batch_in_epoch
