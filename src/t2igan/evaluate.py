@@ -1,0 +1,432 @@
+"""Evaluate a trained run: generate images from test captions, score them, append to ``metrics.jsonl``.
+
+    results = evaluate("runs/00003-dfgan-shapes", metrics=["fid", "is", "rprec", "shapes"], n=30000)
+
+Captions: image ``k % N`` of the test split with its caption number ``(k // N) % C`` for
+``k = 0 .. n-1`` (every test caption once before any repeats, as the official evaluations go over all
+test captions); noise from one generator seeded with ``seed`` (the model's own truncation). Images are
+scored batch by batch as they are generated, so only features are kept in memory.
+
+Metrics (SPEC "Evaluation protocols"):
+
+* ``fid``: :mod:`t2igan.metrics.fid` over pool3 features of the FID Inception (its weights file is
+  needed); reference statistics from ``fid_stats`` (an ``.npz``, see ``t2igan eval-stats``) or, if
+  none is given, computed from all real test images of the run's data set.
+* ``is``: :mod:`t2igan.metrics.inception_score`, 10 splits, class probabilities of the same 2015 TF
+  Inception as the original IS code (``softmax(pool3 W)``, no bias) or, with
+  ``is_network="imagenet"``, of torchvision's ImageNet Inception-v3.
+* ``rprec``: :mod:`t2igan.metrics.r_precision` with a pretrained DAMSM (``damsm``; default: the
+  DAMSM the run was trained with, which favours the run -- the record says which one scored it).
+* ``shapes`` (Shapes runs only): :mod:`t2igan.metrics.shapes_probe` -- attribute accuracy on the
+  ``test`` captions and on the ``test_heldout`` captions (held-out colour-shape pairs), and Shapes-FID
+  on the probe's features (domain-specific, not comparable with Inception FID).
+
+Each result is one JSON line in ``<run>/metrics.jsonl``: ``metric``, ``value`` (and ``std`` where
+there is one), ``n``, ``seed``, ``run``, ``time`` and metric-specific details.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import T2IError
+
+METRICS = ("fid", "is", "rprec", "shapes")
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class TestCaptions:
+    """The evaluation captions and what is known about each."""
+
+    captions: list[str]
+    image_idx: list[int]  # source test image of each caption
+    class_ids: list[int]  # -1: no class
+    attributes: list[dict] | None = None  # Shapes scenes
+    pool: list[str] = field(default_factory=list)  # every caption of every test image (R-precision pool)
+    pool_image_idx: list[int] = field(default_factory=list)
+    pool_class_ids: list[int] = field(default_factory=list)
+
+
+def class_id_of(dataset, i: int) -> int:
+    ids = getattr(dataset, "class_ids", None)
+    return int(ids[i]) if ids is not None else -1
+
+
+def test_captions(dataset, n: int) -> TestCaptions:
+    """``n`` captions cycling over the images of ``dataset``, then over their caption numbers."""
+    num_images = len(dataset)
+    all_caps = [dataset.captions(i) for i in range(num_images)]
+    caps, idx, cls, attrs = [], [], [], []
+    shapes = hasattr(dataset, "attributes")
+    for k in range(n):
+        i = k % num_images
+        image_caps = all_caps[i]
+        caps.append(image_caps[(k // num_images) % len(image_caps)])
+        idx.append(i)
+        cls.append(class_id_of(dataset, i))
+        if shapes:
+            attrs.append(dataset.attributes(i))
+    out = TestCaptions(caps, idx, cls, attrs if shapes else None)
+    for i, image_caps in enumerate(all_caps):
+        out.pool += image_caps
+        out.pool_image_idx += [i] * len(image_caps)
+        out.pool_class_ids += [class_id_of(dataset, i)] * len(image_caps)
+    return out
+
+
+def build_eval_dataset(data: dict, split: str = "test", image_size: int | None = None):
+    """The run's data set (from its config's ``data`` section) for ``split``."""
+    from .data.datasets import build_dataset
+
+    kwargs = dict(data.get("test_args") or {}) if split != "train" else dict(data.get("train_args") or {})
+    return build_dataset(data.get("dataset", "shapes"), root=data.get("root"), split=split,
+                         image_size=image_size or data.get("image_size", 64), **kwargs)
+
+
+def real_image_batches(dataset, batch_size: int, limit: int | None = None):
+    """Batches (B, 3, S, S) in [-1, 1] of the data set's images (first caption's item; no augmentation
+    on the test split)."""
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    for s in range(0, n, batch_size):
+        yield torch.stack([dataset.get_item(i, 0)["image"] for i in range(s, min(s + batch_size, n))])
+
+
+# ---------------------------------------------------------------------------------------------------
+# generation
+# ---------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def generate_batches(pipe, captions: list[str], batch_size: int, seed: int):
+    """Yield ``(start, images (B, 3, H, W) in [-1, 1] on the CPU)`` for ``captions``, in order.
+
+    Captions are tokenised with the run's vocabulary (unknown words become ``<unk>``, long captions are
+    shortened deterministically); noise comes from one CPU generator seeded with ``seed``."""
+    from .data.text import encode_captions
+
+    truncation = getattr(pipe.model.config, "truncation", None)
+    gen = torch.Generator().manual_seed(seed)
+    for s in range(0, len(captions), batch_size):
+        chunk = captions[s:s + batch_size]
+        tokens, lengths = encode_captions(pipe.vocab, chunk, pipe.max_words, strict=False)
+        noise = pipe.model.noise(len(chunk), truncation, gen)
+        out = pipe.model.generate(tokens.to(pipe.device), lengths.to(pipe.device), noise.to(pipe.device))
+        yield s, out.images.float().clamp(-1, 1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# scorers: prepare (fail early: missing weights), consume batches, finish into records
+# ---------------------------------------------------------------------------------------------------
+
+
+class InceptionScorer:
+    """FID and/or IS from one Inception pass per batch."""
+
+    def __init__(self, want_fid: bool, want_is: bool, weights: str | None, is_network: str, fid_stats: str | None,
+                 device, batch_size: int):
+        from .metrics.inception import build_inception, resolve_weights_path
+
+        self.want_fid, self.want_is, self.device, self.batch_size = want_fid, want_is, device, batch_size
+        self.is_network = is_network
+        if is_network not in ("fid", "imagenet"):
+            raise T2IError(f"is_network must be 'fid' or 'imagenet', got {is_network!r}")
+        need_fid_net = want_fid or (want_is and is_network == "fid")
+        self.net = build_inception("fid", path=weights, device=device) if need_fid_net else None
+        self.weights = str(resolve_weights_path("fid", weights)) if need_fid_net else None
+        self.is_net = build_inception("imagenet", device=device) if want_is and is_network == "imagenet" else None
+        self.fid_stats = None
+        if want_fid and fid_stats:
+            from .metrics.fid import load_statistics
+
+            self.fid_stats = load_statistics(fid_stats)
+            self.reference = str(fid_stats)
+        self.pool3, self.probs = [], []
+
+    @torch.no_grad()
+    def add(self, images: torch.Tensor) -> None:
+        for chunk in torch.split(images, self.batch_size):
+            chunk = chunk.to(self.device)
+            if self.net is not None:
+                pool3 = self.net(chunk, output="pool3")  # (B, 2048)
+                if self.want_fid:
+                    self.pool3.append(pool3.float().cpu().numpy())
+                if self.want_is and self.is_network == "fid":
+                    # original IS code: softmax(pool3 @ W) of the 2015 network, no bias
+                    self.probs.append(torch.softmax(pool3 @ self.net.fc.weight.t(), dim=1).double().cpu().numpy())
+            if self.is_net is not None:
+                self.probs.append(self.is_net(chunk, output="probs").double().cpu().numpy())
+
+    @torch.no_grad()
+    def reference_statistics(self, dataset, progress: bool):
+        from tqdm import tqdm
+
+        from .metrics.fid import feature_statistics
+
+        if self.fid_stats is not None:
+            return self.fid_stats
+        feats = []
+        batches = real_image_batches(dataset, self.batch_size)
+        total = -(-len(dataset) // self.batch_size)
+        for images in tqdm(batches, total=total, desc="FID reference (real test images)", disable=not progress):
+            feats.append(self.net(images.to(self.device), output="pool3").float().cpu().numpy())
+        self.reference = f"real test images ({len(dataset)}), computed"
+        return feature_statistics(np.concatenate(feats))
+
+    def finish(self, dataset, progress: bool) -> list[dict]:
+        from .metrics.fid import feature_statistics, frechet_distance
+        from .metrics.inception_score import inception_score
+
+        records = []
+        if self.want_fid:
+            mu, sigma = feature_statistics(np.concatenate(self.pool3))
+            ref_mu, ref_sigma = self.reference_statistics(dataset, progress)
+            records.append({"metric": "fid", "value": frechet_distance(mu, sigma, ref_mu, ref_sigma),
+                            "reference": self.reference, "inception": self.weights})
+        if self.want_is:
+            probs = np.concatenate(self.probs)
+            mean, std = inception_score(probs, splits=min(10, len(probs)))
+            net = self.weights if self.is_network == "fid" else "imagenet inception_v3_google"
+            records.append({"metric": "is", "value": mean, "std": std, "splits": min(10, len(probs)),
+                            "inception": net})
+        return records
+
+
+class RPrecisionScorer:
+    def __init__(self, damsm_path: str, captions: TestCaptions, max_words: int, device, batch_size: int,
+                 trained_with: str | None):
+        from .metrics.r_precision import damsm_features
+        from .models.damsm import damsm_run_dir, load_damsm
+
+        self.damsm, self.vocab = load_damsm(damsm_path, device)
+        self.path = str(damsm_run_dir(damsm_path))
+        self.trained_with = trained_with
+        self.captions, self.device, self.batch_size = captions, device, batch_size
+        damsm_max_words = _damsm_max_words(self.path, max_words)
+        _, self.sent_emb = damsm_features(self.damsm, self.vocab, captions=captions.captions,
+                                          max_words=damsm_max_words, batch_size=batch_size, device=device)
+        _, self.pool_emb = damsm_features(self.damsm, self.vocab, captions=captions.pool,
+                                          max_words=damsm_max_words, batch_size=batch_size, device=device)
+        self.image_emb = []
+
+    @torch.no_grad()
+    def add(self, images: torch.Tensor) -> None:
+        for chunk in torch.split(images, self.batch_size):
+            self.image_emb.append(self.damsm.image_encoder(chunk.to(self.device))[1].float().cpu())
+
+    def finish(self, seed: int) -> list[dict]:
+        from .metrics.r_precision import r_precision
+
+        image_emb = torch.cat(self.image_emb)
+        c = self.captions
+        result = r_precision(image_emb, self.sent_emb, self.pool_emb, group_ids=c.image_idx,
+                             pool_group_ids=c.pool_image_idx, class_ids=c.class_ids, pool_class_ids=c.pool_class_ids,
+                             splits=min(10, len(image_emb)), seed=seed, damsm=self.path)
+        same = self.trained_with is not None and Path(self.trained_with).resolve() == Path(self.path).resolve()
+        return [{"metric": "rprec", "value": result["mean"], "std": result["std"], "splits": result["splits"],
+                 "num_captions": result["num_captions"], "damsm": self.path, "damsm_used_in_training": same}]
+
+
+def _damsm_max_words(damsm_dir: str, default: int) -> int:
+    try:
+        cfg = json.loads((Path(damsm_dir) / "config.json").read_text())
+        return int(cfg["experiment"]["data"].get("max_words", default))
+    except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError):
+        return default
+
+
+class ShapesScorer:
+    def __init__(self, image_size: int, probe_path: str | None, device, progress: bool):
+        from .metrics.shapes_probe import labels_tensor, load_or_train_probe
+
+        self.probe, self.info, self.path = load_or_train_probe(image_size, probe_path, device=device, progress=progress)
+        self.labels_tensor = labels_tensor
+        self.device = device
+        self.preds, self.feats, self.heldout_preds = [], [], []
+
+    @torch.no_grad()
+    def add(self, images: torch.Tensor, heldout: bool = False) -> None:
+        preds, feats = self.probe.predict(images.to(self.device))
+        if heldout:
+            self.heldout_preds.append(preds.cpu())
+        else:
+            self.preds.append(preds.cpu())
+            self.feats.append(feats.cpu())
+
+    def finish(self, captions: TestCaptions, heldout_attributes: list[dict], real_dataset) -> list[dict]:
+        from .metrics.shapes_probe import attribute_accuracy, read_dataset, shapes_fid
+
+        probe_acc = self.info.get("accuracy", {}).get("test", {}).get("mean")
+        records = []
+        acc = attribute_accuracy(torch.cat(self.preds), self.labels_tensor(captions.attributes))
+        records.append({"metric": "shapes_attr", "value": acc["mean"], "exact": acc["exact"],
+                        "per_attribute": acc["per_attribute"], "probe": str(self.path),
+                        "probe_real_accuracy": probe_acc})
+        if self.heldout_preds:
+            acc = attribute_accuracy(torch.cat(self.heldout_preds), self.labels_tensor(heldout_attributes))
+            records.append({"metric": "shapes_attr_heldout", "value": acc["mean"], "exact": acc["exact"],
+                            "per_attribute": acc["per_attribute"], "n": acc["num_images"], "probe": str(self.path)})
+        _, _, real_feats = read_dataset(self.probe, real_dataset, device=self.device)
+        fake_feats = torch.cat(self.feats)
+        if len(fake_feats) >= 2:
+            records.append({"metric": "shapes_fid", "value": shapes_fid(fake_feats.numpy(), real_feats.numpy()),
+                            "reference": f"real test images ({len(real_dataset)})", "probe": str(self.path),
+                            "note": "Frechet distance of Shapes-probe features: domain-specific, not Inception FID"})
+        return records
+
+
+# ---------------------------------------------------------------------------------------------------
+# driver
+# ---------------------------------------------------------------------------------------------------
+
+
+def training_damsm(model_config: dict) -> str | None:
+    """The DAMSM run a model was trained with: its ``damsm_weights``, or the run folder holding its
+    ``text_encoder_weights`` when that is a DAMSM run (DF-GAN's frozen DAMSM text encoder)."""
+    from .models.damsm import damsm_run_dir
+
+    for key in ("damsm_weights", "text_encoder_weights"):
+        path = model_config.get(key)
+        if not path:
+            continue
+        try:
+            run_dir = damsm_run_dir(path)
+            config = json.loads((run_dir / "config.json").read_text())
+        except (T2IError, OSError, ValueError):
+            continue
+        if config.get("model_name") == "damsm":
+            return str(run_dir)
+    return None
+
+
+def parse_metrics(metrics) -> list[str]:
+    names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    names = [m for m in names if m]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        raise T2IError(f"unknown metric(s) {unknown or metrics!r}; choose from {', '.join(METRICS)}")
+    return list(dict.fromkeys(names))
+
+
+def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: int = 50, seed: int = 0,
+             damsm: str | None = None, inception_weights: str | None = None, is_network: str = "fid",
+             fid_stats: str | None = None, probe: str | None = None, device: str | None = None,
+             progress: bool = True, write: bool = True) -> list[dict]:
+    """Generate ``n`` images from test captions of the run and compute ``metrics``; returns the records
+    (also appended to ``<run_dir>/metrics.jsonl`` when ``write``)."""
+    from tqdm import tqdm
+
+    from .pipeline import Text2ImagePipeline
+
+    names = parse_metrics(metrics)
+    if n < 2:
+        raise T2IError(f"--n must be at least 2, got {n}")
+    run_dir = Path(run_dir)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    pipe = Text2ImagePipeline.from_pretrained(run_dir, device=device)
+    experiment = pipe.config.get("experiment", {})
+    data = experiment.get("data", {})
+    is_shapes = data.get("dataset", "shapes") == "shapes"
+    if "shapes" in names and not is_shapes:
+        raise T2IError(f"the shapes metric needs a Shapes run; {run_dir} was trained on {data.get('dataset')!r}")
+    test_set = build_eval_dataset(data, "test")
+    captions = test_captions(test_set, n)
+    start = time.time()
+
+    # prepare every scorer first: missing weights fail before any image is generated
+    scorers = {}
+    if "fid" in names or "is" in names:
+        scorers["inception"] = InceptionScorer("fid" in names, "is" in names, inception_weights, is_network,
+                                               fid_stats, device, batch_size)
+    if "rprec" in names:
+        trained_with = training_damsm(pipe.config.get("model_config", {}))
+        damsm = damsm or trained_with
+        if not damsm:
+            raise T2IError("rprec needs a pretrained DAMSM: pass --damsm RUN_DIR (`t2igan pretrain damsm ...`)")
+        scorers["rprec"] = RPrecisionScorer(damsm, captions, pipe.max_words, device, batch_size, trained_with)
+    heldout = None
+    if "shapes" in names:
+        image_size = data.get("image_size", 64)
+        scorers["shapes"] = ShapesScorer(image_size, probe, device, progress)
+        heldout_set = build_eval_dataset(data, "test_heldout")
+        heldout = test_captions(heldout_set, min(n, len(heldout_set)))
+
+    bar = tqdm(total=n + (len(heldout.captions) if heldout else 0), desc=f"eval {run_dir.name}", unit="img",
+               disable=not progress)
+    for _, images in generate_batches(pipe, captions.captions, batch_size, seed):
+        for scorer in scorers.values():
+            scorer.add(images)
+        bar.update(len(images))
+    if heldout is not None:
+        for _, images in generate_batches(pipe, heldout.captions, batch_size, seed + 1):
+            scorers["shapes"].add(images, heldout=True)
+            bar.update(len(images))
+    bar.close()
+
+    records = []
+    if "inception" in scorers:
+        records += scorers["inception"].finish(test_set, progress)
+    if "rprec" in scorers:
+        records += scorers["rprec"].finish(seed)
+    if "shapes" in scorers:
+        records += scorers["shapes"].finish(captions, heldout.attributes, test_set)
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    common = {"n": n, "seed": seed, "run": str(run_dir), "time": stamp, "eval_seconds": round(time.time() - start, 1)}
+    records = [{**r, **{k: v for k, v in common.items() if k not in r}} for r in records]
+    if write:
+        with open(run_dir / METRICS_FILE, "a") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+    return records
+
+
+def format_table(records: list[dict]) -> str:
+    """A plain-text table: metric | value | +- | details."""
+    rows = [("metric", "value", "std", "details")]
+    for r in records:
+        value = r["value"]
+        if r["metric"] in ("rprec", "shapes_attr", "shapes_attr_heldout"):
+            shown, std = f"{100 * value:.2f}%", (f"{100 * r['std']:.2f}%" if "std" in r else "")
+        else:
+            shown, std = f"{value:.4g}", (f"{r['std']:.3g}" if "std" in r else "")
+        details = []
+        if "damsm" in r:
+            details.append(f"DAMSM {r['damsm']}" + (" (used in training)" if r.get("damsm_used_in_training") else ""))
+        if "per_attribute" in r:
+            details.append(" ".join(f"{k} {100 * v:.1f}" for k, v in r["per_attribute"].items() if v == v))
+        if "reference" in r:
+            details.append(f"ref {r['reference']}")
+        rows.append((r["metric"], shown, std, "; ".join(details)))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}  {d}".rstrip() for a, b, c, d in rows]
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    return "\n".join(lines)
+
+
+@torch.no_grad()
+def dataset_statistics(data: dict, split: str = "test", inception_weights: str | None = None,
+                       batch_size: int = 50, limit: int | None = None, device: str | None = None,
+                       progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+    """FID reference statistics (mu, sigma, number of images) of a data set's real images."""
+    from tqdm import tqdm
+
+    from .metrics.fid import feature_statistics
+    from .metrics.inception import build_inception
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    net = build_inception("fid", path=inception_weights, device=device)
+    dataset = build_eval_dataset(data, split)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    feats = []
+    for images in tqdm(real_image_batches(dataset, batch_size, count), total=-(-count // batch_size),
+                       desc=f"pool3 {split}", disable=not progress):
+        feats.append(net(images.to(device), output="pool3").float().cpu().numpy())
+    mu, sigma = feature_statistics(np.concatenate(feats))
+    return mu, sigma, count
