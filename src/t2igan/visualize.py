@@ -65,7 +65,7 @@ def heat_colours(values: np.ndarray) -> np.ndarray:
 
 
 def attention_figure(image: Image.Image, words: list[str], attn_maps, title: str | None = None,
-                     alpha: float = 0.6) -> Image.Image:
+                     alpha: float = 0.5) -> Image.Image:
     """One row as in AttnGAN's figures: the image, then for each word its attention map, up-sampled
     bilinearly to the image size and laid over it as a heat map, labelled with the word.
 
@@ -87,4 +87,4 @@ def attention_figure(image: Image.Image, words: list[str], attn_maps, title: str
     for m in up:
         blend = (1.0 - alpha) * base + alpha * heat_colours(m)
         cells.append(Image.fromarray(blend.round().astype(np.uint8), "RGB"))
-    return captioned_grid(cells, [title or "", *words], ncol=len(cells), caption_lines=2)
+    return captioned_grid(cells, [title or "", *words], ncol=len(cells), caption_lines=3)

@@ -1,0 +1,63 @@
+"""``t2igan sample RUN "caption" ... --masks``: the spatial masks a model predicts (SSA-GAN).
+
+Writes ``<output stem>-masks.png`` next to the ordinary grid: one row per generated image (a row
+per caption with ``--n 1``), the image first, then the mask of each generator block, from 4x4 up,
+enlarged to the image size (nearest neighbour, so each block's true resolution stays visible) in
+grey-scale: black = 0 (the text leaves the features alone), white = 1 (full text modulation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .. import cli
+from ..errors import T2IError
+from ..visualize import captioned_grid
+
+
+def mask_images(masks: list[torch.Tensor], size: int) -> list[list[Image.Image]]:
+    """Per-block masks ``[(B, 1, h, w)]`` in [0, 1] -> for each of the B images, one grey-scale RGB
+    image per block, enlarged to ``size x size``."""
+    rows: list[list[Image.Image]] = [[] for _ in range(masks[0].shape[0])]
+    for mask in masks:
+        grey = (mask.detach().float().clamp(0, 1)[:, 0] * 255).round().to(torch.uint8).cpu().numpy()  # (B, h, w)
+        for i, m in enumerate(grey):
+            rows[i].append(Image.fromarray(m, "L").resize((size, size), Image.NEAREST).convert("RGB"))
+    return rows
+
+
+def masks_grid(images: list[Image.Image], masks: list[torch.Tensor], captions: list[str]) -> Image.Image:
+    """Rows of ``[image, mask 4x4, mask 8x8, ...]``; the image is labelled with its caption, each
+    mask with its resolution."""
+    if len(images) != masks[0].shape[0]:
+        raise T2IError(f"{len(images)} images but masks for {masks[0].shape[0]}")
+    size = images[0].width
+    cells, labels = [], []
+    for image, caption, row in zip(images, captions, mask_images(masks, size)):
+        cells += [image, *row]
+        labels += [caption, *(f"mask {m.shape[2]}x{m.shape[3]}" for m in masks)]
+    return captioned_grid(cells, labels, ncol=1 + len(masks))
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--masks", action="store_true",
+                        help="also write <output>-masks.png: each generator block's predicted mask (SSA-GAN)")
+
+
+def write_masks(args, pipe, out, out_path) -> None:
+    if not getattr(args, "masks", False):
+        return
+    masks = out.extras.get("masks")
+    if not masks:
+        raise T2IError(f"--masks: the {pipe.model_name} model predicts no masks (SSA-GAN does)")
+    path = Path(out_path)
+    path = path.with_name(f"{path.stem}-masks.png")
+    masks_grid(out.images, masks, out.captions).save(path)
+    print(f"wrote {path} ({len(masks)} masks per image)")
+
+
+cli.SAMPLE_FLAGS.append(add_arguments)
+cli.SAMPLE_HOOKS.append(write_masks)

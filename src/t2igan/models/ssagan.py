@@ -1,0 +1,332 @@
+"""SSA-GAN [Hu, Liao, Yang, Rosenhahn, "Text to Image Generation with Semantic-Spatial Aware GAN",
+CVPR 2022, arXiv 2104.00567]: DF-GAN's one-stage backbone whose text fusion is spatial.
+
+Generator. An FC maps z (100) to ``8nf x 4 x 4``; SSACN blocks then follow, the first at 4x4
+without up-sampling, each later one doubling the resolution (7 blocks for 256 px, 5 for 64 px).
+One SSACN block (:class:`SSACNBlock`):
+
+1. a *weakly supervised mask predictor* reads the previous block's output (the FC output for the
+   first block): conv3x3 -> 100, BN, ReLU, conv1x1 -> 1 mask logit per position. It has no mask
+   labels and no loss of its own; only the adversarial (and DAMSM) losses train it;
+2. the features are up-sampled x2, and so are the mask *logits* (bilinear), then ``m = sigmoid``;
+3. ``shortcut(h) + alpha * conv(ReLU(SSCBN(conv(ReLU(SSCBN(h, e, m))), e, m)))`` with the scalar
+   gate ``alpha`` learned from 0;
+
+where SSCBN [SSA-GAN, semantic-spatial condition batch normalisation] is
+
+    SSCBN(x, e, m) = (gamma(e) * m + 1) * BN(x) + beta(e) * m,
+
+BN without its own affine, gamma and beta two-layer MLPs of the sentence feature ``e`` whose last
+layers start at zero (a fresh block is plain BN). ``m`` decides *where* and *how much* the text
+changes the features; ``m = 1`` everywhere is DF-GAN's channel-wise text affine of ``BN(x)``.
+
+Discriminator and losses are DF-GAN's (:mod:`t2igan.models.dfgan`): hinge on (real, e),
+(fake, e), (real, e_mismatched), MA-GP on real matched pairs, plus the DAMSM loss of the generated
+image (weight 0.05; 0.1 when the text encoder is fine-tuned, ``text_encoder_mode="joint"``).
+
+Where the official code (github.com/wtliao/text2image) and the paper differ, both are options:
+
+* ``upsample_mode``: features are up-sampled ``"nearest"`` in the official code (the default and
+  the presets), ``"bilinear"`` in the paper's text. Mask logits are always bilinear
+  (``align_corners=True``, as in the official code).
+* ``d_max_mult``: the official discriminator widens to ``16 nf`` (the 2021 DF-GAN one); DF-GAN's
+  2022 code stops at ``8 nf``.
+* DAMSM: the official code uses gamma1 = 5 (AttnGAN's code default) and drops the ``1/gamma2`` of
+  the paper's region-word relevance (``damsm_paper_form=False``).
+* Text-encoder fine-tuning: ``"joint"`` trains the text encoder end to end by the generator's
+  losses (DAMSM on the generated image + the adversarial loss through ``e``) at lr 4e-5, the
+  paper's "end-to-end" training. The official ``main_finetune.py`` instead updates it (and the
+  DAMSM image projections) with a DAMSM loss on *real* images in a separate optimizer; that form
+  is not implemented.
+
+The frozen DAMSM image encoder is held outside the module tree: it is in no optimizer, never in
+train mode, and not written to checkpoints or ``model.safetensors`` (it comes from
+``damsm_weights``, like the FID Inception comes from its file).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import T2IError
+from ..losses import d_hinge_loss, g_hinge_loss, matching_aware_gradient_penalty, mismatched
+from ..registry import register_model
+from .base import SampleOutput, T2IModel
+from .damsm import ImageEncoder, damsm_loss, load_damsm
+from .dfgan import Affine, Discriminator, channel_plan
+
+TEXT_ENCODER_MODES = ("frozen", "joint", "joint_d")
+
+
+@dataclass
+class SSAGANConfig:
+    vocab_size: int = 5000  # words in the vocabulary (set from the data)
+    image_size: int = 256  # output side, a power of two >= 16 (7 SSACN blocks at 256)
+    nf: int = 64  # base channel width of G and D (official 64)
+    z_dim: int = 100  # noise size
+    text_emb_dim: int = 300  # text encoder word embedding
+    text_hidden_dim: int = 128  # per LSTM direction; the sentence feature e is 2x this (256)
+    text_dropout: float = 0.5
+    text_encoder_mode: str = "frozen"  # frozen (pretrained DAMSM) | joint (fine-tuned by G's losses) | joint_d (trained by D's loss, as dfgan-shapes)
+    text_encoder_lr: float | None = 4e-5  # learning rate of a trainable text encoder (official fine-tuning 4e-5)
+    damsm_weights: str | None = None  # DAMSM run folder: its text encoder starts ours, its image encoder scores the DAMSM loss
+    damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn (random: tests only)
+    damsm_weight: float | None = None  # DAMSM loss weight; None: 0.05 (frozen), 0.1 (joint); 0 disables the loss
+    damsm_gamma1: float = 5.0  # word-region attention sharpness (official SSA-GAN code: 5)
+    damsm_gamma2: float = 5.0  # region-word relevance sharpness
+    damsm_gamma3: float = 10.0  # image-text matching sharpness
+    damsm_paper_form: bool = False  # True: AttnGAN paper's log(sum exp)^(1/gamma2); False: official code's
+    mask_hidden: int = 100  # channels of the mask predictor's hidden conv (official 100)
+    upsample_mode: str = "nearest"  # feature up-sampling: nearest (official code) | bilinear (paper)
+    d_max_mult: int = 16  # D's widest layer is d_max_mult * nf (official SSA-GAN 16, DF-GAN 2022: 8)
+    ma_gp_weight: float = 2.0  # k in MA-GP
+    ma_gp_power: float = 6.0  # p in MA-GP
+    truncation: float = 0.0  # noise truncation at sampling (official SSA-GAN samples plain N(0, I): 0)
+
+    @property
+    def cond_dim(self) -> int:
+        return 2 * self.text_hidden_dim
+
+    @property
+    def damsm_loss_weight(self) -> float:
+        if self.damsm_weight is not None:
+            return self.damsm_weight
+        return 0.1 if self.text_encoder_mode == "joint" else 0.05
+
+
+class MaskPredictor(nn.Module):
+    """Weakly supervised mask predictor [SSA-GAN, Sec. 3.2]: conv3x3 -> hidden, BN, ReLU,
+    conv1x1 -> 1. Returns mask *logits*; the block up-samples them and applies the sigmoid."""
+
+    def __init__(self, in_ch: int, hidden: int = 100):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_ch, hidden, 3, 1, 1),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, 1, 1),
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)  # (B, 1, h, w)
+
+
+class SSCBN(nn.Module):
+    """Semantic-spatial condition batch norm [SSA-GAN, Sec. 3.2]:
+    ``(gamma(e) m + 1) BN(x) + beta(e) m``, BN without affine.
+
+    The text affine is DF-GAN's :class:`~t2igan.models.dfgan.Affine` (``a(h) = g(e) h + beta(e)``
+    with ``g`` starting at 1), so with ``gamma = g - 1`` the formula is ``BN(x) + m (a(BN(x)) -
+    BN(x))``: plain BN where ``m = 0``, DF-GAN's affine of ``BN(x)`` where ``m = 1``. The MLPs'
+    hidden width is the sentence size, as in the official code.
+    """
+
+    def __init__(self, cond_dim: int, num_features: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(num_features, affine=False)
+        self.affine = Affine(cond_dim, num_features, hidden_dim=cond_dim)
+
+    def forward(self, x: torch.Tensor, sent_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)  # (B, C, H, W)
+        return h + mask * (self.affine(h, sent_emb) - h)  # mask (B, 1, H, W)
+
+
+class SSACNBlock(nn.Module):
+    """Semantic-spatial aware convolution block [SSA-GAN, Fig. 3]; returns ``(features, mask)``."""
+
+    def __init__(self, cond_dim: int, in_ch: int, out_ch: int, upsample: bool = True, mask_hidden: int = 100,
+                 upsample_mode: str = "nearest"):
+        super().__init__()
+        self.upsample = upsample
+        self.upsample_mode = upsample_mode
+        self.mask_predictor = MaskPredictor(in_ch, mask_hidden)
+        self.norm0 = SSCBN(cond_dim, in_ch)
+        self.conv0 = nn.Conv2d(in_ch, out_ch, 3, 1, 1)
+        self.norm1 = SSCBN(cond_dim, out_ch)
+        self.conv1 = nn.Conv2d(out_ch, out_ch, 3, 1, 1)
+        self.shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+        self.gate = nn.Parameter(torch.zeros(1))  # residual weight, learned from 0
+
+    def forward(self, h: torch.Tensor, sent_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask_logits = self.mask_predictor(h)  # (B, 1, h, w) from the previous block's output
+        if self.upsample:
+            h = F.interpolate(h, scale_factor=2, mode=self.upsample_mode)
+            mask_logits = F.interpolate(mask_logits, size=h.shape[2:], mode="bilinear", align_corners=True)
+        mask = torch.sigmoid(mask_logits)  # (B, 1, H, W) in [0, 1]
+        res = self.conv0(F.relu(self.norm0(h, sent_emb, mask)))
+        res = self.conv1(F.relu(self.norm1(res, sent_emb, mask)))
+        return self.shortcut(h) + self.gate * res, mask
+
+
+class Generator(nn.Module):
+    """FC(z) -> ``8nf x 4 x 4`` -> SSACN blocks (the first without up-sampling) -> BN, leaky ReLU,
+    conv, tanh. ``forward`` returns ``(images, masks)``, one mask per block."""
+
+    def __init__(self, nf: int, z_dim: int, cond_dim: int, image_size: int, mask_hidden: int = 100,
+                 upsample_mode: str = "nearest"):
+        super().__init__()
+        chs = channel_plan(nf, image_size)  # output width per resolution, 4x4 ... image_size
+        ins = [chs[0]] + chs[:-1]
+        self.fc = nn.Linear(z_dim, chs[0] * 4 * 4)
+        self.blocks = nn.ModuleList(
+            SSACNBlock(cond_dim, i, o, upsample=k > 0, mask_hidden=mask_hidden, upsample_mode=upsample_mode)
+            for k, (i, o) in enumerate(zip(ins, chs))
+        )
+        self.to_rgb = nn.Sequential(
+            nn.BatchNorm2d(chs[-1]), nn.LeakyReLU(0.2), nn.Conv2d(chs[-1], 3, 3, 1, 1), nn.Tanh()
+        )
+
+    def forward(self, noise: torch.Tensor, sent_emb: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h = self.fc(noise).view(noise.shape[0], -1, 4, 4)  # (B, 8nf, 4, 4)
+        masks = []
+        for block in self.blocks:
+            h, mask = block(h, sent_emb)
+            masks.append(mask)
+        return self.to_rgb(h), masks  # (B, 3, S, S), [(B, 1, 4, 4), (B, 1, 8, 8), ..., (B, 1, S, S)]
+
+
+def discriminator_loss(D: Discriminator, images: torch.Tensor, sent_emb: torch.Tensor, fake: torch.Tensor,
+                       ma_gp_weight: float = 2.0, ma_gp_power: float = 6.0) -> tuple[torch.Tensor, dict]:
+    """DF-GAN's D objective [DF-GAN, Eq. 3], which SSA-GAN keeps: hinge on (real, e), (fake, e),
+    (real, e_mismatched) + MA-GP on (real, e). ``images`` and ``sent_emb`` must require grad."""
+    real_feats = D.features(images)
+    real_logits = D.logits(real_feats, sent_emb)
+    mis_logits = D.logits(real_feats, mismatched(sent_emb))
+    fake_logits = D.logits(D.features(fake.detach()), sent_emb)
+    adv = d_hinge_loss(real_logits, fake_logits, mis_logits)
+    gp = matching_aware_gradient_penalty(real_logits, images, sent_emb, ma_gp_weight, ma_gp_power)
+    loss = adv + gp
+    return loss, {
+        "d_loss": loss.item(),
+        "d_adv": adv.item(),
+        "ma_gp": gp.item(),
+        "d_real": real_logits.mean().item(),
+        "d_fake": fake_logits.mean().item(),
+        "d_mismatch": mis_logits.mean().item(),
+    }
+
+
+def _class_ids(batch: dict) -> torch.Tensor | None:
+    """Class labels for DAMSM's same-class masking, or None when the data has none (-1)."""
+    ids = batch.get("class_id")
+    if not torch.is_tensor(ids) or (ids < 0).any():
+        return None
+    return ids
+
+
+@register_model("ssagan", SSAGANConfig)
+class SSAGAN(T2IModel):
+    def __init__(self, config: SSAGANConfig):
+        super().__init__(config)
+        c = config
+        if c.text_encoder_mode not in TEXT_ENCODER_MODES:
+            raise T2IError(f"text_encoder_mode must be one of {', '.join(TEXT_ENCODER_MODES)}, got {c.text_encoder_mode!r}")
+        if c.upsample_mode not in ("nearest", "bilinear"):
+            raise T2IError(f"upsample_mode must be nearest or bilinear, got {c.upsample_mode!r}")
+        self.text_encoder = self.build_text_encoder()
+        # the frozen DAMSM image encoder: an attribute outside the module tree (see the module docstring)
+        object.__setattr__(self, "image_encoder", None)
+        if c.damsm_weights:
+            self._load_damsm(c.damsm_weights)
+        self.text_encoder.requires_grad_(self.text_encoder_trainable)
+        self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.mask_hidden, c.upsample_mode)
+        self.discriminator = Discriminator(c.nf, c.cond_dim, c.image_size, c.d_max_mult)
+
+    # -- DAMSM -----------------------------------------------------------------------------------
+    def _load_damsm(self, path: str) -> None:
+        """Start the text encoder from a DAMSM run and keep its image encoder, frozen."""
+        damsm, vocab = load_damsm(path)
+        if len(vocab) != self.config.vocab_size:
+            raise T2IError(f"the DAMSM in {path} has a {len(vocab)}-word vocabulary but the data's has "
+                           f"{self.config.vocab_size}; train with data.vocab={path}/vocab.json")
+        try:
+            self.text_encoder.load_state_dict(damsm.text_encoder.state_dict())
+        except RuntimeError:
+            raise T2IError(f"the text encoder in {path} does not fit model.text_emb_dim={self.config.text_emb_dim}, "
+                           f"model.text_hidden_dim={self.config.text_hidden_dim}") from None
+        self._set_image_encoder(damsm.image_encoder)
+
+    def _set_image_encoder(self, encoder: nn.Module) -> None:
+        object.__setattr__(self, "image_encoder", encoder.eval().requires_grad_(False))
+
+    def frozen_image_encoder(self, device: torch.device) -> nn.Module:
+        """The DAMSM image encoder on ``device``, in eval mode; without ``damsm_weights`` a randomly
+        initialised one (meaningful only in tests), built on first use."""
+        if self.image_encoder is None:
+            warnings.warn("ssagan: no damsm_weights given, so the DAMSM loss uses a randomly initialised "
+                          "image encoder; pretrain one (t2igan pretrain damsm ...) or set model.damsm_weight=0")
+            c = self.config
+            self._set_image_encoder(ImageEncoder(embed_dim=c.cond_dim, backbone=c.damsm_backbone, image_size=c.image_size))
+        enc = self.image_encoder
+        if next(enc.parameters()).device != device:
+            enc.to(device)
+        return enc.eval()
+
+    # -- inference -------------------------------------------------------------------------------
+    def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:
+        G = generator_module or self.generator
+        images, masks = G(noise, text.sent_emb)
+        return SampleOutput(images, {"masks": masks})
+
+    # -- training --------------------------------------------------------------------------------
+    def optimizer_groups(self, train) -> dict[str, list[dict]]:
+        """Adam groups; in ``joint`` mode the text encoder joins G's optimizer at ``text_encoder_lr``."""
+        groups = super().optimizer_groups(train)
+        if self.config.text_encoder_mode == "joint":
+            groups["d"] = groups["d"][:1]  # the base class put the trainable text encoder with D
+            lr = self.config.text_encoder_lr or train.lr_g
+            groups["g"].append({"params": list(self.text_encoder.parameters()), "lr": lr, "betas": tuple(train.betas_g)})
+        return groups
+
+    def compute_loss(self, phase, batch, state):
+        if phase == "d":
+            return self.d_loss(batch, state)
+        return self.g_loss(batch, state)
+
+    def d_loss(self, batch, state):
+        """[DF-GAN, Eq. 3] on SSA-GAN's generator. Only in ``joint_d`` mode does this loss reach the
+        text encoder; otherwise D sees a detached sentence feature."""
+        c = self.config
+        images = batch["image"].requires_grad_(True)
+        text = self.encode_text(batch["tokens"], batch["lengths"])
+        if c.text_encoder_mode == "joint_d":
+            sent_emb = text.sent_emb  # (B, D), with a graph into the text encoder
+        else:
+            text = text.detach()
+            sent_emb = text.sent_emb.requires_grad_(True)  # a leaf, for MA-GP's gradient
+        noise = torch.randn(images.shape[0], c.z_dim, device=images.device)
+        fake, _ = self.generator(noise, sent_emb.detach())
+        state.update(fake=fake, noise=noise, text=text.detach())
+        return discriminator_loss(self.discriminator, images, sent_emb, fake, c.ma_gp_weight, c.ma_gp_power)
+
+    def g_loss(self, batch, state):
+        """``-E[D(G(z, e), e)]`` [DF-GAN, Eq. 4] ``+ lambda * L_DAMSM(G(z, e), text)`` [AttnGAN, Eq. 8].
+
+        In ``joint`` mode the text features are computed afresh (the D phase used detached ones) and
+        the images regenerated from them with the D phase's noise, so both terms train the text
+        encoder; otherwise the D phase's images are reused.
+        """
+        c = self.config
+        if c.text_encoder_mode == "joint":
+            text = self.encode_text(batch["tokens"], batch["lengths"])
+            fake, _ = self.generator(state["noise"], text.sent_emb)
+        else:
+            text, fake = state["text"], state["fake"]
+        D = self.discriminator
+        adv = g_hinge_loss(D.logits(D.features(fake), text.sent_emb))
+        loss, logs = adv, {"g_adv": adv.item()}
+        weight = c.damsm_loss_weight
+        if weight > 0:
+            damsm, damsm_logs = damsm_loss(
+                self.frozen_image_encoder(fake.device), fake, text, class_ids=_class_ids(batch),
+                gamma1=c.damsm_gamma1, gamma2=c.damsm_gamma2, gamma3=c.damsm_gamma3, paper_form=c.damsm_paper_form,
+            )
+            loss = loss + weight * damsm
+            logs.update(damsm_logs, damsm=damsm.item())  # damsm_w, damsm_s: word and sentence terms
+        logs["g_loss"] = loss.item()
+        return loss, logs
