@@ -244,3 +244,16 @@ def test_lr_schedule_decays_per_epoch_to_a_floor():
     assert epoch_lr(t, 0) == 0.002
     assert epoch_lr(t, 1) == pytest.approx(0.002 * 0.98)
     assert epoch_lr(t, 1000) == pytest.approx(epoch_lr(t, 2000)) and 0.0002 * 0.98 <= epoch_lr(t, 1000) <= 0.0002
+
+
+def test_pretrain_on_a_test_split_too_small_for_r_precision_still_saves(tmp_path, capsys):
+    from t2igan.cli import main
+
+    tiny = ["train.max_steps=2", "train.batch_size=8", "data.image_size=32", "data.train_args={num_images: 32}",
+            "data.test_args={num_images: 3}", "model.embed_dim=16", "model.text_hidden_dim=8",
+            "model.text_emb_dim=8", "model.cnn_channels=4"]
+    run = tmp_path / "damsm-run"
+    assert main(["pretrain", "damsm", "damsm-shapes", *tiny, "--run-dir", str(run), "--no-progress"]) == 0
+    assert "R-precision of real test images not computed" in capsys.readouterr().out
+    model, vocab = load_damsm(run)
+    assert model.config.vocab_size == len(vocab)

@@ -137,3 +137,13 @@ def test_dry_run_prints_resolved_config(capsys):
     assert main(["train", "dfgan-shapes", "train.batch_size=5", "model.nf=4", "--dry-run"]) == 0
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["train"]["batch_size"] == 5 and cfg["model_args"]["nf"] == 4 and cfg["model"] == "dfgan"
+
+
+def test_cpu_clock_time_limit_stops_and_saves(tmp_path):
+    cfg = tiny_cfg(steps=50, extra=["train.time_limit_min=0.0001", "train.time_limit_clock=cpu",
+                                    "train.sample_every=0"])
+    Trainer(cfg, tmp_path, progress=False).fit()
+    steps = [s for s, _ in list_checkpoints(tmp_path)]
+    assert steps and steps[-1] < 50  # stopped by the CPU-time budget, and the last step was saved
+    with pytest.raises(T2IError, match="time_limit_clock"):
+        Trainer(tiny_cfg(extra=["train.time_limit_clock=gpu"]), tmp_path / "bad", progress=False)

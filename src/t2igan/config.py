@@ -40,6 +40,7 @@ class TrainConfig:
     batch_size: int = 32
     max_steps: int = 10000  # iterations (one D step + one G step each)
     time_limit_min: float | None = None  # stop early after this many minutes (then save)
+    time_limit_clock: str = "wall"  # wall | cpu: CPU time of this process, a fair budget when runs share cores
     lr_g: float = 1e-4
     lr_d: float = 4e-4
     betas_g: tuple = (0.0, 0.9)

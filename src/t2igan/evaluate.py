@@ -318,9 +318,11 @@ def parse_metrics(metrics) -> list[str]:
 def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: int = 50, seed: int = 0,
              damsm: str | None = None, inception_weights: str | None = None, is_network: str = "fid",
              fid_stats: str | None = None, probe: str | None = None, device: str | None = None,
-             progress: bool = True, write: bool = True) -> list[dict]:
+             progress: bool = True, write: bool = True, probe_size: int | None = None) -> list[dict]:
     """Generate ``n`` images from test captions of the run and compute ``metrics``; returns the records
-    (also appended to ``<run_dir>/metrics.jsonl`` when ``write``)."""
+    (also appended to ``<run_dir>/metrics.jsonl`` when ``write``). ``probe_size``: the side at which the
+    Shapes probe reads the images (default: the run's image size); give one size to compare runs
+    trained at different sizes (images are resized to it, antialiased when shrinking)."""
     from tqdm import tqdm
 
     from .pipeline import Text2ImagePipeline
@@ -353,8 +355,9 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
         scorers["rprec"] = RPrecisionScorer(damsm, captions, pipe.max_words, device, batch_size, trained_with)
     heldout = None
     if "shapes" in names:
-        image_size = data.get("image_size", 64)
+        image_size = probe_size or data.get("image_size", 64)
         scorers["shapes"] = ShapesScorer(image_size, probe, device, progress)
+        shapes_real_set = build_eval_dataset(data, "test", image_size=image_size)
         heldout_set = build_eval_dataset(data, "test_heldout")
         heldout = test_captions(heldout_set, min(n, len(heldout_set)))
 
@@ -376,7 +379,7 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
     if "rprec" in scorers:
         records += scorers["rprec"].finish(seed)
     if "shapes" in scorers:
-        records += scorers["shapes"].finish(captions, heldout.attributes, test_set)
+        records += scorers["shapes"].finish(captions, heldout.attributes, shapes_real_set)
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     common = {"n": n, "seed": seed, "run": str(run_dir), "time": stamp, "eval_seconds": round(time.time() - start, 1)}
     records = [{**r, **{k: v for k, v in common.items() if k not in r}} for r in records]

@@ -284,6 +284,7 @@ class Trainer:
         t = cfg.train
         if t.amp not in ("none", "bf16", "fp16"):
             raise T2IError(f"train.amp must be none, bf16 or fp16, got {t.amp!r}")
+        elapsed_seconds(t.time_limit_clock, 0.0, 0.0)  # an unknown clock fails before any work
         self.dist = init_distributed(t.device)
         self.device = resolve_device(t.device, self.dist)
         seed_everything(t.seed)  # the same model in every process
@@ -604,13 +605,13 @@ class Trainer:
         self.prepare_run_dir()
         if resume and not self.resume() and self.dist.is_main:
             tqdm.write(f"no checkpoint in {self.run_dir}; starting from step 0")
-        start_time = time.time()
+        start_time, cpu_start = time.time(), time.process_time()
         bar = tqdm(total=t.max_steps, initial=self.step, disable=not (self.progress and self.dist.is_main),
                    desc=f"train {self.cfg.model}", dynamic_ncols=True)
         batches = self.batches()
         stopped_early = False
         while self.step < t.max_steps:
-            if t.time_limit_min and self.time_is_up(start_time):
+            if t.time_limit_min and self.time_is_up(start_time, cpu_start):
                 stopped_early = True
                 break
             logs = self.train_step(next(batches))
@@ -636,12 +637,24 @@ class Trainer:
             dist.barrier()
         return self.run_dir
 
-    def time_is_up(self, start_time: float) -> bool:
-        """Whether ``time_limit_min`` has passed; rank 0's clock decides for every process."""
-        up = torch.tensor([float(time.time() - start_time > 60 * self.cfg.train.time_limit_min)])
+    def time_is_up(self, start_time: float, cpu_start: float) -> bool:
+        """Whether ``time_limit_min`` has passed on ``time_limit_clock``; rank 0's clock decides for
+        every process."""
+        t = self.cfg.train
+        up = torch.tensor([float(elapsed_seconds(t.time_limit_clock, start_time, cpu_start) > 60 * t.time_limit_min)])
         if self.dist.world_size > 1:
             dist.broadcast(up, 0)
         return bool(up.item())
+
+
+def elapsed_seconds(clock: str, wall_start: float, cpu_start: float) -> float:
+    """Seconds since the start on ``clock``: ``wall`` (time.time) or ``cpu`` (this process's CPU time,
+    all its threads: a budget that other processes sharing the cores do not eat into)."""
+    if clock == "wall":
+        return time.time() - wall_start
+    if clock == "cpu":
+        return time.process_time() - cpu_start
+    raise T2IError(f"train.time_limit_clock must be wall or cpu, got {clock!r}")
 
 
 def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, progress: bool = True) -> Path:

@@ -31,6 +31,8 @@ def add_eval_arguments(parser) -> None:
                              "imagenet = torchvision's ImageNet Inception-v3")
     parser.add_argument("--fid-stats", help="reference statistics .npz (default: computed from the real test images)")
     parser.add_argument("--probe", help="Shapes probe file (default: the cached one, trained on first use)")
+    parser.add_argument("--probe-size", type=int, default=None,
+                        help="side at which the Shapes probe reads images (default: the run's image size)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--no-progress", action="store_true")
 
@@ -41,7 +43,7 @@ def run_eval(args) -> None:
     records = evaluate(args.run_dir, metrics=args.metrics, n=args.n, batch_size=args.batch_size, seed=args.seed,
                        damsm=args.damsm, inception_weights=args.inception_weights, is_network=args.is_network,
                        fid_stats=args.fid_stats, probe=args.probe, device=args.device,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, probe_size=args.probe_size)
     print(format_table(records))
     print(f"appended {len(records)} lines to {Path(args.run_dir) / METRICS_FILE}")
 
