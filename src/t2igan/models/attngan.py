@@ -329,7 +329,13 @@ def stage_discriminator_loss(D: StageDiscriminator, real: torch.Tensor, fake: to
     ``(L(x, 1) + L(x, e, 1)) / 2 + (L(x_hat, 0) + L(x_hat, e, 0) + L(x, e_wrong, 0)) / 3``
     with ``L`` = BCE with logits; without the unconditional logit, ``L(x, e, 1) + (L(x_hat, e, 0)
     + L(x, e_wrong, 0)) / 2``."""
-    real_feats, fake_feats = D.features(real), D.features(fake.detach())
+    return discriminator_loss_from_features(D, D.features(real), D.features(fake.detach()), sent_emb)
+
+
+def discriminator_loss_from_features(D: StageDiscriminator, real_feats: torch.Tensor, fake_feats: torch.Tensor,
+                                     sent_emb: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """:func:`stage_discriminator_loss` from D's features of the real and the (detached) fake images,
+    for models that read the same features again (DR-GAN's DNM)."""
     cond_real = D.cond_logits(real_feats, sent_emb)
     cond_fake = D.cond_logits(fake_feats, sent_emb)
     cond_wrong = D.cond_logits(real_feats, mismatched(sent_emb))
@@ -348,10 +354,14 @@ def stage_discriminator_loss(D: StageDiscriminator, real: torch.Tensor, fake: to
 
 def stage_generator_loss(D: StageDiscriminator, fake: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
     """[AttnGAN, Eq. 3] as the official code weights it: ``L(x_hat, 1) + L(x_hat, e, 1)``."""
-    feats = D.features(fake)
-    loss = bce_logits_loss(D.cond_logits(feats, sent_emb), True)
+    return generator_loss_from_features(D, D.features(fake), sent_emb)
+
+
+def generator_loss_from_features(D: StageDiscriminator, fake_feats: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
+    """:func:`stage_generator_loss` from D's features of the fake images."""
+    loss = bce_logits_loss(D.cond_logits(fake_feats, sent_emb), True)
     if D.uncond_out is not None:
-        loss = loss + bce_logits_loss(D.uncond_logits(feats), True)
+        loss = loss + bce_logits_loss(D.uncond_logits(fake_feats), True)
     return loss
 
 
@@ -385,12 +395,7 @@ class AttnGAN(T2IModel):
         super().__init__(config)
         c = config
         check_config(c)
-        self.text_encoder = self.build_text_encoder()
-        # the frozen DAMSM image encoder: an attribute outside the module tree (see the module docstring)
-        object.__setattr__(self, "image_encoder", None)
-        if c.damsm_weights:
-            self._load_damsm(c.damsm_weights)
-        self.text_encoder.requires_grad_(False).eval()
+        self.build_frozen_text_encoder()
         self.generator = Generator(c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages, c.num_residual)
         self.discriminator = Discriminators(c.ndf, c.cond_dim, c.stage_sizes, c.uncond_logits)
         init_weights(self.generator)
@@ -403,6 +408,15 @@ class AttnGAN(T2IModel):
         return self
 
     # -- DAMSM -----------------------------------------------------------------------------------
+    def build_frozen_text_encoder(self) -> None:
+        """The text encoder (from ``damsm_weights`` when given), frozen, and the frozen DAMSM image
+        encoder as an attribute outside the module tree (see the module docstring)."""
+        self.text_encoder = self.build_text_encoder()
+        object.__setattr__(self, "image_encoder", None)
+        if self.config.damsm_weights:
+            self._load_damsm(self.config.damsm_weights)
+        self.text_encoder.requires_grad_(False).eval()
+
     def _load_damsm(self, path: str) -> None:
         """Take the text encoder and the image encoder of a pretrained DAMSM, both frozen."""
         from .damsm import load_damsm
