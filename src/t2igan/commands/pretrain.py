@@ -1,8 +1,12 @@
-"""``t2igan pretrain damsm PRESET [section.key=value ...]``: pretrain a DAMSM (text + image encoders).
+"""``t2igan pretrain damsm|stream PRESET [section.key=value ...]``: pretrain a DAMSM (text + image
+encoders) or a MirrorGAN STREAM (image captioner).
 
 Writes ``runs/NNNNN-<preset>/`` with ``config.json``, ``vocab.json``, ``model.safetensors`` and
-``log.jsonl``, and prints the R-precision of the real test images at the end. Give the folder to a GAN
-as ``model.damsm_weights`` / ``model.text_encoder_weights`` together with ``data.vocab=<run>/vocab.json``.
+``log.jsonl``, and prints at the end the R-precision (DAMSM) or the caption scores (STREAM: BLEU-4, and
+on Shapes the attributes the captions name) of the real test images. Give a DAMSM folder to a GAN as
+``model.damsm_weights`` / ``model.text_encoder_weights`` together with ``data.vocab=<run>/vocab.json``,
+a STREAM folder to MirrorGAN as ``model.stream_weights`` (pretrain it with the DAMSM's
+``data.vocab=<DAMSM run>/vocab.json`` so that both share one vocabulary).
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import json
 from .. import cli
 from ..errors import T2IError
 
-WHAT = ("damsm",)
+WHAT = ("damsm", "stream")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("what", choices=WHAT, help="what to pretrain")
-    parser.add_argument("preset", help="preset name (damsm-shapes, damsm-cub, damsm-coco) or a YAML file")
+    parser.add_argument("preset", help="preset name (damsm-shapes, damsm-cub, damsm-coco, stream-shapes, "
+                                       "stream-cub) or a YAML file")
     parser.add_argument("overrides", nargs="*",
                         help="section.key=value, e.g. train.max_steps=500 model.backbone=small_cnn")
     parser.add_argument("--run-dir", help="run folder (default: runs/NNNNN-<preset>)")
@@ -26,16 +31,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from ..models.damsm import pretrain_damsm, resolve_damsm_config
-
-    if args.what != "damsm":
+    if args.what == "damsm":
+        from ..models.damsm import pretrain_damsm as pretrain, resolve_damsm_config as resolve
+    elif args.what == "stream":
+        from ..models.mirrorgan import pretrain_stream as pretrain, resolve_stream_config as resolve
+    else:
         raise T2IError(f"cannot pretrain {args.what!r}")
-    exp = resolve_damsm_config(args.preset, args.overrides)
+    exp = resolve(args.preset, args.overrides)
     if args.dry_run:
         print(json.dumps(exp.to_dict(), indent=2))
         return
-    run_dir = pretrain_damsm(exp, args.run_dir, progress=not args.no_progress)
+    run_dir = pretrain(exp, args.run_dir, progress=not args.no_progress)
     print(f"run folder: {run_dir}")
 
 
-cli.EXTRA_COMMANDS["pretrain"] = (add_arguments, run, "pretrain a DAMSM text/image encoder pair")
+cli.EXTRA_COMMANDS["pretrain"] = (add_arguments, run, "pretrain a DAMSM text/image encoder pair or a MirrorGAN STREAM")
