@@ -36,8 +36,10 @@ browser:
 test: setup browser
 	$(PY) -m pytest tests
 
+# speed suite (CPU: ~12 min on 2 busy cores, held under 15): tables + benchmarks/results/*.json; on a GPU run
+# `python benchmarks/run_speed.py --device cuda` for the official batch sizes
 bench: setup
-	$(PY) benchmarks/run_speed.py
+	OMP_NUM_THREADS=1 $(PY) benchmarks/run_speed.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
