@@ -1,7 +1,9 @@
 """``t2igan`` command line: train | resume | sample | info | list-models | list-presets.
 
 Every command is a thin layer over the Python API (``t2igan.trainer``, ``Text2ImagePipeline``).
-Errors about user input print one line (``error: ...``) and exit with status 2.
+Errors about user input (and OS errors: a full disk, a read-only folder) print one line
+(``error: ...``) and exit with status 2; an unexpected exception prints one line and the path of
+its saved traceback, status 1 (:func:`t2igan.errors.report_error`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import T2IError
+from .errors import T2IError, report_error
 
 # other modules add sub-commands here: name -> (add_arguments(parser), run(args))
 EXTRA_COMMANDS: dict = {}
@@ -25,7 +27,7 @@ def cmd_train(args) -> None:
     if args.dry_run:
         print(cfg.to_json())
         return
-    run_dir = Trainer(cfg, args.run_dir, progress=not args.no_progress).fit(resume=args.resume)
+    run_dir = Trainer(cfg, args.run_dir, progress=not args.no_progress).fit(resume=args.resume, overwrite=args.overwrite)
     print(f"run folder: {run_dir}")
 
 
@@ -39,8 +41,9 @@ def cmd_sample(args) -> None:
     from .pipeline import Text2ImagePipeline
     from .visualize import captioned_grid
 
-    pipe = Text2ImagePipeline.from_pretrained(args.run_dir, device=args.device)
     out_path = Path(args.output)
+    check_image_path(out_path)
+    pipe = Text2ImagePipeline.from_pretrained(args.run_dir, device=args.device)
     if args.interpolate:
         a, b = args.interpolate
         images = pipe.interpolate(a, b, steps=args.steps, seed=args.seed, truncation=args.truncation)
@@ -55,6 +58,18 @@ def cmd_sample(args) -> None:
     print(f"wrote {out_path} ({len(out.images)} images)")
     for hook in SAMPLE_HOOKS:
         hook(args, pipe, out, out_path)
+
+
+def check_image_path(path: Path) -> None:
+    """Refuse an output path PIL cannot write (unknown extension, missing folder) before any work."""
+    from PIL import Image
+
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise T2IError(f"cannot write {path}: unknown image extension {path.suffix!r} (use .png or .jpg)")
+    if not path.parent.is_dir():
+        raise T2IError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise T2IError(f"cannot write {path}: it is a folder")
 
 
 # visualisation writers that model families add (attention maps, masks): f(args, pipe, out, out_path)
@@ -75,9 +90,14 @@ def cmd_info(args) -> None:
     print(f"checkpoints: {len(ckpts)}" + (f" (last at step {ckpts[-1][0]})" if ckpts else ""))
     log = run_dir / "log.jsonl"
     if log.is_file():
-        lines = log.read_text().strip().splitlines()
-        if lines:
-            last = json.loads(lines[-1])
+        last = None
+        for line in reversed(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()):
+            try:  # the last complete line (a killed run may leave a cut one)
+                last = json.loads(line)
+                break
+            except json.JSONDecodeError:
+                continue
+        if isinstance(last, dict):
             print("last log:    " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in last.items()))
     print("model config:")
     for k, v in config["model_config"].items():
@@ -105,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.batch_size=8 model.nf=16")
     t.add_argument("--run-dir", help="run folder (default: runs/NNNNN-<preset>)")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
+    t.add_argument("--overwrite", action="store_true", help="discard the run --run-dir holds and start again")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
@@ -160,12 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args)
-    except T2IError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # the one error boundary: one line, never a traceback
+        return report_error(e)
     return 0
 
 

@@ -219,13 +219,16 @@ def convert_dfgan(checkpoint: str | Path, output: str | Path, text_encoder: str 
     parts = dfgan_parts(load_official(checkpoint), source)
     flat = {f"{part}.{k}": v for part, state in parts.items() for k, v in state.items()}
     g = parts["netG"]
-    if "fc.weight" not in g:
-        raise T2IError(f"{source}: NetG has no fc.weight")
+    if "fc.weight" not in g or g["fc.weight"].dim() != 2:
+        raise T2IError(f"{source}: NetG has no 2-D fc.weight")
     fc_rows, z_dim = g["fc.weight"].shape  # (8 * nf * 4 * 4, z)
     nf = fc_rows // (8 * 16)
     n_blocks = len({k.split(".")[1] for k in g if k.startswith("GBlocks.")})
     image_size = 2 ** (n_blocks + 2)
-    cond_dim = g["GBlocks.0.fuse1.affine0.fc_gamma.linear1.weight"].shape[1] - z_dim
+    first_affine = "GBlocks.0.fuse1.affine0.fc_gamma.linear1.weight"
+    if first_affine not in g or g[first_affine].dim() != 2:
+        raise T2IError(f"{source}: NetG has no 2-D {first_affine} (not a DF-GAN NetG)")
+    cond_dim = g[first_affine].shape[1] - z_dim
     if cond_dim % 2 or fc_rows != nf * 128:
         raise T2IError(f"{source}: NetG sizes do not fit DF-GAN (fc {tuple(g['fc.weight'].shape)}, cond {cond_dim})")
 

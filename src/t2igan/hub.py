@@ -61,6 +61,49 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadat
         raise
 
 
+# a weight beyond this is taken as diverged (float32 reaches 3e38, so such weights stay "finite")
+WEIGHT_LIMIT = 1e15
+
+
+def first_bad_tensor(tensors: dict[str, torch.Tensor]) -> str | None:
+    """``"non-finite weights (name)"`` or ``"diverged weights (name: |w| up to X)"`` for the first
+    floating-point tensor holding NaN/inf or values beyond :data:`WEIGHT_LIMIT`, else None."""
+    for name, t in tensors.items():
+        if not t.is_floating_point() or t.numel() == 0:
+            continue
+        if not torch.isfinite(t).all():
+            return f"non-finite weights ({name})"
+        peak = t.detach().abs().max().item()
+        if peak > WEIGHT_LIMIT:
+            return f"diverged weights ({name}: |w| up to {peak:.3g})"
+    return None
+
+
+def parse_device(device: str | torch.device) -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, checked to
+    exist on this machine; anything else is a T2IError naming it."""
+    if isinstance(device, torch.device):
+        return device
+    name = str(device).strip()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise T2IError(f"unknown device {device!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise T2IError(f"device {device!r} is not available: this machine has no usable CUDA GPU (use cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise T2IError(f"device {device!r} is not available: {torch.cuda.device_count()} CUDA GPU(s)")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise T2IError(f"device {device!r} is not available on this machine (use cpu)")
+    elif dev.type != "cpu":
+        raise T2IError(f"unsupported device {device!r} (use auto, cpu, cuda, cuda:N or mps)")
+    return dev
+
+
 def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
@@ -93,14 +136,16 @@ def inference_state_dict(model: torch.nn.Module, ema_generator: torch.nn.Module 
     return state
 
 
-def save_run(run_dir: str | Path, experiment: dict, model, vocab, ema_generator=None) -> None:
-    """Write ``config.json``, ``vocab.json`` and ``model.safetensors`` for inference."""
+def save_run(run_dir: str | Path, experiment: dict, model, vocab, ema_generator=None, weights: bool = True) -> None:
+    """Write ``config.json``, ``vocab.json`` and (with ``weights``) ``model.safetensors`` for inference.
+    Training writes the weights only with a checkpoint, so they are always trained ones."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {"experiment": experiment, "model_name": model.model_name, "model_config": model.config_dict()}
     atomic_write_bytes(run_dir / CONFIG_NAME, json.dumps(config, indent=2).encode())
     atomic_write_bytes(run_dir / VOCAB_NAME, json.dumps(vocab.to_dict(), ensure_ascii=False).encode())
-    save_safetensors(inference_state_dict(model, ema_generator), run_dir / WEIGHTS_NAME, {"format": "pt"})
+    if weights:
+        save_safetensors(inference_state_dict(model, ema_generator), run_dir / WEIGHTS_NAME, {"format": "pt"})
 
 
 def read_run_config(run_dir: str | Path) -> dict:
@@ -111,9 +156,17 @@ def read_run_config(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise T2IError(f"{run_dir} is not a t2igan run folder: {CONFIG_NAME} is missing")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise T2IError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise T2IError(f"{path} is not a t2igan run config: expected a JSON object, got {type(config).__name__}")
+    for key, kind in (("model_name", str), ("model_config", dict)):
+        if not isinstance(config.get(key), kind):
+            raise T2IError(f"{path} is not a t2igan run config: {key!r} is missing or not a {kind.__name__}")
+    if not isinstance(config.get("experiment", {}), dict):
+        raise T2IError(f"{path} is not a t2igan run config: 'experiment' is not an object")
+    return config
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
@@ -126,8 +179,16 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     # config fields named *_weights point at pretrained parts used to start training; a run's own
     # model.safetensors already holds those parts, so they are not read again
     model_config = {k: (None if k.endswith("_weights") else v) for k, v in config["model_config"].items()}
-    model = create_model(config["model_name"], **model_config)
+    try:
+        model = create_model(config["model_name"], **model_config)
+    except TypeError as e:  # a model config's own checks meeting a value of the wrong type
+        raise T2IError(f"{run_dir / CONFIG_NAME}: bad model config ({e})") from None
     weights = run_dir / WEIGHTS_NAME
+    if not weights.is_file():
+        raise T2IError(f"{run_dir} has no trained weights yet: {WEIGHTS_NAME} is written with the first checkpoint")
     load_safetensors_into(model, weights)
+    bad = first_bad_tensor(model.state_dict())
+    if bad:
+        raise T2IError(f"{weights} holds {bad}: the model cannot generate images")
     vocab = Vocabulary.load(run_dir / VOCAB_NAME)
     return model.to(device).eval(), vocab, config

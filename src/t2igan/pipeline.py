@@ -5,7 +5,7 @@
     result = pipe(["a red circle"], n=4, seed=1, return_output=True)  # images + attention/masks
 
 The same seed gives the same images whatever the device batch: noise is drawn on the CPU from a
-``torch.Generator`` seeded once per call.
+``torch.Generator`` seeded once per call. Images with a non-finite pixel are an error, never a PNG.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import math
+
 import torch
 from PIL import Image
 
 from .data.text import encode_captions
 from .errors import T2IError
-from .hub import load_run
+from .hub import load_run, parse_device
 from .visualize import to_pil
 
 
@@ -41,7 +43,7 @@ class Text2ImagePipeline:
 
     @classmethod
     def from_pretrained(cls, run_dir: str | Path, device: str | torch.device | None = None) -> "Text2ImagePipeline":
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = parse_device(device or "auto")
         model, vocab, config = load_run(run_dir, device)
         return cls(model, vocab, config, device)
 
@@ -64,6 +66,11 @@ class Text2ImagePipeline:
         return tokens.to(self.device), lengths.to(self.device)
 
     def noise(self, count: int, seed: int | None, truncation: float | None) -> torch.Tensor:
+        if seed is not None and not (isinstance(seed, int) and 0 <= seed < 2**63):
+            raise T2IError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+        if truncation is not None and not (isinstance(truncation, (int, float)) and math.isfinite(truncation)
+                                           and truncation >= 0):
+            raise T2IError(f"truncation must be a finite number >= 0 (0: none), got {truncation!r}")
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         return self.model.noise(count, truncation, gen)
 
@@ -78,7 +85,9 @@ class Text2ImagePipeline:
             images.append(out.images.float().cpu())
             for k, v in out.extras.items():
                 extras.setdefault(k, []).append(v)
-        return torch.cat(images), {k: _cat_extras(v) for k, v in extras.items()}
+        images = torch.cat(images)
+        check_finite_images(images)
+        return images, {k: _cat_extras(v) for k, v in extras.items()}
 
     def __call__(self, captions: list[str], n: int = 1, seed: int | None = 0, truncation: float | None = None,
                  batch_size: int = 32, return_output: bool = False):
@@ -104,8 +113,8 @@ class Text2ImagePipeline:
         The sentence embedding is interpolated linearly, ``(1 - t) e_a + t e_b`` [Reed et al. 2016,
         Eq. 5]; models that also attend to words use the words of the nearer end.
         """
-        if steps < 2:
-            raise T2IError(f"interpolation needs at least 2 steps, got {steps}")
+        if not 2 <= steps <= self.max_images:
+            raise T2IError(f"interpolation needs 2 to {self.max_images} steps, got {steps}")
         if truncation is None:
             truncation = getattr(self.model.config, "truncation", None)
         tokens, lengths = self.encode([caption_a, caption_b])
@@ -121,7 +130,16 @@ class Text2ImagePipeline:
         )
         noise = self.noise(1, seed, truncation).expand(steps, -1).to(self.device)
         out = self.model.generate_from_text(feats, noise)
+        check_finite_images(out.images)
         return to_pil(out.images)
+
+
+def check_finite_images(images: torch.Tensor) -> None:
+    """A T2IError when a generated image holds NaN or inf (they would be written as garbage)."""
+    bad = (~torch.isfinite(images.float())).flatten(1).any(1)
+    if bad.any():
+        raise T2IError(f"the model generated {int(bad.sum())} of {len(images)} images with non-finite pixels "
+                       f"(image {int(bad.nonzero()[0])}); its weights or the noise are broken, nothing written")
 
 
 def _cat_extras(values: list):

@@ -12,7 +12,11 @@ Reliability:
   do, so a run killed at any moment (even ``kill -9`` mid-write) leaves the previous ones intact.
   The state holds the optimizers, loss scalers, every process's RNG states and the data position
   (epoch, batch), so a resumed run continues bit for bit as if never interrupted. The last
-  ``keep_checkpoints`` are kept. An unreadable checkpoint is reported and the one before it used.
+  ``keep_checkpoints`` are kept. An unreadable checkpoint (or one holding non-finite weights) is
+  reported and the one before it used. Every checkpoint is read back after writing; only then is it
+  the "last good checkpoint" and is ``model.safetensors`` (always trained weights, or absent) updated.
+* The run folder (see :mod:`t2igan.runfolder`): a folder holding a run is refused without
+  ``resume``/``overwrite``; a resume loads and validates its checkpoint before anything is written.
 * A non-finite loss stops training at once with the step, the loss terms and the last good
   checkpoint; nothing is written after it, and weights are checked for NaN/inf before every save.
 
@@ -63,9 +67,10 @@ from tqdm.auto import tqdm
 
 from .config import ExperimentConfig
 from .data.text import CaptionCollator, Vocabulary, encode_captions
-from .errors import T2IError
-from .hub import atomic_write_bytes, load_safetensors, read_run_config, save_run
+from .errors import T2IError, describe_error
+from .hub import atomic_write_bytes, first_bad_tensor, load_safetensors, parse_device, read_run_config, save_run
 from .registry import create_model, model_config_class
+from .runfolder import check_resume_config, check_run_dir, clear_run
 from .visualize import captioned_grid, to_pil
 
 CKPT_RE = re.compile(r"step-(\d{8})\.safetensors$")
@@ -101,11 +106,9 @@ def init_distributed(device_str: str) -> DistInfo:
 
 
 def resolve_device(device: str, info: DistInfo) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and info.world_size > 1:
+    if device in ("auto", "cuda") and torch.cuda.is_available() and info.world_size > 1:
         device = f"cuda:{info.local_rank}"
-    return torch.device(device)
+    return parse_device(device)
 
 
 def all_reduce_gradients(params: list[torch.nn.Parameter], world_size: int,
@@ -150,12 +153,6 @@ def broadcast_tensors(tensors: list[torch.Tensor], src: int = 0) -> None:
             offset += t.numel()
 
 
-def first_non_finite(tensors: dict[str, torch.Tensor]) -> str | None:
-    """The name of the first floating-point tensor holding NaN or inf, else None."""
-    for name, t in tensors.items():
-        if t.is_floating_point() and not torch.isfinite(t).all():
-            return name
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,17 +317,43 @@ class Trainer:
         self._tb = None
 
     # -- run folder ------------------------------------------------------------------------------
-    def prepare_run_dir(self) -> Path:
+    def open_run_dir(self, resume: bool, overwrite: bool) -> bool:
+        """Check the run folder and, with ``resume``, load its newest good checkpoint; nothing is
+        written. True when training continues from a checkpoint (loaded here or before ``fit``)."""
         if self.run_dir is None:
-            if self.dist.world_size > 1:
-                raise T2IError("with torchrun, name the run folder: t2igan train ... --run-dir DIR")
+            if self.dist.world_size > 1 or resume:
+                raise T2IError("name the run folder to resume (or to train with torchrun): --run-dir DIR")
             self.run_dir = new_run_dir(self.cfg.runs_dir, self.cfg.name)
+            return False
+        if self.checkpoint_step is not None:  # a checkpoint of this folder was loaded before fit()
+            return True
+        check_run_dir(self.run_dir, resume, overwrite)
+        if not resume:
+            return False
+        check_resume_config(self.run_dir, self.cfg.to_dict())
+        saved_vocab = self.run_dir / "vocab.json"
+        if saved_vocab.is_file() and Vocabulary.load(saved_vocab).words != self.vocab.words:
+            raise T2IError(f"cannot resume {self.run_dir}: the data's vocabulary differs from its vocab.json")
+        if self.resume():
+            return True
         if self.dist.is_main:
+            tqdm.write(f"no checkpoint in {self.run_dir}; starting from step 0")
+        return False
+
+    def prepare_run_dir(self, resumed: bool = False, overwrite: bool = False) -> Path:
+        """Write the run's config and vocabulary (never weights: those come with a checkpoint)."""
+        if self.dist.world_size > 1:
+            dist.barrier()  # every process has checked the folder before it changes
+        if self.dist.is_main:
+            if overwrite:
+                clear_run(self.run_dir)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             for tmp in (self.run_dir / "checkpoints").glob(".*.tmp"):  # left by a killed run
                 tmp.unlink(missing_ok=True)
             atomic_write_bytes(self.run_dir / "experiment.json", self.cfg.to_json().encode())
-            save_run(self.run_dir, self.cfg.to_dict(), self.model, self.vocab, self.ema.module if self.ema else None)
+            save_run(self.run_dir, self.cfg.to_dict(), self.model, self.vocab, weights=False)
+            if resumed:
+                self.truncate_log()
         if self.dist.world_size > 1:
             dist.barrier()
         return self.run_dir
@@ -368,9 +391,9 @@ class Trainer:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         if self.ema:
             tensors.update({f"ema.{k}": v for k, v in self.ema.module.state_dict().items()})
-        bad = first_non_finite(tensors)
+        bad = first_bad_tensor(tensors)
         if bad:
-            raise T2IError(f"non-finite weights ({bad}) at step {self.step}; not saving them; "
+            raise T2IError(f"{bad} at step {self.step}; not saving them; "
                            f"last good checkpoint: {self.last_checkpoint or 'none yet'}")
         state = {
             "step": self.step,
@@ -388,6 +411,11 @@ class Trainer:
         buf = io.BytesIO()
         torch.save(state, buf)
         atomic_write_bytes(path.with_suffix(".state.pt"), buf.getvalue())  # last: completes the checkpoint
+        try:
+            self.read_checkpoint(path)  # "good" means it reads back, finite
+        except T2IError as e:
+            raise T2IError(f"checkpoint {path.name} did not read back ({e}); "
+                           f"last good checkpoint: {self.last_checkpoint or 'none yet'}") from None
         save_run(self.run_dir, self.cfg.to_dict(), self.model, self.vocab, self.ema.module if self.ema else None)
         self.last_checkpoint, self.checkpoint_step = path, self.step
         self.prune_checkpoints()
@@ -414,6 +442,9 @@ class Trainer:
         missing = {"step", "epoch", "batch_in_epoch", "optimizers", "rng"} - set(state if isinstance(state, dict) else {})
         if missing:
             raise T2IError(f"checkpoint state {state_path} lacks {sorted(missing)}")
+        bad = first_bad_tensor(tensors)
+        if bad:
+            raise T2IError(f"checkpoint {path} holds {bad}")
         return tensors, state
 
     def load_checkpoint(self, path: Path) -> None:
@@ -423,7 +454,13 @@ class Trainer:
             if self.ema:
                 self.ema.module.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
             for k, o in self.optimizers.items():
+                # this config's rates and betas (a resume may change them) replace the saved ones
+                fresh = [{"lr": g["lr"], "betas": g["betas"]} for g in o.param_groups]
                 o.load_state_dict(state["optimizers"][k])
+                for group, hyper in zip(o.param_groups, fresh):
+                    group.update(hyper)
+                    if "initial_lr" in group:  # the base of a per-epoch schedule (apply_lr_schedule)
+                        group["initial_lr"] = hyper["lr"]
             for k, s in self.scalers.items():
                 if state.get("scalers", {}).get(k):
                     s.load_state_dict(state["scalers"][k])
@@ -440,8 +477,6 @@ class Trainer:
                            f"{self.dist.world_size}; random streams are re-seeded", file=sys.stderr)
             seed_everything(self.cfg.train.seed + self.dist.rank + 7919 * self.step)
         self.last_checkpoint, self.checkpoint_step = path, self.step
-        if self.dist.is_main:
-            self.truncate_log()
 
     def truncate_log(self) -> None:
         """Drop ``log.jsonl`` lines after ``self.step``: they belong to the part of an interrupted
@@ -600,11 +635,29 @@ class Trainer:
         n = self.step - t.ema_start
         return min(t.ema_decay, (1 + n) / (10 + n))
 
-    def fit(self, resume: bool = False) -> Path:
+    def fit(self, resume: bool = False, overwrite: bool = False) -> Path:
+        """Train to ``train.max_steps``. ``resume``: continue the run in ``run_dir`` from its newest
+        good checkpoint; ``overwrite``: discard the run ``run_dir`` holds. A folder holding a run is
+        refused without one of them. A resumed run already at ``max_steps`` changes nothing."""
         t = self.cfg.train
-        self.prepare_run_dir()
-        if resume and not self.resume() and self.dist.is_main:
-            tqdm.write(f"no checkpoint in {self.run_dir}; starting from step 0")
+        resumed = self.open_run_dir(resume, overwrite)
+        if resumed and self.step >= t.max_steps:
+            if self.dist.is_main:
+                tqdm.write(f"{self.run_dir} is already at step {self.step} (train.max_steps={t.max_steps}); "
+                           f"nothing to train: raise train.max_steps to continue")
+            return self.run_dir
+        self.prepare_run_dir(resumed, overwrite)
+        try:
+            self.train_loop()
+        except (T2IError, OSError) as e:  # name where training stopped and what is safe
+            msg = describe_error(e)
+            if "last good checkpoint" not in msg:
+                msg += f" (training stopped at step {self.step}; last good checkpoint: {self.last_checkpoint or 'none yet'})"
+            raise T2IError(msg) from None
+        return self.run_dir
+
+    def train_loop(self) -> None:
+        t = self.cfg.train
         start_time, cpu_start = time.time(), time.process_time()
         bar = tqdm(total=t.max_steps, initial=self.step, disable=not (self.progress and self.dist.is_main),
                    desc=f"train {self.cfg.model}", dynamic_ncols=True)
@@ -635,7 +688,6 @@ class Trainer:
                 tqdm.write(f"samples: {grid}")
         if self.dist.world_size > 1:
             dist.barrier()
-        return self.run_dir
 
     def time_is_up(self, start_time: float, cpu_start: float) -> bool:
         """Whether ``time_limit_min`` has passed on ``time_limit_clock``; rank 0's clock decides for
@@ -657,9 +709,10 @@ def elapsed_seconds(clock: str, wall_start: float, cpu_start: float) -> float:
     raise T2IError(f"train.time_limit_clock must be wall or cpu, got {clock!r}")
 
 
-def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, progress: bool = True) -> Path:
+def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, progress: bool = True,
+          overwrite: bool = False) -> Path:
     """Train a new run; returns its folder."""
-    return Trainer(cfg, run_dir, progress).fit()
+    return Trainer(cfg, run_dir, progress).fit(overwrite=overwrite)
 
 
 def resume_training(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True) -> Path:
@@ -668,8 +721,16 @@ def resume_training(run_dir: str | Path, overrides: list[str] | None = None, pro
     from .config import apply_overrides
 
     run_dir = Path(run_dir)
-    read_run_config(run_dir)
-    exp = json.loads((run_dir / "experiment.json").read_text()) if (run_dir / "experiment.json").is_file() \
-        else read_run_config(run_dir)["experiment"]
+    exp = read_run_config(run_dir).get("experiment")
+    if (run_dir / "experiment.json").is_file():
+        try:
+            exp = json.loads((run_dir / "experiment.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise T2IError(f"{run_dir / 'experiment.json'} is not valid JSON ({e})") from None
+    if not isinstance(exp, dict):
+        raise T2IError(f"{run_dir} has no experiment config to resume (experiment.json)")
     cfg = ExperimentConfig.from_dict(apply_overrides(exp, overrides or []))
+    from .config import check_model_args
+
+    check_model_args(cfg)
     return Trainer(cfg, run_dir, progress).fit(resume=True)

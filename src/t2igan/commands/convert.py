@@ -18,8 +18,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from ..convert import convert_damsm, convert_dfgan
+    from pathlib import Path
 
+    from ..convert import convert_damsm, convert_dfgan
+    from ..errors import T2IError
+    from ..runfolder import holds_run
+
+    if holds_run(Path(args.output)):
+        raise T2IError(f"{args.output} already holds a run; convert into a new folder (-o)")
     if args.what == "dfgan":
         out = convert_dfgan(args.checkpoint, args.output, args.text_encoder, args.captions, args.vocab, args.max_words)
     else:

@@ -34,6 +34,7 @@ import json
 import math
 import random
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -633,6 +634,10 @@ class ImageFolderCaptions(CaptionedImages):
             self._add(path, path.relative_to(root).as_posix(), -1, captions)
         if not self.image_paths:
             raise T2IError(f"no image with a same-name .txt caption file under {root} ({len(images)} images seen)")
+        if self.missing:
+            first = next(p for p in images if not p.with_suffix(".txt").is_file())
+            print(f"warning: {self.missing} of {len(images)} images under {root} have no same-name .txt caption "
+                  f"file and are left out (first: {first})", file=sys.stderr)
         self.root = root
 
 
@@ -659,10 +664,14 @@ class JSONLManifest(CaptionedImages):
         if not path.is_file():
             raise T2IError(f"JSONL manifest is not a file: {path}")
         missing = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, raw in enumerate(path.read_bytes().splitlines(), 1):
+            where = f"{path}:{n}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise T2IError(f"{where}: not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
             if not line.strip():
                 continue
-            where = f"{path}:{n}"
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError as e:

@@ -79,6 +79,8 @@ class Vocabulary:
         With ``strict=True`` (inference) an empty caption, or one whose words are all unknown, raises
         a :class:`T2IError` naming the caption and the unknown words.
         """
+        if strict:
+            check_caption_text(caption)
         tokens = tokenize(caption)
         if strict and not tokens:
             raise T2IError(f"empty caption {caption!r}: it has no words")
@@ -124,6 +126,23 @@ class Vocabulary:
             return cls.from_dict(json.loads(path.read_text()))
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise T2IError(f"vocabulary file {path} is not a t2igan vocabulary JSON ({e})") from None
+
+
+def check_caption_text(caption) -> None:
+    """A T2IError unless ``caption`` is a string of valid Unicode text (a byte that was not UTF-8
+    reaches Python as a lone surrogate, which cannot be encoded, drawn or printed)."""
+    if not isinstance(caption, str):
+        raise T2IError(f"a caption must be a string, got {type(caption).__name__} {caption!r}")
+    try:
+        caption.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise T2IError(f"caption {caption!r} is not valid UTF-8 text (character {e.start + 1} is an undecodable "
+                       f"byte or a lone surrogate)") from None
+
+
+def text_seed(caption: str) -> bytes:
+    """A seed for ``random.Random`` from any caption string, lone surrogates included."""
+    return caption.encode("utf-8", "surrogatepass")
 
 
 def shorten(ids: Sequence[int], max_words: int, mode: str = "subsample", rng: random.Random | None = None) -> list[int]:
@@ -174,7 +193,7 @@ def encode_captions(vocab: Vocabulary, captions: Sequence[str], max_words: int, 
     seqs = []
     for cap in captions:
         ids = vocab.encode(cap, strict=strict)
-        seqs.append(shorten(ids, max_words, shorten_mode, random.Random(cap)))
+        seqs.append(shorten(ids, max_words, shorten_mode, random.Random(text_seed(cap))))
     return pad_batch(seqs, max_words)
 
 
@@ -197,7 +216,7 @@ class CaptionCollator:
 
     def encode(self, caption: str) -> list[int]:
         ids = self.vocab.encode(caption)
-        rng = random if self.train else random.Random(caption)
+        rng = random if self.train else random.Random(text_seed(caption))
         return shorten(ids, self.max_words, self.shorten_mode, rng)
 
     def __call__(self, items: list[dict]) -> dict:
