@@ -184,3 +184,16 @@ def test_compile_flag_compiles_the_generator_and_keeps_its_weights_names(tmp_pat
 def test_invalid_amp_value_is_a_clear_error():
     with pytest.raises(T2IError, match=r"invalid train.amp=.fp8.: expected a string: one of none, bf16, fp16"):
         Trainer(tiny_cfg(1, ["train.amp=fp8"]), progress=False)
+
+
+def test_resume_with_data_workers_is_bit_identical_to_an_uninterrupted_run_without(tmp_path):
+    """Crops, flips, the caption drawn and caption sub-sampling (max_words=4 forces it) are seeded
+    per item, so 2 worker processes restarted mid-epoch give exactly the batches of one process."""
+    short = ["data.max_words=4"]
+    Trainer(tiny_cfg(4, short), tmp_path / "ref", progress=False).fit()
+    Trainer(tiny_cfg(2, short + ["data.num_workers=2"]), tmp_path / "w", progress=False).fit()
+    Trainer(tiny_cfg(4, short + ["data.num_workers=2"]), tmp_path / "w", progress=False).fit(resume=True)
+    a, b = checkpoint_tensors(tmp_path / "ref", 4), checkpoint_tensors(tmp_path / "w", 4)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

@@ -66,6 +66,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from .config import ExperimentConfig
+from .data.seeded import SeededCollate, SeededItems, sample_seeds
 from .data.text import CaptionCollator, Vocabulary, encode_captions
 from .errors import T2IError, describe_error
 from .hub import atomic_write_bytes, first_bad_tensor, load_safetensors, parse_device, read_run_config, save_run
@@ -566,8 +567,11 @@ class Trainer:
             indices = self.epoch_indices()
             n_batches = len(indices) // t.batch_size
             start = self.batch_in_epoch
-            loader = DataLoader(self.train_set, t.batch_size, sampler=indices[start * t.batch_size:],
-                                collate_fn=self.collate, drop_last=True, num_workers=self.cfg.data.num_workers,
+            # each item carries its own seed, so crops, flips and captions do not depend on the worker
+            keys = list(zip(indices, sample_seeds(t.seed, self.epoch, self.dist.rank, len(indices))))
+            loader = DataLoader(SeededItems(self.train_set), t.batch_size, sampler=keys[start * t.batch_size:],
+                                collate_fn=SeededCollate(self.collate), drop_last=True,
+                                num_workers=self.cfg.data.num_workers,
                                 pin_memory=self.device.type == "cuda",
                                 # its own generator: creating a loader must not draw from the global RNG
                                 generator=torch.Generator().manual_seed(t.seed + 7919 * self.epoch + start))

@@ -203,8 +203,8 @@ class CaptionCollator:
     Each dataset item is a dict with at least ``image`` (float tensor, [-1, 1]) and ``caption`` (str);
     the batch holds ``image (B,3,H,W)``, ``tokens (B,T)``, ``lengths (B,)``, ``captions`` and
     every other key, stacked when it is a tensor or number, listed otherwise.
-    In training mode long captions are sub-sampled with Python's global ``random`` (seeded by the
-    trainer and saved in its checkpoints); otherwise with a generator seeded by the caption text, so
+    In training mode long captions are sub-sampled with Python's global ``random`` (seeded per batch
+    by the trainer, see :mod:`t2igan.data.seeded`); otherwise with a generator seeded by the caption text, so
     evaluation is deterministic.
     """
 
