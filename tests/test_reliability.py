@@ -197,3 +197,37 @@ def test_resume_with_data_workers_is_bit_identical_to_an_uninterrupted_run_witho
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_override_of_learning_rate_reaches_the_optimizers(tmp_path):
+    """`t2igan resume RUN train.lr_g=...` changes the rate the restored optimizer steps with (not
+    only experiment.json); an override that cannot change mid-run is refused before any write."""
+    from t2igan.trainer import resume_training
+
+    Trainer(tiny_cfg(2), tmp_path, progress=False).fit()
+    before = {p.name: p.read_bytes() for p in [tmp_path / "model.safetensors", *(tmp_path / "checkpoints").iterdir()]}
+    with pytest.raises(T2IError, match=r"changed train\.seed \(0 -> 5\)"):
+        resume_training(tmp_path, ["train.max_steps=4", "train.seed=5"], progress=False)
+    assert before == {p.name: p.read_bytes() for p in [tmp_path / "model.safetensors", *(tmp_path / "checkpoints").iterdir()]}
+    resume_training(tmp_path, ["train.max_steps=4", "train.lr_g=5e-5", "train.betas_d=[0.5, 0.99]"], progress=False)
+    state = torch.load(tmp_path / "checkpoints" / "step-00000004.state.pt", weights_only=True)
+    assert {g["lr"] for g in state["optimizers"]["g"]["param_groups"]} == {5e-5}
+    assert tuple(state["optimizers"]["d"]["param_groups"][0]["betas"]) == (0.5, 0.99)  # D's own group
+    assert json.loads((tmp_path / "experiment.json").read_text())["train"]["lr_g"] == 5e-5
+
+
+def test_model_weights_are_written_only_with_a_checkpoint(tmp_path):
+    """A run that fails before its first checkpoint leaves no model.safetensors (never random weights)."""
+    trainer = Trainer(tiny_cfg(4), tmp_path, progress=False)
+    original = trainer.train_step
+
+    def fails_at_step_2(batch):
+        if trainer.step == 1:
+            raise OSError(28, "No space left on device", str(tmp_path / "log.jsonl"))
+        return original(batch)
+
+    trainer.train_step = fails_at_step_2
+    with pytest.raises(T2IError, match=r"No space left on device: .*log\.jsonl \(training stopped at step 1; "
+                                       r"last good checkpoint: none yet\)"):
+        trainer.fit()
+    assert (tmp_path / "config.json").is_file() and not (tmp_path / "model.safetensors").exists()

@@ -116,8 +116,15 @@ def cmd_list_presets(args) -> None:
     print("\n".join(list_presets()))
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one ``error: ...`` line too (status 2), pointing at ``--help``."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="t2igan", description="Text-to-image GANs: train, sample, evaluate.")
+    p = Parser(prog="t2igan", description="Text-to-image GANs: train, sample, evaluate.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from a preset")

@@ -23,16 +23,16 @@ class T2IError(ValueError):
 
 def one_line(text: str, limit: int = 400) -> str:
     """``text`` folded onto one line and shortened to ``limit`` characters."""
-    text = " ".join(str(text).split())
+    text = " ".join(str(text).strip().splitlines())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def describe_error(e: BaseException) -> str:
     """One line for an expected error: a T2IError's message, or an OSError as ``what: file``."""
     if isinstance(e, OSError) and not isinstance(e, T2IError):
-        what = e.strerror or type(e).__name__
+        what = e.strerror or str(e) or type(e).__name__
         files = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
-        return one_line(f"{what}: {files}" if files else f"{what} ({e})")
+        return one_line(f"{what}: {files}" if files else what)
     return one_line(str(e) or type(e).__name__)
 
 

@@ -667,21 +667,23 @@ class Trainer:
                    desc=f"train {self.cfg.model}", dynamic_ncols=True)
         batches = self.batches()
         stopped_early = False
-        while self.step < t.max_steps:
-            if t.time_limit_min and self.time_is_up(start_time, cpu_start):
-                stopped_early = True
-                break
-            logs = self.train_step(next(batches))
-            self.step += 1
-            bar.update(1)
-            if self.step % t.log_every == 0 or self.step == 1:
-                bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k.endswith("loss")})
-                self.log({**logs, "epoch": self.epoch, "time_s": round(time.time() - start_time, 1)})
-            if t.sample_every and self.step % t.sample_every == 0:
-                self.write_samples()
-            if self.step % t.checkpoint_every == 0:
-                self.save_checkpoint()
-        bar.close()
+        try:
+            while self.step < t.max_steps:
+                if t.time_limit_min and self.time_is_up(start_time, cpu_start):
+                    stopped_early = True
+                    break
+                logs = self.train_step(next(batches))
+                self.step += 1
+                bar.update(1)
+                if self.step % t.log_every == 0 or self.step == 1:
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k.endswith("loss")})
+                    self.log({**logs, "epoch": self.epoch, "time_s": round(time.time() - start_time, 1)})
+                if t.sample_every and self.step % t.sample_every == 0:
+                    self.write_samples()
+                if self.step % t.checkpoint_every == 0:
+                    self.save_checkpoint()
+        finally:
+            bar.close()  # an error line starts on a line of its own
         if self.checkpoint_step != self.step:
             self.save_checkpoint()
         if self.dist.is_main:
