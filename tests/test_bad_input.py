@@ -30,20 +30,8 @@ from safetensors.torch import load_file, save_file
 
 from t2igan.config import resolve_config
 from t2igan.trainer import Trainer
+from test_reliability import TINY  # the tiny DF-GAN every trainer test uses
 
-TINY = [
-    "data.image_size=32",
-    "data.train_args={num_images: 32}",
-    "data.test_args={num_images: 8}",
-    "model.nf=8",
-    "model.text_emb_dim=16",
-    "model.text_hidden_dim=16",
-    "train.batch_size=8",
-    "train.log_every=1",
-    "train.sample_every=0",
-    "train.checkpoint_every=2",
-    "train.keep_checkpoints=2",
-]
 TRAIN = ["train", "dfgan-shapes", *TINY, "--no-progress"]
 DRY = ["train", "dfgan-shapes", "--dry-run"]
 
@@ -261,8 +249,8 @@ ROWS = [
         r"'model_name' is missing", copy=True, setup=run_config({})),
     Row("sample-config-a-list", ["sample", "{run}", "a red circle"], r"expected a JSON object, got list", copy=True,
         setup=run_config([1, 2])),
-    Row("sample-config-wrong-type", ["sample", "{run}", "a red circle"], r"invalid model\.nf='eight': expected an integer",
-        copy=True, setup=wrong_type_config),
+    Row("sample-config-wrong-type", ["sample", "{run}", "a red circle"],
+        r"invalid model\.nf='eight' \(dfgan\): expected an integer", copy=True, setup=wrong_type_config),
     Row("sample-config-not-json", ["sample", "{run}", "a red circle"], r"config\.json is not valid JSON", copy=True,
         setup=run_config("{\"model_name\": ")),
     Row("sample-vocab-corrupt", ["sample", "{run}", "a red circle"], r"vocab\.json is not a t2igan vocabulary", copy=True,

@@ -234,6 +234,10 @@ def check_value(cls: type, f: dataclasses.Field, value, section: str):
     """``value`` of field ``f`` of the config dataclass ``cls``, coerced to the field's annotated type
     and range-checked; a T2IError such as ``invalid train.batch_size=0: expected an integer >= 1``."""
     kinds = {k.strip().split("[")[0] for k in str(f.type).split("|")}
+    note = ""
+    if section.endswith(")") and " (" in section:  # "model (dfgan)": invalid model.nf=-3 (dfgan)
+        section, note = section.split(" (", 1)
+        note = f" ({note}"
     name = f"{section}.{f.name}" if section else f.name
     kind = next((_KIND_NAMES[k] for k in _KIND_NAMES if k in kinds), "a value")
     rule = _rule_for(cls, f.name)
@@ -247,12 +251,12 @@ def check_value(cls: type, f: dataclasses.Field, value, section: str):
     try:
         value = _coerce(value, kinds)
     except (ValueError, TypeError, OverflowError):
-        raise T2IError(f"invalid {name}={raw!r}: expected {allowed}") from None
+        raise T2IError(f"invalid {name}={raw!r}{note}: expected {allowed}") from None
     if value is None or isinstance(value, bool) or kind == "a value":
         return value
     ok = rule[0](value) if rule else not isinstance(value, (int, float)) or value >= 0
     if not ok:
-        raise T2IError(f"invalid {name}={raw!r}: expected {allowed}")
+        raise T2IError(f"invalid {name}={raw!r}{note}: expected {allowed}")
     return value
 
 

@@ -60,4 +60,4 @@ def create_model(name: str, **config):
     from .config import build_dataclass
 
     cls, config_cls = _lookup(name)
-    return cls(build_dataclass(config_cls, config, "model"))
+    return cls(build_dataclass(config_cls, config, f"model ({name})"))
