@@ -27,7 +27,8 @@ def cmd_train(args) -> None:
     if args.dry_run:
         print(cfg.to_json())
         return
-    run_dir = Trainer(cfg, args.run_dir, progress=not args.no_progress).fit(resume=args.resume, overwrite=args.overwrite)
+    trainer = Trainer(cfg, args.run_dir, progress=not args.no_progress)
+    run_dir = trainer.fit(resume=args.resume, overwrite=args.overwrite)
     print(f"run folder: {run_dir}")
 
 

@@ -52,7 +52,8 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadat
     """Write tensors atomically (temporary file + rename): a killed process never leaves half a file."""
     from safetensors.torch import save
 
-    atomic_write_bytes(Path(path), save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata))
+    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
+    atomic_write_bytes(Path(path), data)
 
 
 # a weight beyond this is taken as diverged (float32 reaches 3e38, so such weights stay "finite")
