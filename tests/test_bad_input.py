@@ -225,7 +225,7 @@ ROWS = [
     Row("sample-output-missing-folder", ["sample", "{run}", "a red circle", "-o", "{tmp}/no/such/a.png"],
         r"cannot write .*/no/such/a\.png: folder .* does not exist"),
     Row("sample-output-under-a-file", ["sample", "{run}", "a red circle", "-o", "{tmp}/afile/a.png"],
-        r"cannot write .*afile/a\.png: folder .*afile does not exist", setup=write("afile", "x")),
+        r"cannot write .*afile/a\.png: folder .*afile is a file, not a folder", setup=write("afile", "x")),
     Row("sample-output-unknown-extension", ["sample", "{run}", "a red circle", "-o", "{tmp}/a.xyz"],
         r"unknown image extension '\.xyz'"),
     Row("sample-caption-non-utf8-byte", ["sample", "{run}", "a red circle \udcff", "-o", "{tmp}/a.png"],

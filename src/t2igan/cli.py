@@ -68,7 +68,8 @@ def check_image_path(path: Path) -> None:
     if path.suffix.lower() not in Image.registered_extensions():
         raise T2IError(f"cannot write {path}: unknown image extension {path.suffix!r} (use .png or .jpg)")
     if not path.parent.is_dir():
-        raise T2IError(f"cannot write {path}: folder {path.parent} does not exist")
+        problem = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        raise T2IError(f"cannot write {path}: folder {path.parent} {problem}")
     if path.is_dir():
         raise T2IError(f"cannot write {path}: it is a folder")
 
