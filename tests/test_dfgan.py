@@ -149,3 +149,35 @@ def test_load_run_errors_are_one_line(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"garbage" * 10)
     with pytest.raises(T2IError, match="model.safetensors"):
         load_run(tmp_path)
+
+
+def test_contrastive_term_is_off_by_default_and_trains_d_heads_and_g():
+    plain = tiny()
+    assert not any("proj" in k for k in plain.state_dict())  # default weights keep their names
+    m = tiny(contrastive_weight=1.0, contrastive_dim=8)
+    state = {}
+    loss_d, logs_d = m.compute_loss("d", batch(), state)
+    assert "d_contrastive" in logs_d and logs_d["d_loss"] > logs_d["d_adv"]
+    loss_d.backward()
+    assert m.discriminator.image_proj.weight.grad.abs().sum() > 0
+    assert m.discriminator.text_proj.weight.grad.abs().sum() > 0
+    m.zero_grad()
+    loss_g, logs_g = m.compute_loss("g", batch(), state)
+    assert abs(logs_g["g_loss"] - logs_g["g_adv"] - logs_g["g_contrastive"]) < 1e-5
+    loss_g.backward()
+    assert m.generator.fc.weight.grad.abs().sum() > 0
+
+
+def test_contrastive_d_learns_to_pair_images_with_their_captions():
+    """A few D steps on a fixed batch whose images differ: D's contrastive loss falls well below log(B)."""
+    m = tiny(contrastive_weight=1.0, contrastive_dim=8, text_encoder_mode="joint_d", text_dropout=0.0)
+    data = batch()
+    opt = torch.optim.Adam([p for n, p in m.named_parameters() if not n.startswith("generator")], lr=3e-3)
+    first = None
+    for _ in range(60):
+        loss, logs = m.compute_loss("d", data, {})
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else logs["d_contrastive"]
+    assert first > 1.0 and logs["d_contrastive"] < 0.25 * first

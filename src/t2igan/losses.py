@@ -58,3 +58,21 @@ def kl_normal_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 def mismatched(x: torch.Tensor, shift: int = 1) -> torch.Tensor:
     """Pair each sample with another one's condition by rolling the batch (DF-GAN's mismatched pairs)."""
     return torch.roll(x, shifts=shift, dims=0)
+
+
+def contrastive_loss(image_embs: torch.Tensor, text_embs: torch.Tensor, temperature: float = 0.1,
+                     symmetric: bool = True) -> torch.Tensor:
+    """Image-sentence contrastive loss [XMC-GAN, Zhang et al. 2021, Eq. 1-2] (InfoNCE over the batch).
+
+    ``sim(i, j) = cos(image_i, text_j) / temperature``; the loss is the cross-entropy of picking
+    caption ``i`` for image ``i`` among the batch's captions, averaged with the text-to-image direction
+    when ``symmetric``. Duplicate captions in a batch count as negatives, as in the paper.
+    """
+    image_embs = F.normalize(image_embs, dim=1)
+    text_embs = F.normalize(text_embs, dim=1)
+    logits = image_embs @ text_embs.t() / temperature  # (B, B)
+    target = torch.arange(logits.shape[0], device=logits.device)
+    loss = F.cross_entropy(logits, target)
+    if symmetric:
+        loss = 0.5 * (loss + F.cross_entropy(logits.t(), target))
+    return loss

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses import d_hinge_loss, g_hinge_loss, matching_aware_gradient_penalty, mismatched
+from ..losses import contrastive_loss, d_hinge_loss, g_hinge_loss, matching_aware_gradient_penalty, mismatched
 from ..registry import register_model
 from .base import SampleOutput, T2IModel
 
@@ -38,6 +38,9 @@ class DFGANConfig:
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
     truncation: float = 0.88  # noise truncation at sampling (0 = none)
+    contrastive_weight: float = 0.0  # lambda of the image-sentence contrastive term in D and G (0 = off; not in the paper)
+    contrastive_dim: int = 128  # size of D's shared image/sentence embedding space for that term
+    contrastive_temperature: float = 0.1
 
     @property
     def cond_dim(self) -> int:
@@ -140,7 +143,7 @@ class DBlock(nn.Module):
 class Discriminator(nn.Module):
     """One-way discriminator: ``features(x)`` then ``logits(features, sent_emb)``."""
 
-    def __init__(self, nf: int, cond_dim: int, image_size: int, max_mult: int = 8):
+    def __init__(self, nf: int, cond_dim: int, image_size: int, max_mult: int = 8, contrastive_dim: int = 0):
         super().__init__()
         chs = channel_plan(nf, image_size, max_mult)[::-1]  # nf ... max_mult * nf
         self.from_rgb = nn.Conv2d(3, chs[0], 3, 1, 1)
@@ -150,6 +153,9 @@ class Discriminator(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(2 * nf, 1, 4, 1, 0, bias=False),
         )
+        if contrastive_dim:  # projections into a shared space for the contrastive term
+            self.image_proj = nn.Linear(chs[-1], contrastive_dim)
+            self.text_proj = nn.Linear(cond_dim, contrastive_dim)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.from_rgb(images))  # (B, max_mult * nf, 4, 4)
@@ -157,6 +163,10 @@ class Discriminator(nn.Module):
     def logits(self, features: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
         cond = sent_emb[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
         return self.joint(torch.cat([features, cond], dim=1)).flatten()  # (B,)
+
+    def embeddings(self, features: torch.Tensor, sent_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image and sentence embeddings for the contrastive term: summed 4x4 features, projected."""
+        return self.image_proj(features.sum(dim=(2, 3))), self.text_proj(sent_emb)
 
 
 def load_text_encoder_weights(text_encoder: nn.Module, path: str | None) -> None:
@@ -177,7 +187,8 @@ class DFGAN(T2IModel):
         load_text_encoder_weights(self.text_encoder, c.text_encoder_weights)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size)
-        self.discriminator = Discriminator(c.nf, c.cond_dim, c.image_size)
+        self.discriminator = Discriminator(c.nf, c.cond_dim, c.image_size,
+                                           contrastive_dim=c.contrastive_dim if c.contrastive_weight else 0)
 
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:
         G = generator_module or self.generator
@@ -208,7 +219,12 @@ class DFGAN(T2IModel):
         adv = d_hinge_loss(real_logits, fake_logits, mis_logits)
         gp = matching_aware_gradient_penalty(real_logits, images, sent_emb, c.ma_gp_weight, c.ma_gp_power)
         loss = adv + gp
-        return loss, {
+        logs = {}
+        if c.contrastive_weight:  # D learns to pair real images with their captions
+            con = contrastive_loss(*D.embeddings(real_feats, sent_emb), c.contrastive_temperature)
+            loss = loss + c.contrastive_weight * con
+            logs["d_contrastive"] = con.item()
+        return loss, logs | {
             "d_loss": loss.item(),
             "d_adv": adv.item(),
             "ma_gp": gp.item(),
@@ -219,7 +235,12 @@ class DFGAN(T2IModel):
 
     def g_loss(self, batch, state):
         """[DF-GAN, Eq. 4]: ``-E[D(G(z, e), e)]``."""
-        D = self.discriminator
-        fake_logits = D.logits(D.features(state["fake"]), state["sent_emb"])
-        loss = g_hinge_loss(fake_logits)
-        return loss, {"g_loss": loss.item()}
+        c, D = self.config, self.discriminator
+        fake_feats = D.features(state["fake"])
+        loss = g_hinge_loss(D.logits(fake_feats, state["sent_emb"]))
+        logs = {"g_adv": loss.item()}
+        if c.contrastive_weight:  # G makes its image pick out its own caption in D's embedding space
+            con = contrastive_loss(*D.embeddings(fake_feats, state["sent_emb"]), c.contrastive_temperature)
+            loss = loss + c.contrastive_weight * con
+            logs["g_contrastive"] = con.item()
+        return loss, logs | {"g_loss": loss.item()}
