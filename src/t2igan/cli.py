@@ -63,9 +63,10 @@ SAMPLE_HOOKS: list = []
 
 def cmd_info(args) -> None:
     from .hub import read_run_config
+    from .pretrained import resolve_run_dir
     from .trainer import list_checkpoints
 
-    run_dir = Path(args.run_dir)
+    run_dir = resolve_run_dir(args.run_dir)
     config = read_run_config(run_dir)
     exp = config.get("experiment", {})
     ckpts = list_checkpoints(run_dir)
@@ -88,6 +89,17 @@ def cmd_list_models(args) -> None:
     from .registry import list_models
 
     print("\n".join(list_models()))
+
+
+def cmd_list_pretrained(args) -> None:
+    from .pretrained import bundled_card, bundled_names
+
+    for name in bundled_names():
+        card = bundled_card(name)
+        scores = card.get("probe", {}).get("per_attribute", {})
+        score_text = " ".join(f"{k} {100 * v:.0f}%" for k, v in scores.items())
+        print(f"{name:<18} {card.get('model', '?'):<12} {card.get('image_size', '?')} px  "
+              f"{card.get('steps', '?')} steps  {score_text}")
 
 
 def cmd_list_presets(args) -> None:
@@ -136,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list-models", help="registered model names").set_defaults(func=cmd_list_models)
     sub.add_parser("list-presets", help="built-in presets").set_defaults(func=cmd_list_presets)
+    sub.add_parser("list-pretrained", help="models bundled with the package (usable offline by name)").set_defaults(
+        func=cmd_list_pretrained)
 
     for name, (add_args, run, help_text) in EXTRA_COMMANDS.items():
         e = sub.add_parser(name, help=help_text)

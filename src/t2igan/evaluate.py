@@ -330,7 +330,10 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
     names = parse_metrics(metrics)
     if n < 2:
         raise T2IError(f"--n must be at least 2, got {n}")
-    run_dir = Path(run_dir)
+    from .pretrained import is_bundled, resolve_run_dir
+
+    run_dir = resolve_run_dir(run_dir)
+    write = write and not is_bundled(run_dir)  # a bundled model's folder is part of the package: read-only
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     pipe = Text2ImagePipeline.from_pretrained(run_dir, device=device)
     experiment = pipe.config.get("experiment", {})

@@ -71,12 +71,18 @@ def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         raise T2IError(f"cannot read weights {path}: corrupt or not safetensors ({e})") from None
 
 
-def load_safetensors_into(module: torch.nn.Module, path: str | Path, prefix: str = "") -> None:
+def load_safetensors_into(module: torch.nn.Module, path: str | Path, prefix: str = "",
+                          may_lack: tuple[str, ...] = ()) -> None:
     """Load ``path`` into ``module``. Keys may carry ``prefix`` (e.g. ``text_encoder.``); any
-    missing or unexpected key is an error naming the file."""
+    missing or unexpected key is an error naming the file, except missing keys that start with one
+    of ``may_lack`` (an inference-only file without the discriminator)."""
     tensors = load_safetensors(path)
     if prefix and any(k.startswith(prefix) for k in tensors):
         tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if may_lack:
+        for key, value in module.state_dict().items():
+            if key not in tensors and key.startswith(may_lack):
+                tensors[key] = value
     try:
         module.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
@@ -104,7 +110,9 @@ def save_run(run_dir: str | Path, experiment: dict, model, vocab, ema_generator=
 
 
 def read_run_config(run_dir: str | Path) -> dict:
-    run_dir = Path(run_dir)
+    from .pretrained import resolve_run_dir
+
+    run_dir = resolve_run_dir(run_dir)
     path = run_dir / CONFIG_NAME
     if not run_dir.is_dir():
         raise T2IError(f"run folder not found: {run_dir}")
@@ -117,17 +125,22 @@ def read_run_config(run_dir: str | Path) -> dict:
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild ``(model, vocab, config_dict)`` from a run folder; the model is in eval mode."""
+    """Rebuild ``(model, vocab, config_dict)`` from a run folder or a bundled model's name
+    (:mod:`t2igan.pretrained`); the model is in eval mode. Weights stored in fp16 are loaded into
+    the model's fp32 parameters."""
     from .data.text import Vocabulary
+    from .pretrained import resolve_run_dir
     from .registry import create_model
 
-    run_dir = Path(run_dir)
+    run_dir = resolve_run_dir(run_dir)
     config = read_run_config(run_dir)
     # config fields named *_weights point at pretrained parts used to start training; a run's own
     # model.safetensors already holds those parts, so they are not read again
     model_config = {k: (None if k.endswith("_weights") else v) for k, v in config["model_config"].items()}
     model = create_model(config["model_name"], **model_config)
     weights = run_dir / WEIGHTS_NAME
-    load_safetensors_into(model, weights)
+    # a bundled model ships its inference weights only: the training-only networks stay as built
+    may_lack = tuple(f"{name}." for name in model.training_only_modules) if config.get("inference_only") else ()
+    load_safetensors_into(model, weights, may_lack=may_lack)
     vocab = Vocabulary.load(run_dir / VOCAB_NAME)
     return model.to(device).eval(), vocab, config

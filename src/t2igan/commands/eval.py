@@ -18,7 +18,7 @@ from ..errors import T2IError
 
 
 def add_eval_arguments(parser) -> None:
-    parser.add_argument("run_dir", help="a training run folder")
+    parser.add_argument("run_dir", help="a training run folder or a bundled model's name (t2igan list-pretrained)")
     parser.add_argument("--metrics", default="fid,is,rprec,shapes",
                         help="comma-separated: fid, is, rprec, shapes (default: all)")
     parser.add_argument("--n", type=int, default=30000, help="images to generate from test captions (default 30000)")
@@ -44,8 +44,12 @@ def run_eval(args) -> None:
                        damsm=args.damsm, inception_weights=args.inception_weights, is_network=args.is_network,
                        fid_stats=args.fid_stats, probe=args.probe, device=args.device,
                        progress=not args.no_progress, probe_size=args.probe_size)
+    from ..pretrained import is_bundled, resolve_run_dir
+
     print(format_table(records))
-    print(f"appended {len(records)} lines to {Path(args.run_dir) / METRICS_FILE}")
+    run_dir = resolve_run_dir(args.run_dir)
+    if not is_bundled(run_dir):
+        print(f"appended {len(records)} lines to {run_dir / METRICS_FILE}")
 
 
 def add_stats_arguments(parser) -> None:

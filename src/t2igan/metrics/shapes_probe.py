@@ -208,17 +208,26 @@ def shapes_fid(fake_feats: torch.Tensor | np.ndarray, real_feats: torch.Tensor |
 # ---------------------------------------------------------------------------------------------------
 
 
+PACKAGED_PROBE_DIR = Path(__file__).parent / "weights"  # probes shipped with the package (fp16)
+
+
 def default_probe_path(image_size: int) -> Path:
+    """The shipped probe for this size if there is one (so every user scores with the same probe),
+    else ``$T2IGAN_CACHE/shapes_probe-<size>.safetensors`` (trained there on first use)."""
     from .inception import cache_dir
 
-    return cache_dir() / f"shapes_probe-{image_size}.safetensors"
+    name = f"shapes_probe-{image_size}.safetensors"
+    packaged = PACKAGED_PROBE_DIR / name
+    return packaged if packaged.is_file() else cache_dir() / name
 
 
-def save_probe(probe: ShapesProbe, path: str | Path, info: dict | None = None) -> None:
+def save_probe(probe: ShapesProbe, path: str | Path, info: dict | None = None, half: bool = False) -> None:
+    """Weights + config + info as safetensors metadata; ``half`` stores fp16 (the shipped probes)."""
     from ..hub import save_safetensors
 
     meta = {"config": json.dumps(probe.config()), "info": json.dumps(info or {})}
-    save_safetensors(probe.state_dict(), path, meta)
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in probe.state_dict().items()}
+    save_safetensors(state, path, meta)
 
 
 def load_probe(path: str | Path, device: str | torch.device = "cpu") -> tuple[ShapesProbe, dict]:

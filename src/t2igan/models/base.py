@@ -48,6 +48,8 @@ class T2IModel(nn.Module):
     model_name: str = "base"  # set by register_model
     config_class: type = object
     phases: tuple[str, ...] = ("d", "g")
+    # networks generation never uses: left out of inference-only weight files (bundled models)
+    training_only_modules: tuple[str, ...] = ("discriminator",)
 
     def __init__(self, config):
         super().__init__()
