@@ -1,4 +1,108 @@
+"""Set-up shared by the test files: tiny model configs, tiny run configs, a tiny trained run folder.
+
+Tiny means 32 px, widths 4-8, batches of 4-8: each model builds and steps in well under a second on
+one CPU thread. ``TINY_MODELS`` must name every registered model (``tests/test_model_contract.py``
+fails for a model without one).
+"""
+
+import pytest
 import torch
 
 # one thread: the suite is many small ops, and CI machines have 2 cores shared with other work
 torch.set_num_threads(1)
+
+TINY_SIZE = 32  # image side of every tiny model and run
+
+# model name -> constructor arguments (without vocab_size) of a tiny model that exercises the
+# family's losses: DAMSM / STREAM terms on (random, small-CNN) frozen encoders, trainable text
+# encoders where the family offers one
+TINY_MODELS = {
+    "dfgan": dict(image_size=TINY_SIZE, nf=8, text_emb_dim=16, text_hidden_dim=8, text_encoder_mode="joint_d"),
+    "attngan": dict(image_size=TINY_SIZE, base_size=16, num_stages=2, ngf=4, ndf=4, num_residual=1, z_dim=8,
+                    c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_lambda=1.0),
+    "mirrorgan": dict(image_size=TINY_SIZE, base_size=16, num_stages=2, ngf=4, ndf=4, num_residual=1, z_dim=8,
+                      c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_lambda=1.0,
+                      stream_backbone="small_cnn", stream_image_size=TINY_SIZE, stream_cnn_channels=4,
+                      stream_embed_dim=8, stream_hidden_dim=12, stream_lambda=1.0),
+    "drgan": dict(image_size=TINY_SIZE, base_size=16, num_stages=2, ngf=4, ndf=4, num_residual=1, num_refine=1,
+                  z_dim=8, c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_lambda=1.0,
+                  dnm_z_dim=8, dnm_ngf=4),
+    "ssagan": dict(image_size=TINY_SIZE, nf=4, z_dim=8, text_emb_dim=16, text_hidden_dim=8, mask_hidden=8,
+                   d_max_mult=8, damsm_weight=0.1, damsm_backbone="small_cnn", text_encoder_mode="joint"),
+    "gan_int_cls": dict(image_size=TINY_SIZE, ngf=8, ndf=8, z_dim=8, text_emb_dim=16, text_hidden_dim=8,
+                        text_proj_dim=16, text_encoder_mode="joint_d"),
+}
+
+# `section.key=value` overrides making the dfgan-shapes preset a run of seconds
+TINY_RUN = [
+    f"data.image_size={TINY_SIZE}",
+    "data.train_args={num_images: 64}",
+    "data.test_args={num_images: 16}",
+    "model.nf=8",
+    "model.text_emb_dim=16",
+    "model.text_hidden_dim=16",
+    "train.batch_size=8",
+]
+
+
+def tiny_model_overrides(name: str) -> list[str]:
+    """``model.key=value`` overrides that turn the ``<name>-shapes`` preset into the tiny model."""
+    return [f"model.{k}={v}" for k, v in TINY_MODELS[name].items()]
+
+
+@pytest.fixture
+def tiny_model():
+    """``tiny_model(name, vocab_size, seed=0, **overrides)``: the tiny model of a family (same
+    arguments and seed, same weights)."""
+    from t2igan import create_model
+
+    def make(name: str, vocab_size: int = 30, seed: int = 0, **overrides):
+        torch.manual_seed(seed)
+        return create_model(name, vocab_size=vocab_size, **{**TINY_MODELS[name], **overrides})
+
+    return make
+
+
+@pytest.fixture
+def random_batch():
+    """``random_batch(vocab_size, lengths, size=32, seed=0)``: a training batch of random images in
+    [-1, 1] and random captions (ids >= 2, zero-padded after each length)."""
+
+    def make(vocab_size: int = 30, lengths=(6, 4, 5, 3), size: int = TINY_SIZE, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        lengths = torch.tensor(lengths)
+        T = int(lengths.max())
+        tokens = torch.randint(2, vocab_size, (len(lengths), T), generator=g) * (torch.arange(T) < lengths[:, None])
+        return {"image": torch.rand(len(lengths), 3, size, size, generator=g) * 2 - 1, "tokens": tokens,
+                "lengths": lengths}
+
+    return make
+
+
+@pytest.fixture
+def tiny_config():
+    """``tiny_config(steps, extra=(), preset="dfgan-shapes")``: a resolved experiment config of a tiny
+    run (``TINY_RUN`` for dfgan-shapes, the tiny model's arguments for other presets)."""
+    from t2igan.config import resolve_config
+
+    def make(steps: int = 2, extra=(), preset: str = "dfgan-shapes"):
+        model = preset.rsplit("-", 1)[0]
+        sizes = TINY_RUN if model == "dfgan" else [o for o in TINY_RUN if not o.startswith("model.")]
+        if model != "dfgan" and model in TINY_MODELS:
+            sizes = sizes + tiny_model_overrides(model)
+        return resolve_config(preset, sizes + [f"train.max_steps={steps}", *extra])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_run(tmp_path_factory):
+    """A run folder of a tiny DF-GAN trained for 2 steps on 32 px Shapes (shared, read-only)."""
+    from t2igan.config import resolve_config
+    from t2igan.trainer import Trainer
+
+    run = tmp_path_factory.mktemp("tiny-run")
+    cfg = resolve_config("dfgan-shapes", TINY_RUN + [
+        "train.max_steps=2", "train.sample_every=100", "train.checkpoint_every=100", "train.num_sample_captions=4"])
+    Trainer(cfg, run, progress=False).fit()
+    return run
