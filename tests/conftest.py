@@ -63,20 +63,45 @@ def tiny_model():
     return make
 
 
+def make_batch(vocab_size: int = 30, lengths=(6, 4, 5, 3), size: int = TINY_SIZE, seed: int = 0,
+               zero_pad: bool = True, class_ids: bool = False) -> dict:
+    """A training batch: random images in [-1, 1], random captions of ids >= 2 (zero after each length
+    with ``zero_pad``), and ``class_id`` -1 (no class) with ``class_ids``."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.as_tensor(lengths).clone()
+    B, T = len(lengths), int(lengths.max())
+    batch = {"image": torch.rand(B, 3, size, size, generator=g) * 2 - 1,
+             "tokens": torch.randint(2, vocab_size, (B, T), generator=g),
+             "lengths": lengths}
+    if zero_pad:
+        batch["tokens"] = batch["tokens"] * (torch.arange(T) < lengths[:, None])
+    if class_ids:
+        batch["class_id"] = torch.full((B,), -1)
+    return batch
+
+
+def phase_step(model, phase: str, batch: dict, state: dict, optimizers: dict) -> dict:
+    """One phase of a training step, as the trainer runs it; returns the phase's logs."""
+    loss, logs = model.compute_loss(phase, batch, state)
+    optimizers[phase].zero_grad(set_to_none=True)
+    loss.backward()
+    optimizers[phase].step()
+    return logs
+
+
+def snapshot(module) -> list:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def changed(before: list, module) -> bool:
+    """Whether any parameter of ``module`` differs from its :func:`snapshot`."""
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
 @pytest.fixture
 def random_batch():
-    """``random_batch(vocab_size, lengths, size=32, seed=0)``: a training batch of random images in
-    [-1, 1] and random captions (ids >= 2, zero-padded after each length)."""
-
-    def make(vocab_size: int = 30, lengths=(6, 4, 5, 3), size: int = TINY_SIZE, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        lengths = torch.tensor(lengths)
-        T = int(lengths.max())
-        tokens = torch.randint(2, vocab_size, (len(lengths), T), generator=g) * (torch.arange(T) < lengths[:, None])
-        return {"image": torch.rand(len(lengths), 3, size, size, generator=g) * 2 - 1, "tokens": tokens,
-                "lengths": lengths}
-
-    return make
+    """:func:`make_batch` as a fixture."""
+    return make_batch
 
 
 @pytest.fixture

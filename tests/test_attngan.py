@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from conftest import changed, make_batch, snapshot
+from conftest import phase_step as step
 
 import t2igan.models.attngan as attngan_module
 from t2igan import create_model
@@ -27,29 +29,7 @@ def tiny(**kw):
 
 
 def batch(seed=0, size=32):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "image": torch.rand(B, 3, size, size, generator=g) * 2 - 1,
-        "tokens": torch.randint(2, V, (B, T), generator=g) * (torch.arange(T) < LENGTHS[:, None]),
-        "lengths": LENGTHS.clone(),
-        "class_id": torch.full((B,), -1),
-    }
-
-
-def step(model, phase, b, state, opts):
-    loss, logs = model.compute_loss(phase, b, state)
-    opts[phase].zero_grad(set_to_none=True)
-    loss.backward()
-    opts[phase].step()
-    return logs
-
-
-def snapshot(module):
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def changed(before, module):
-    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    return make_batch(V, LENGTHS, size, seed, class_ids=True)
 
 
 def test_attention_rows_sum_to_one_and_padding_gets_nothing():

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import make_batch
 
 import t2igan.models.dfgan as dfgan_module
 from t2igan import create_model
@@ -19,12 +20,7 @@ def tiny(**kw):
 
 
 def batch(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "image": torch.rand(B, 3, S, S, generator=g) * 2 - 1,
-        "tokens": torch.randint(2, V, (B, 6), generator=g),
-        "lengths": torch.tensor([6, 4, 5, 3]),
-    }
+    return make_batch(V, (6, 4, 5, 3), S, seed, zero_pad=False)
 
 
 def test_generator_and_discriminator_shapes():

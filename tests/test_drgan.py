@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import changed, make_batch, snapshot
 
 from t2igan import create_model
 from t2igan.cli import main
@@ -37,21 +38,7 @@ def tiny(**kw):
 
 
 def batch(seed=0, size=32):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "image": torch.rand(B, 3, size, size, generator=g) * 2 - 1,
-        "tokens": torch.randint(2, V, (B, T), generator=g) * (torch.arange(T) < LENGTHS[:, None]),
-        "lengths": LENGTHS.clone(),
-        "class_id": torch.full((B,), -1),
-    }
-
-
-def snapshot(module):
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def changed(before, module):
-    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    return make_batch(V, LENGTHS, size, seed, class_ids=True)
 
 
 def generator_output(m, b):

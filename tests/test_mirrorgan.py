@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import make_batch
 
 from t2igan import create_model
 from t2igan.cli import main
@@ -42,13 +43,7 @@ def tiny_mirrorgan(vocab_size=30, **kw):
 
 
 def batch(vocab_size=30, seed=0, size=32):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "image": torch.rand(B, 3, size, size, generator=g) * 2 - 1,
-        "tokens": torch.randint(2, vocab_size, (B, T), generator=g) * (torch.arange(T) < LENGTHS[:, None]),
-        "lengths": LENGTHS.clone(),
-        "class_id": torch.full((B,), -1),
-    }
+    return make_batch(vocab_size, LENGTHS, size, seed, class_ids=True)
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,7 @@ def clone_state(module) -> dict:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def changed(before: dict, module) -> set:
+def changed_keys(before: dict, module) -> set:
     after = module.state_dict()
     return {k for k, v in before.items() if not torch.equal(v, after[k])}
 
@@ -163,7 +163,7 @@ def test_each_phase_updates_only_its_own_networks(name, tiny_model, random_batch
             optimizers[phase].zero_grad(set_to_none=True)
             loss.backward()
             optimizers[phase].step()
-            moved = changed(before, model) & params
+            moved = changed_keys(before, model) & params
             assert moved <= owned[phase], f"{phase} changed {sorted(moved - owned[phase])[:5]}"
             main_net = "discriminator." if phase == "d" else "generator."
             assert any(k.startswith(main_net) for k in moved), f"{phase} changed no {main_net}"
@@ -171,9 +171,9 @@ def test_each_phase_updates_only_its_own_networks(name, tiny_model, random_batch
         if encoder is not None:
             assert not any(p.requires_grad for p in encoder.parameters())
             if encoder_before is not None:
-                assert not changed(encoder_before, encoder), "the frozen DAMSM image encoder changed"
+                assert not changed_keys(encoder_before, encoder), "the frozen DAMSM image encoder changed"
             encoder_before = clone_state(encoder)
-    assert not changed(start, model) & frozen, f"frozen parts changed: {sorted(changed(start, model) & frozen)[:5]}"
+    assert not changed_keys(start, model) & frozen, f"frozen parts changed: {sorted(changed_keys(start, model) & frozen)[:5]}"
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -232,7 +232,7 @@ def test_one_trainer_step_then_pipeline_generation(name, tmp_path):
     trainer = Trainer(cfg, tmp_path, progress=False)
     before = clone_state(trainer.model)
     trainer.fit()
-    moved = changed(before, trainer.model)
+    moved = changed_keys(before, trainer.model)
     assert any(k.startswith("generator.") for k in moved) and any(k.startswith("discriminator.") for k in moved)
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [1]
@@ -278,7 +278,7 @@ def step_changes(model, loss_fn) -> set:
     opt.zero_grad()
     loss.backward()
     opt.step()
-    return changed(before, model)
+    return changed_keys(before, model)
 
 
 def test_damsm_contract(random_batch, tmp_path):

@@ -3,6 +3,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import changed, make_batch, snapshot
+from conftest import phase_step as step
 
 from t2igan import create_model
 from t2igan.cli import main
@@ -25,29 +27,7 @@ def tiny(**kw):
 
 
 def batch(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "image": torch.rand(B, 3, S, S, generator=g) * 2 - 1,
-        "tokens": torch.randint(2, V, (B, 6), generator=g),
-        "lengths": torch.tensor([6, 4, 5, 3]),
-        "class_id": torch.full((B,), -1),
-    }
-
-
-def step(model, phase, b, state, opts):
-    loss, logs = model.compute_loss(phase, b, state)
-    opts[phase].zero_grad(set_to_none=True)
-    loss.backward()
-    opts[phase].step()
-    return logs
-
-
-def snapshot(module):
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def changed(before, module):
-    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    return make_batch(V, (6, 4, 5, 3), S, seed, zero_pad=False, class_ids=True)
 
 
 def randomised_sscbn(channels=6, cond=5):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import TINY_RUN
 
 from t2igan import Text2ImagePipeline
 from t2igan.cli import main
@@ -11,14 +12,7 @@ from t2igan.config import resolve_config
 from t2igan.errors import T2IError
 from t2igan.trainer import Trainer, list_checkpoints
 
-TINY = [
-    "data.image_size=32",
-    "data.train_args={num_images: 64}",
-    "data.test_args={num_images: 16}",
-    "model.nf=8",
-    "model.text_emb_dim=16",
-    "model.text_hidden_dim=16",
-    "train.batch_size=8",
+TINY = TINY_RUN + [
     "train.log_every=1",
     "train.sample_every=3",
     "train.checkpoint_every=3",
