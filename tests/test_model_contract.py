@@ -22,7 +22,6 @@ that must not move), bit-exact save/load, pinned keys, one ``t2igan pretrain`` s
 
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import pytest

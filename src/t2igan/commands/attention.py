@@ -12,7 +12,6 @@ from pathlib import Path
 
 from PIL import Image
 
-from .. import cli
 from ..errors import T2IError
 from ..visualize import attention_figure
 
@@ -44,20 +43,10 @@ def attention_rows(pipe, out) -> list[Image.Image]:
     return rows
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--attention", action="store_true",
-                        help="also write <output>-attention.png: each word's attention map over the image (AttnGAN)")
-
-
-def write_attention(args, pipe, out, out_path) -> None:
-    if not getattr(args, "attention", False):
-        return
+def write_attention(pipe, out, out_path) -> None:
+    """``<output stem>-attention.png`` next to ``out_path``."""
     rows = attention_rows(pipe, out)
     path = Path(out_path)
     path = path.with_name(f"{path.stem}-attention.png")
     stack_rows(rows).save(path)
     print(f"wrote {path} ({len(rows)} rows of per-word attention maps)")
-
-
-cli.SAMPLE_FLAGS.append(add_arguments)
-cli.SAMPLE_HOOKS.append(write_attention)

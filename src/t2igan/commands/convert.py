@@ -3,7 +3,7 @@ checkpoints -> t2igan run folders (see :mod:`t2igan.convert` for the key layouts
 
 from __future__ import annotations
 
-from .. import cli
+HELP = "convert an official DF-GAN / DAMSM checkpoint to a run folder"
 
 
 def add_arguments(parser) -> None:
@@ -25,6 +25,3 @@ def run(args) -> None:
     else:
         out = convert_damsm(args.checkpoint, args.output, args.image_encoder, args.captions, args.vocab)
     print(f"run folder: {out}")
-
-
-cli.EXTRA_COMMANDS["convert"] = (add_arguments, run, "convert an official DF-GAN / DAMSM checkpoint to a run folder")

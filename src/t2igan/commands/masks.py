@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .. import cli
 from ..errors import T2IError
 from ..visualize import captioned_grid
 
@@ -42,14 +41,8 @@ def masks_grid(images: list[Image.Image], masks: list[torch.Tensor], captions: l
     return captioned_grid(cells, labels, ncol=1 + len(masks))
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--masks", action="store_true",
-                        help="also write <output>-masks.png: each generator block's predicted mask (SSA-GAN)")
-
-
-def write_masks(args, pipe, out, out_path) -> None:
-    if not getattr(args, "masks", False):
-        return
+def write_masks(pipe, out, out_path) -> None:
+    """``<output stem>-masks.png`` next to ``out_path``."""
     masks = out.extras.get("masks")
     if not masks:
         raise T2IError(f"--masks: the {pipe.model_name} model predicts no masks (SSA-GAN does)")
@@ -57,7 +50,3 @@ def write_masks(args, pipe, out, out_path) -> None:
     path = path.with_name(f"{path.stem}-masks.png")
     masks_grid(out.images, masks, out.captions).save(path)
     print(f"wrote {path} ({len(masks)} masks per image)")
-
-
-cli.SAMPLE_FLAGS.append(add_arguments)
-cli.SAMPLE_HOOKS.append(write_masks)

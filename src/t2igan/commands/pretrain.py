@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 
-from .. import cli
 from ..errors import T2IError
+
+HELP = "pretrain a DAMSM text/image encoder pair or a MirrorGAN STREAM"
 
 WHAT = ("damsm", "stream")
 
@@ -43,6 +44,3 @@ def run(args) -> None:
         return
     run_dir = pretrain(exp, args.run_dir, progress=not args.no_progress)
     print(f"run folder: {run_dir}")
-
-
-cli.EXTRA_COMMANDS["pretrain"] = (add_arguments, run, "pretrain a DAMSM text/image encoder pair or a MirrorGAN STREAM")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import cli
+HELP = "start a local web demo for a trained model"
 
 
 def add_arguments(parser) -> None:
@@ -31,6 +31,3 @@ def run(args) -> None:
         server.serve_forever()
     finally:
         server.server_close()
-
-
-cli.EXTRA_COMMANDS["serve"] = (add_arguments, run, "start a local web demo for a trained model")
