@@ -98,26 +98,31 @@ def changed(before: list, module) -> bool:
     return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
 
 
+def shapes_vocab(size: int = 30):
+    """A ``size``-word vocabulary starting with a few Shapes words (CLI tests sample "a red circle")."""
+    from t2igan.data.text import Vocabulary
+
+    words = ["<pad>", "<unk>", "a", "red", "circle", "green", "star"]
+    return Vocabulary(words + [f"w{i}" for i in range(size - len(words))])
+
+
+def save_and_reload(model, run_dir, vocab, batch: dict):
+    """Write ``model`` as a run folder, load it back, and return the outputs of both (eval mode) for
+    ``batch``'s captions with the same seeded noise."""
+    from t2igan.hub import load_run, save_run
+
+    save_run(run_dir, {"data": {"max_words": batch["tokens"].shape[1]}}, model, vocab)
+    loaded, _, _ = load_run(run_dir)
+    model.eval()
+    noise = model.noise(len(batch["lengths"]), generator=torch.Generator().manual_seed(0))
+    return (model.generate(batch["tokens"], batch["lengths"], noise),
+            loaded.generate(batch["tokens"], batch["lengths"], noise))
+
+
 @pytest.fixture
 def random_batch():
     """:func:`make_batch` as a fixture."""
     return make_batch
-
-
-@pytest.fixture
-def tiny_config():
-    """``tiny_config(steps, extra=(), preset="dfgan-shapes")``: a resolved experiment config of a tiny
-    run (``TINY_RUN`` for dfgan-shapes, the tiny model's arguments for other presets)."""
-    from t2igan.config import resolve_config
-
-    def make(steps: int = 2, extra=(), preset: str = "dfgan-shapes"):
-        model = preset.rsplit("-", 1)[0]
-        sizes = TINY_RUN if model == "dfgan" else [o for o in TINY_RUN if not o.startswith("model.")]
-        if model != "dfgan" and model in TINY_MODELS:
-            sizes = sizes + tiny_model_overrides(model)
-        return resolve_config(preset, sizes + [f"train.max_steps={steps}", *extra])
-
-    return make
 
 
 @pytest.fixture(scope="session")

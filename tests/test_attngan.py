@@ -2,14 +2,14 @@
 
 import pytest
 import torch
-from conftest import changed, make_batch, snapshot
+from conftest import changed, make_batch, save_and_reload, shapes_vocab, snapshot
 from conftest import phase_step as step
 
 import t2igan.models.attngan as attngan_module
 from t2igan import create_model
 from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
-from t2igan.data.text import Vocabulary, padding_mask
+from t2igan.data.text import padding_mask
 from t2igan.errors import T2IError
 from t2igan.hub import load_run, save_run
 from t2igan.models.attngan import WordAttention
@@ -224,15 +224,8 @@ def test_attention_figure_highlights_where_a_word_is_attended():
 
 
 def test_save_load_roundtrip_and_attention_cli(tmp_path, capsys):
-    m = tiny()
-    vocab = Vocabulary(["<pad>", "<unk>", "a", "red", "circle", "green", "star"] + [f"w{i}" for i in range(V - 7)])
-    save_run(tmp_path, {"data": {"max_words": 6}}, m, vocab)
-    m2, _, _ = load_run(tmp_path)
-    m.eval()
-    noise = m.noise(B, generator=torch.Generator().manual_seed(0))
-    b = batch()
-    out1 = m.generate(b["tokens"], b["lengths"], noise)
-    out2 = m2.generate(b["tokens"], b["lengths"], noise)
+    vocab = shapes_vocab(V)
+    out1, out2 = save_and_reload(tiny(), tmp_path, vocab, batch())
     assert torch.equal(out1.images, out2.images)
     assert torch.equal(out1.extras["attention"][0], out2.extras["attention"][0])
 

@@ -10,22 +10,11 @@ import pytest
 from PIL import Image
 
 from t2igan import Text2ImagePipeline
-from t2igan.config import resolve_config
 from t2igan.demo import make_server
-from t2igan.trainer import Trainer
-
-TINY = [
-    "data.image_size=32", "data.train_args={num_images: 64}", "data.test_args={num_images: 16}",
-    "model.nf=8", "model.text_emb_dim=16", "model.text_hidden_dim=16", "train.batch_size=8",
-    "train.max_steps=2", "train.sample_every=100", "train.checkpoint_every=100", "train.num_sample_captions=4",
-]
-
 
 @pytest.fixture(scope="module")
-def pipe(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run")
-    Trainer(resolve_config("dfgan-shapes", TINY), run, progress=False).fit()
-    return Text2ImagePipeline.from_pretrained(run, device="cpu")
+def pipe(tiny_trained_run):
+    return Text2ImagePipeline.from_pretrained(tiny_trained_run, device="cpu")
 
 
 @pytest.fixture(scope="module")

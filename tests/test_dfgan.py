@@ -85,6 +85,7 @@ def test_d_loss_sees_mismatched_pairs(monkeypatch):
     assert same["d_loss"] != pytest.approx(logs["d_loss"])
 
 
+@pytest.mark.slow
 def test_tiny_overfit_each_player_improves_against_a_fixed_opponent():
     """D alone learns to separate one real batch from G's images; G alone learns to fool a fixed D."""
     m = tiny()

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from conftest import TINY_RUN
 from safetensors.torch import load_file
@@ -45,6 +46,7 @@ save_file({k: v.contiguous() for k, v in again.model.state_dict().items()}, f"{r
 """
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_keep_identical_weights(tmp_path):
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)

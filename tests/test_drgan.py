@@ -5,14 +5,13 @@ import math
 
 import pytest
 import torch
-from conftest import changed, make_batch, snapshot
+from conftest import changed, make_batch, save_and_reload, shapes_vocab, snapshot
 
 from t2igan import create_model
 from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
-from t2igan.data.text import Vocabulary
 from t2igan.errors import T2IError
-from t2igan.hub import load_run, save_run
+from t2igan.hub import load_run
 from t2igan.models.attngan import image_pyramid
 from t2igan.models.drgan import (
     distribution_alignment_loss,
@@ -277,14 +276,7 @@ def test_bad_settings_are_one_line_errors():
 
 
 def test_save_load_roundtrip_and_attention_and_masks_cli(tmp_path, capsys):
-    m = tiny()
-    vocab = Vocabulary(["<pad>", "<unk>", "a", "red", "circle", "green", "star"] + [f"w{i}" for i in range(V - 7)])
-    save_run(tmp_path, {"data": {"max_words": 6}}, m, vocab)
-    m2, _, _ = load_run(tmp_path)
-    m.eval()
-    b = batch()
-    noise = m.noise(B, generator=torch.Generator().manual_seed(0))
-    out1, out2 = m.generate(b["tokens"], b["lengths"], noise), m2.generate(b["tokens"], b["lengths"], noise)
+    out1, out2 = save_and_reload(tiny(), tmp_path, shapes_vocab(V), batch())
     assert torch.equal(out1.images, out2.images)
     assert all(torch.equal(x, y) for x, y in zip(out1.extras["masks"], out2.extras["masks"]))
     out = tmp_path / "s.png"

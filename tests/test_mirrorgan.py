@@ -143,6 +143,7 @@ def test_teacher_forcing_is_causal_and_matches_step_by_step_decoding(inject):
     assert not torch.allclose(m(images.flip(0), tokens, torch.tensor([4, 2]))[1], logits[1])
 
 
+@pytest.mark.slow
 def test_greedy_decoding_stops_at_the_end_token(stream_run):
     m = tiny_stream()
     images = torch.rand(6, 3, 16, 16) * 2 - 1
@@ -248,6 +249,7 @@ def test_caption_loss_gradient_reaches_the_generator_and_stream_stays_frozen():
     assert "stream" not in m0.compute_loss("g", b, state)[1]
 
 
+@pytest.mark.slow
 def test_generator_learns_to_be_redescribed(stream_run):
     """Against the frozen pretrained STREAM, G learns to draw one batch of captions so that the
     STREAM reads them back: its caption loss falls."""
@@ -306,6 +308,7 @@ def test_corpus_bleu():
 # -- pretraining, loading, vocabularies, CLI -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pretrained_shapes_captioner_names_attributes_far_above_chance(stream_run):
     metrics = json.loads((stream_run / "metrics.jsonl").read_text().splitlines()[-1])
     assert metrics["num_images"] == 200
@@ -325,6 +328,7 @@ def test_pretrained_shapes_captioner_names_attributes_far_above_chance(stream_ru
     assert caption_images(stream, vocab, images) == [e["caption"] for e in metrics["examples"]]
 
 
+@pytest.mark.slow
 def test_stream_vocabulary_must_match_the_data(stream_run):
     stream, vocab = load_stream(stream_run)
     m = tiny_mirrorgan(vocab_size=len(vocab), stream_weights=str(stream_run), stream_embed_dim=99)
@@ -336,6 +340,7 @@ def test_stream_vocabulary_must_match_the_data(stream_run):
         tiny_mirrorgan(stream_weights=str(stream_run / "missing"))
 
 
+@pytest.mark.slow
 def test_caption_and_sample_mirror_commands(stream_run, tmp_path, capsys):
     ds = ShapesDataset("test", num_images=2, image_size=32)
     paths = []
@@ -410,6 +415,7 @@ def test_pretrain_command_and_presets(tmp_path, capsys):
     assert shapes.train == attn.train and shapes.data == attn.data
 
 
+@pytest.mark.slow
 def test_trains_end_to_end_on_tiny_shapes_with_a_frozen_pretrained_stream(stream_run, tmp_path):
     from t2igan.trainer import Trainer
 

@@ -35,6 +35,7 @@ def checkpoint_tensors(run_dir, step):
     return load_file(str(run_dir / "checkpoints" / f"step-{step:08d}.safetensors"))
 
 
+@pytest.mark.slow
 def test_run_killed_mid_step_resumes_bit_identically(tmp_path):
     """SIGKILL at an arbitrary moment after the second checkpoint, resume, and end with exactly the
     weights (model and EMA) of a run that was never interrupted."""

@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import changed, make_batch, snapshot
+from conftest import changed, make_batch, save_and_reload, shapes_vocab, snapshot
 from conftest import phase_step as step
 
 from t2igan import create_model
@@ -177,14 +177,7 @@ def test_presets_resolve_to_the_official_settings():
 
 
 def test_save_load_roundtrip_and_masks_cli(tmp_path, capsys):
-    m = tiny()
-    vocab = Vocabulary(["<pad>", "<unk>", "a", "red", "circle", "green", "star"] + [f"w{i}" for i in range(V - 7)])
-    save_run(tmp_path, {"data": {"max_words": 6}}, m, vocab)
-    m2, _, _ = load_run(tmp_path)
-    m.eval()
-    noise = m.noise(B, generator=torch.Generator().manual_seed(0))
-    out1 = m.generate(batch()["tokens"], batch()["lengths"], noise)
-    out2 = m2.generate(batch()["tokens"], batch()["lengths"], noise)
+    out1, out2 = save_and_reload(tiny(), tmp_path, shapes_vocab(V), batch())
     assert torch.equal(out1.images, out2.images)
     assert all(torch.equal(a, b) for a, b in zip(out1.extras["masks"], out2.extras["masks"]))
 
