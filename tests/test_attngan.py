@@ -135,18 +135,38 @@ def test_d_sees_real_images_with_wrong_captions(monkeypatch):
     torch.manual_seed(1)
     _, logs = m.compute_loss("d", batch(), {})
     assert logs["d0_cond_wrong"] != pytest.approx(logs["d0_cond_real"])
-    monkeypatch.setattr(attngan_module, "mismatched", lambda x: x)
+    monkeypatch.setattr(attngan_module, "mismatched_pairs", lambda feats, cond, form: (feats, cond))
     torch.manual_seed(1)
     _, same = m.compute_loss("d", batch(), {})
     for i in range(2):
         assert same[f"d{i}_cond_wrong"] == pytest.approx(same[f"d{i}_cond_real"], abs=1e-6)
 
 
+def test_wrong_caption_pairs_are_the_official_shift_by_default_or_the_roll():
+    """Official discriminator_loss: real image i with caption i+1 for i < B-1 (B-1 pairs); the
+    "roll" option pairs all B images, image j with caption j-1."""
+    m = tiny()
+    assert m.config.mismatch_pairs == "shift"
+    D = m.discriminator[0].eval()
+    real, fake = batch()["image"][:, :, :16, :16], torch.rand(B, 3, 16, 16)
+    e = torch.randn(B, 16)
+    feats = D.features(real)
+    one = lambda i, j: D.cond_logits(feats[i:i + 1], e[j:j + 1])[0]  # noqa: E731
+    shift = torch.stack([one(i, i + 1) for i in range(B - 1)]).mean().item()
+    roll = torch.stack([one(j, (j - 1) % B) for j in range(B)]).mean().item()
+    _, logs = attngan_module.stage_discriminator_loss(D, real, fake, e)
+    assert logs["cond_wrong"] == pytest.approx(shift, abs=1e-6)
+    _, logs = attngan_module.stage_discriminator_loss(D, real, fake, e, "roll")
+    assert logs["cond_wrong"] == pytest.approx(roll, abs=1e-6)
+    with pytest.raises(T2IError, match="mismatch_pairs"):
+        tiny(mismatch_pairs="other")
+
+
 def test_lower_stage_discriminators_see_downsampled_real_images(monkeypatch):
     m = tiny()
     seen = []
     monkeypatch.setattr(attngan_module, "stage_discriminator_loss",
-                        lambda D, real, fake, sent: (seen.append((real, fake.shape)) or (real.mean() * 0, {})))
+                        lambda D, real, fake, sent, mismatch: (seen.append((real, fake.shape)) or (real.mean() * 0, {})))
     b = batch()
     m.compute_loss("d", b, {})
     assert [r.shape[-1] for r, _ in seen] == [16, 32] and [f[-1] for _, f in seen] == [16, 32]

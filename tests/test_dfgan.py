@@ -1,10 +1,12 @@
+import math
+
 import pytest
 import torch
 from conftest import make_batch
 
 import t2igan.models.dfgan as dfgan_module
 from t2igan import create_model
-from t2igan.config import TrainConfig
+from t2igan.config import TrainConfig, resolve_config
 from t2igan.errors import T2IError
 from t2igan.hub import load_run, save_run
 from t2igan.data.text import Vocabulary
@@ -110,12 +112,39 @@ def test_tiny_overfit_each_player_improves_against_a_fixed_opponent():
     assert logs["g_loss"] < g_first - 0.1
 
 
-def test_truncated_noise_is_bounded_and_seeded():
+def truncnorm_std(bound: float) -> float:
+    """Standard deviation of N(0, 1) truncated to [-bound, bound] (closed form)."""
+    phi = math.exp(-bound * bound / 2) / math.sqrt(2 * math.pi)
+    mass = math.erf(bound / math.sqrt(2))
+    return math.sqrt(1 - 2 * bound * phi / mass)
+
+
+def test_truncated_noise_official_form_is_scaled_truncnorm_and_seeded():
+    """Official DF-GAN sampler: ``0.88 * truncnorm(-2, 2)`` (std 0.77), the default form."""
     m = tiny()
-    z = m.noise(1000, truncation=0.88, generator=torch.Generator().manual_seed(3))
-    assert z.abs().max() <= 0.88 + 1e-6 and z.std() > 0.4
-    z2 = m.noise(1000, truncation=0.88, generator=torch.Generator().manual_seed(3))
+    assert m.config.truncation_form == "scaled"
+    z = m.noise(20000, truncation=0.88, generator=torch.Generator().manual_seed(3))
+    assert z.abs().max() <= 2 * 0.88 + 1e-5 and z.abs().max() > 1.7
+    assert z.std().item() == pytest.approx(0.88 * truncnorm_std(2.0), rel=0.02)  # 0.774
+    z2 = m.noise(20000, truncation=0.88, generator=torch.Generator().manual_seed(3))
     assert torch.equal(z, z2)
+
+
+def test_truncated_noise_clip_form_is_narrower():
+    m = tiny(truncation_form="clip")
+    z = m.noise(20000, truncation=0.88, generator=torch.Generator().manual_seed(3))
+    assert z.abs().max() <= 0.88 + 1e-6
+    assert z.std().item() == pytest.approx(truncnorm_std(0.88), rel=0.02)  # 0.48
+    with pytest.raises(T2IError, match="truncation_form"):
+        tiny(truncation_form="wide")
+
+
+def test_dfgan_cub_coco_presets_sample_and_train_as_the_official_code():
+    """Official DF-GAN: scaled truncated noise, no moving average of G; dfgan-shapes keeps clip."""
+    for name in ("dfgan-cub", "dfgan-coco"):
+        cfg = resolve_config(name)
+        assert cfg.model_args["truncation_form"] == "scaled" and cfg.train.ema_decay == 0
+    assert resolve_config("dfgan-shapes").model_args["truncation_form"] == "clip"
 
 
 def test_save_load_roundtrip_is_bit_exact(tmp_path):

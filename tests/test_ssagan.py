@@ -100,7 +100,7 @@ def test_fresh_block_is_its_shortcut_and_fresh_sscbn_ignores_text():
 
 
 def test_d_and_g_phases_train_only_their_networks_and_frozen_text_encoder_stays():
-    m = tiny(text_encoder_mode="frozen")
+    m = tiny(text_encoder_mode="frozen", d_update="one_step")
     opts = {k: torch.optim.Adam(g) for k, g in m.optimizer_groups(TrainConfig()).items()}
     g0, d0, t0 = snapshot(m.generator), snapshot(m.discriminator), snapshot(m.text_encoder)
     state = {}
@@ -111,6 +111,64 @@ def test_d_and_g_phases_train_only_their_networks_and_frozen_text_encoder_stays(
     step(m, "g", batch(), state, opts)
     assert changed(g0, m.generator) and not changed(d1, m.discriminator)
     assert not changed(t0, m.text_encoder)
+
+
+def reference_ma_gp(D, images, sent_emb, k=2.0, p=6.0):
+    """MA-GP written out: k * mean(||(d/dx, d/de) sum D(x, e)||^p), as the official second D step."""
+    x = images.detach().clone().requires_grad_(True)
+    e = sent_emb.detach().clone().requires_grad_(True)
+    out = D.logits(D.features(x), e)
+    gx, ge = torch.autograd.grad(out.sum(), (x, e), create_graph=True)
+    return k * torch.cat([gx.flatten(1), ge.flatten(1)], 1).norm(dim=1).pow(p).mean()
+
+
+def test_official_d_update_is_a_hinge_step_then_a_ma_gp_step_on_one_optimizer():
+    """Official main.py: Adam step on the hinge loss, then (D updated) a step on MA-GP alone."""
+    m = tiny()
+    assert m.phases == ("d", "d_gp", "g") and m.optimizer_name("d_gp") == "d"
+    assert set(m.optimizer_groups(TrainConfig())) == {"d", "g"}
+    opts = {k: torch.optim.Adam(g) for k, g in m.optimizer_groups(TrainConfig()).items()}
+    state = {}
+    logs = step(m, "d", batch(), state, opts)
+    assert "ma_gp" not in logs and logs["d_loss"] == logs["d_adv"]
+    d1, g1 = snapshot(m.discriminator), snapshot(m.generator)
+    expected = reference_ma_gp(m.discriminator, batch()["image"], state["sent_emb"]).item()
+    logs = step(m, "d_gp", batch(), state, opts)
+    assert logs["ma_gp"] == pytest.approx(expected, rel=1e-5) and logs["ma_gp"] > 0
+    assert changed(d1, m.discriminator) and not changed(g1, m.generator)
+    assert opts["d"].state[next(m.discriminator.parameters())]["step"].item() == 2  # one Adam, two steps
+
+
+def test_one_step_d_update_sums_hinge_and_ma_gp():
+    m = tiny(d_update="one_step")
+    assert m.phases == ("d", "g")
+    state = {}
+    loss, logs = m.compute_loss("d", batch(), state)
+    expected = reference_ma_gp(m.discriminator, batch()["image"], state["sent_emb"]).item()
+    assert logs["ma_gp"] == pytest.approx(expected, rel=1e-5)
+    assert loss.item() == pytest.approx(logs["d_adv"] + logs["ma_gp"], rel=1e-6)
+    with pytest.raises(T2IError, match="d_update"):
+        tiny(d_update="three")
+
+
+def test_mismatched_pairs_follow_the_official_shift_or_the_roll():
+    """Official SSA-GAN: real image i with caption i+1, B-1 pairs; roll: image j with caption j-1."""
+    from t2igan.models.ssagan import discriminator_loss
+
+    m = tiny()
+    D = m.discriminator
+    images, e = batch()["image"], torch.randn(B, 16)
+    fake = torch.rand(B, 3, S, S) * 2 - 1
+    feats = D.features(images)
+    shift_logits = torch.stack([D.logits(feats[i:i + 1], e[i + 1:i + 2])[0] for i in range(B - 1)])
+    roll_logits = torch.stack([D.logits(feats[j:j + 1], e[j - 1:j] if j else e[-1:])[0] for j in range(B)])
+    _, logs = discriminator_loss(D, images, e, fake, with_gp=False)
+    assert logs["d_mismatch"] == pytest.approx(shift_logits.mean().item(), abs=1e-6)
+    _, logs = discriminator_loss(D, images, e, fake, mismatch="roll", with_gp=False)
+    assert logs["d_mismatch"] == pytest.approx(roll_logits.mean().item(), abs=1e-6)
+    assert tiny(mismatch_pairs="shift").config.mismatch_pairs == "shift"
+    with pytest.raises(T2IError, match="mismatch_pairs"):
+        tiny(mismatch_pairs="random")
 
 
 def test_joint_mode_trains_the_text_encoder_with_g_only():
@@ -172,6 +230,10 @@ def test_presets_resolve_to_the_official_settings():
     assert cub.train.max_steps == 600 * (8855 // 24)
     coco = resolve_config("ssagan-coco")
     assert coco.train.max_steps == 120 * (82783 // 24) and coco.data.max_words == 12
+    for official in (cub, coco):  # the official code's training step and sampler
+        args = official.model_args
+        assert args.get("mismatch_pairs", "shift") == "shift" and args.get("d_update", "two_steps") == "two_steps"
+        assert official.train.ema_decay == 0
     shapes, dfgan = resolve_config("ssagan-shapes"), resolve_config("dfgan-shapes")
     assert shapes.data == dfgan.data and shapes.train == dfgan.train  # a like-for-like comparison
 

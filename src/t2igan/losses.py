@@ -76,3 +76,23 @@ def contrastive_loss(image_embs: torch.Tensor, text_embs: torch.Tensor, temperat
     if symmetric:
         loss = 0.5 * (loss + F.cross_entropy(logits.t(), target))
     return loss
+
+
+MISMATCH_FORMS = ("shift", "roll")
+
+
+def mismatched_pairs(features: torch.Tensor, cond: torch.Tensor, form: str = "shift") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(features, conditions)`` of mismatched pairs for a discriminator's ``(real, e_wrong)`` term.
+
+    * ``"shift"`` (official AttnGAN, MirrorGAN, DR-GAN and SSA-GAN code): ``B - 1`` pairs, sample
+      ``i`` with condition ``i + 1``;
+    * ``"roll"`` (official DF-GAN code, :func:`mismatched`): ``B`` pairs, sample ``j`` with
+      condition ``j - 1``; every sample is used.
+    """
+    if form not in MISMATCH_FORMS:
+        raise ValueError(f"mismatch form must be one of {', '.join(MISMATCH_FORMS)}, got {form!r}")
+    if features.shape[0] < 2:
+        raise ValueError("mismatched pairs need a batch of at least 2 samples")
+    if form == "shift":
+        return features[:-1], cond[1:]
+    return features, mismatched(cond)

@@ -568,7 +568,8 @@ class Trainer:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16,
                                   enabled=amp != "none" and self.device.type == "cuda")
         for phase in self.model.phases:
-            opt, scaler = self.optimizers[phase], self.scalers[phase]
+            name = self.model.optimizer_name(phase)
+            opt, scaler = self.optimizers[name], self.scalers[name]
             with autocast:
                 loss, phase_logs = self.model.compute_loss(phase, batch, state)
             if self.dist.world_size == 1:

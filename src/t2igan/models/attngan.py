@@ -26,7 +26,7 @@ Losses, per stage ``i`` [AttnGAN, Eq. 3-5, in the official code's weighting]:
 
 * D_i: ``(BCE(D(x), 1) + BCE(D(x, e), 1)) / 2 + (BCE(D(x_hat), 0) + BCE(D(x_hat, e), 0)
   + BCE(D(x, e_wrong), 0)) / 3``: the official code also shows D real images with another
-  caption of the batch (``e_wrong``, here :func:`t2igan.losses.mismatched`);
+  caption of the batch (``e_wrong``, :func:`t2igan.losses.mismatched_pairs`);
 * G: ``sum_i [BCE(D_i(x_hat_i), 1) + BCE(D_i(x_hat_i, e), 1)] + lambda L_DAMSM(x_hat_{m-1})
   + KL(N(mu, sigma^2) || N(0, I))`` [AttnGAN, Eq. 2; StackGAN's CA term]. The DAMSM loss
   (``L_1^w + L_2^w + L_1^s + L_2^s``, [AttnGAN, Eq. 10-13]) scores the last stage only, with a
@@ -39,6 +39,9 @@ Where the official code (github.com/taoxugit/AttnGAN) and the paper differ:
 * The official attention mask is laid out batch-major against query-major scores (``mask.repeat``),
   so in a batch of captions of different lengths some pixels mask the wrong words. Here each
   caption's own padding is masked, so a padded word never receives attention.
+* ``mismatch_pairs``: the official code pairs image ``i`` with caption ``i + 1`` (``B - 1`` pairs,
+  ``"shift"``, the default and the ``-cub``/``-coco`` presets); ``"roll"`` uses all ``B`` images,
+  image ``j`` with caption ``j - 1`` (DF-GAN's pairing, the ``-shapes`` presets).
 * The official G loss has no 1/2 on the uncond + cond terms (Eq. 3 has); the code's form is used.
 
 Frozen parts: the text encoder (in the module tree: the generator needs it at inference) is always
@@ -57,9 +60,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import T2IError
-from ..losses import bce_logits_loss, kl_normal_loss, mismatched
+from ..losses import MISMATCH_FORMS, bce_logits_loss, kl_normal_loss, mismatched_pairs
 from ..registry import register_model
 from .base import SampleOutput, T2IModel
+from .damsm import DAMSM_PAPER_FORM
 
 
 @dataclass
@@ -83,7 +87,8 @@ class AttnGANConfig:
     damsm_gamma1: float = 4.0  # word-region attention sharpness (official YAMLs 4)
     damsm_gamma2: float = 5.0  # region-word relevance sharpness
     damsm_gamma3: float = 10.0  # image-text matching sharpness
-    damsm_paper_form: bool = False  # True: Eq. 10's ^(1/gamma2); False: the official code's form
+    damsm_paper_form: bool = DAMSM_PAPER_FORM  # True: Eq. 10's ^(1/gamma2); False: the official code's form
+    mismatch_pairs: str = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
     kl_weight: float = 1.0  # weight of CA's KL term
     truncation: float = 0.0  # noise truncation at sampling (0 = none; AttnGAN samples plain N(0, I))
 
@@ -104,6 +109,8 @@ def check_config(c: AttnGANConfig) -> None:
     if c.image_size != c.stage_sizes[-1]:
         raise T2IError(f"attngan: image_size {c.image_size} must equal base_size * 2^(num_stages - 1) = "
                        f"{c.stage_sizes[-1]} (base_size={c.base_size}, num_stages={c.num_stages})")
+    if c.mismatch_pairs not in MISMATCH_FORMS:
+        raise T2IError(f"attngan: mismatch_pairs must be one of {', '.join(MISMATCH_FORMS)}, got {c.mismatch_pairs!r}")
     if c.damsm_backbone not in ("inception", "small_cnn"):
         raise T2IError(f"attngan: damsm_backbone must be inception or small_cnn, got {c.damsm_backbone!r}")
 
@@ -324,21 +331,22 @@ class Discriminators(nn.Module):
 
 
 def stage_discriminator_loss(D: StageDiscriminator, real: torch.Tensor, fake: torch.Tensor,
-                             sent_emb: torch.Tensor) -> tuple[torch.Tensor, dict]:
+                             sent_emb: torch.Tensor, mismatch: str = "shift") -> tuple[torch.Tensor, dict]:
     """[AttnGAN, Eq. 5] as the official code weights it:
     ``(L(x, 1) + L(x, e, 1)) / 2 + (L(x_hat, 0) + L(x_hat, e, 0) + L(x, e_wrong, 0)) / 3``
     with ``L`` = BCE with logits; without the unconditional logit, ``L(x, e, 1) + (L(x_hat, e, 0)
-    + L(x, e_wrong, 0)) / 2``."""
-    return discriminator_loss_from_features(D, D.features(real), D.features(fake.detach()), sent_emb)
+    + L(x, e_wrong, 0)) / 2``. ``mismatch`` chooses the ``(x, e_wrong)`` pairs
+    (:func:`t2igan.losses.mismatched_pairs`)."""
+    return discriminator_loss_from_features(D, D.features(real), D.features(fake.detach()), sent_emb, mismatch)
 
 
 def discriminator_loss_from_features(D: StageDiscriminator, real_feats: torch.Tensor, fake_feats: torch.Tensor,
-                                     sent_emb: torch.Tensor) -> tuple[torch.Tensor, dict]:
+                                     sent_emb: torch.Tensor, mismatch: str = "shift") -> tuple[torch.Tensor, dict]:
     """:func:`stage_discriminator_loss` from D's features of the real and the (detached) fake images,
     for models that read the same features again (DR-GAN's DNM)."""
     cond_real = D.cond_logits(real_feats, sent_emb)
     cond_fake = D.cond_logits(fake_feats, sent_emb)
-    cond_wrong = D.cond_logits(real_feats, mismatched(sent_emb))
+    cond_wrong = D.cond_logits(*mismatched_pairs(real_feats, sent_emb, mismatch))
     real_terms = [bce_logits_loss(cond_real, True)]
     fake_terms = [bce_logits_loss(cond_fake, False), bce_logits_loss(cond_wrong, False)]
     logs = {"cond_real": cond_real.mean().item(), "cond_fake": cond_fake.mean().item(),
@@ -482,7 +490,7 @@ class AttnGAN(T2IModel):
         state.update(fakes=fakes, mu=mu, logvar=logvar, text=text)
         loss, logs = 0.0, {}
         for i, (D, real_i, fake_i) in enumerate(zip(self.discriminator, image_pyramid(real, c.stage_sizes), fakes)):
-            loss_i, logs_i = stage_discriminator_loss(D, real_i, fake_i, text.sent_emb)
+            loss_i, logs_i = stage_discriminator_loss(D, real_i, fake_i, text.sent_emb, c.mismatch_pairs)
             loss = loss + loss_i
             logs[f"d_loss{i}"] = loss_i.item()
             logs.update({f"d{i}_{k}": v for k, v in logs_i.items()})

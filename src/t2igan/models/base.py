@@ -8,7 +8,8 @@ The trainer, for each batch, runs the model's ``phases`` in order (``("d", "g")`
     state = {}                                    # scratch space shared by the phases of one step
     for phase in model.phases:
         loss, logs = model.compute_loss(phase, batch, state)
-        optimizer[phase].zero_grad(); loss.backward(); optimizer[phase].step()
+        opt = optimizer[model.optimizer_name(phase)]
+        opt.zero_grad(); loss.backward(); opt.step()
 
 and keeps an exponential moving average of ``model.generator``. The pipeline calls
 :meth:`T2IModel.generate` with the moving-average generator.
@@ -30,18 +31,30 @@ class SampleOutput:
     extras: dict = field(default_factory=dict)  # e.g. "attention": [(B, T, h, w)], "masks": [(B, 1, h, w)]
 
 
-def truncated_noise(shape, truncation: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Standard normal noise, optionally truncated to ``[-truncation, truncation]`` (DF-GAN's 0.88).
+TRUNCATION_FORMS = ("scaled", "clip")
 
-    Truncation samples the truncated normal exactly by inverse CDF, so it is reproducible from a
+
+def truncated_noise(shape, truncation: float | None = None, generator: torch.Generator | None = None,
+                    form: str = "scaled") -> torch.Tensor:
+    """Standard normal noise, optionally truncated (``truncation`` None or 0: plain ``N(0, I)``).
+
+    * ``form="scaled"`` (the official DF-GAN sampler, ``code/lib/utils.py``): a standard normal
+      truncated to ``[-2, 2]``, times ``truncation`` (DF-GAN's ``trunc_rate`` 0.88: std 0.77);
+    * ``form="clip"``: a standard normal truncated to ``[-truncation, truncation]`` (BigGAN-style
+      truncation; at 0.88 its std is 0.48, a narrower distribution).
+
+    The truncated normal is sampled exactly by inverse CDF, so it is reproducible from a
     ``torch.Generator`` (no rejection loop).
     """
+    if form not in TRUNCATION_FORMS:
+        raise ValueError(f"truncation form must be one of {', '.join(TRUNCATION_FORMS)}, got {form!r}")
     if truncation is None or truncation <= 0:
         return torch.randn(shape, generator=generator)
-    lo = torch.special.ndtr(torch.tensor(-float(truncation), dtype=torch.float64))
+    bound, scale = (2.0, float(truncation)) if form == "scaled" else (float(truncation), 1.0)
+    lo = torch.special.ndtr(torch.tensor(-bound, dtype=torch.float64))
     u = torch.rand(shape, generator=generator, dtype=torch.float64)
     u = lo + u * (1 - 2 * lo)
-    return torch.special.ndtri(u).float()
+    return (scale * torch.special.ndtri(u)).float()
 
 
 class T2IModel(nn.Module):
@@ -76,7 +89,13 @@ class T2IModel(nn.Module):
         return feats
 
     def noise(self, batch_size: int, truncation: float | None = None, generator=None) -> torch.Tensor:
-        return truncated_noise((batch_size, self.config.z_dim), truncation, generator)
+        form = getattr(self.config, "truncation_form", "scaled")
+        return truncated_noise((batch_size, self.config.z_dim), truncation, generator, form)
+
+    def optimizer_name(self, phase: str) -> str:
+        """The key of :meth:`optimizer_groups` whose optimizer a phase steps (default: its own
+        name; SSA-GAN's ``d_gp`` phase steps D's optimizer again)."""
+        return phase
 
     def config_dict(self) -> dict:
         return asdict(self.config)

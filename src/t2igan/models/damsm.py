@@ -22,7 +22,10 @@ The matching losses are pure functions:
 * :func:`damsm_loss` -- the sum of the four terms for a generator's images (``L_DAMSM``, Eq. 14).
 
 Paper vs. official code (SPEC "DAMSM loss"): Eq. 10 is ``R = log(sum_i exp(gamma2 cos))^(1/gamma2)``
-(``paper_form=True``); the official code drops the ``1/gamma2`` (``paper_form=False``). The official
+(``paper_form=True``); the official code drops the ``1/gamma2`` (``paper_form=False``).
+:data:`DAMSM_PAPER_FORM` (``False``, the official form) is the one default of every function, config
+and ``-cub``/``-coco`` preset here and of the GANs' ``damsm_paper_form``; the ``-shapes`` presets
+choose the paper's form (its word term is scaled like the sentence term). The official
 YAMLs use ``gamma1 = 4`` (code default 5), ``gamma2 = 5``, ``gamma3 = 10``. On CUB, captions of other
 images of the same class are not negatives: their scores are set to ``-inf`` (``class_ids``).
 
@@ -47,6 +50,8 @@ from torch import nn
 
 from ..errors import T2IError
 from ..nn.text_encoder import RNNTextEncoder, TextFeatures
+
+DAMSM_PAPER_FORM = False  # the default form of Eq. 10 everywhere: False = the official code's (no 1/gamma2)
 
 BACKBONES = ("inception", "small_cnn")
 
@@ -119,7 +124,7 @@ def _both_directions(scores: torch.Tensor, same_class: torch.Tensor | None) -> t
 
 def word_relevance(region_feats: torch.Tensor, word_embs: torch.Tensor, mask: torch.Tensor,
                    gamma1: float = 4.0, gamma2: float = 5.0,
-                   paper_form: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                   paper_form: bool = DAMSM_PAPER_FORM) -> tuple[torch.Tensor, torch.Tensor]:
     """Region-word relevance ``R(Q_j, D_i)`` of every image j with every caption i [AttnGAN, Eq. 10].
 
     region_feats (B, D, h, w); word_embs (B, D, T); mask (B, T) True at padding.
@@ -164,7 +169,7 @@ def word_relevance(region_feats: torch.Tensor, word_embs: torch.Tensor, mask: to
 
 def damsm_word_loss(region_feats: torch.Tensor, word_embs: torch.Tensor, mask: torch.Tensor,
                     class_ids: torch.Tensor | None = None, gamma1: float = 4.0, gamma2: float = 5.0,
-                    gamma3: float = 10.0, paper_form: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    gamma3: float = 10.0, paper_form: bool = DAMSM_PAPER_FORM) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Word-level DAMSM loss [AttnGAN, Eq. 10-13], vectorised over all (image, caption) pairs.
 
     ``P(D_i | Q_i) = softmax_j(gamma3 R(Q_i, D_j))`` (Eq. 11) and its converse ``P(Q_i | D_i)``;
@@ -205,7 +210,7 @@ def damsm_sentence_loss(image_emb: torch.Tensor, sent_emb: torch.Tensor, class_i
 
 def damsm_loss(image_encoder: nn.Module, images: torch.Tensor, text: TextFeatures,
                class_ids: torch.Tensor | None = None, gamma1: float = 4.0, gamma2: float = 5.0,
-               gamma3: float = 10.0, paper_form: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+               gamma3: float = 10.0, paper_form: bool = DAMSM_PAPER_FORM) -> tuple[torch.Tensor, dict[str, float]]:
     """``L_DAMSM = L_1^w + L_2^w + L_1^s + L_2^s`` [AttnGAN, Eq. 14] of ``images`` against their own
     captions (``text``), for a generator: the (frozen) image encoder scores the images, gradients reach
     whatever produced ``images`` and ``text``. Returns (loss, logs with each term as a float)."""
@@ -347,7 +352,7 @@ class DAMSMConfig:
     gamma1: float = 4.0  # word-region attention sharpness (official YAMLs 4, code default 5)
     gamma2: float = 5.0  # region-word relevance sharpness
     gamma3: float = 10.0  # image-text matching sharpness
-    paper_form: bool = True  # True: Eq. 10's log(sum exp)^(1/gamma2); False: the official code's (no 1/gamma2)
+    paper_form: bool = DAMSM_PAPER_FORM  # True: Eq. 10's log(sum exp)^(1/gamma2); False: the official code's (no 1/gamma2)
 
 
 @dataclass

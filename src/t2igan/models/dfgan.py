@@ -7,6 +7,15 @@ double the resolution up to ``image_size``; each up-block is two deep-fusion blo
 text-conditioned affines, each followed by leaky ReLU) around 3x3 convs with a learned shortcut.
 The affine's condition is ``[z, sent_emb]``. D down-samples to ``8nf x 4 x 4``; the conditional head
 concatenates the sentence, replicated spatially, and applies two convs.
+
+Where t2igan offers more than the official code (github.com/tobran/DF-GAN), the official behaviour
+is the default, the presets' ``-cub``/``-coco`` setting and that of a converted checkpoint:
+
+* ``truncation_form``: the official sampler draws ``trunc_rate * TN(-2, 2)`` (``"scaled"``, std
+  0.77 at 0.88); ``"clip"`` cuts ``N(0, 1)`` to ``[-0.88, 0.88]`` (std 0.48: less varied, often
+  cleaner images; used by ``dfgan-shapes``). FIDs of the two differ.
+* The official code keeps no moving average of G, so ``dfgan-cub``/``dfgan-coco`` set
+  ``train.ema_decay: 0``; the trainer's 0.999 average is the option.
 """
 
 from __future__ import annotations
@@ -18,9 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import T2IError
 from ..losses import contrastive_loss, d_hinge_loss, g_hinge_loss, matching_aware_gradient_penalty, mismatched
 from ..registry import register_model
-from .base import SampleOutput, T2IModel
+from .base import TRUNCATION_FORMS, SampleOutput, T2IModel
 
 
 @dataclass
@@ -37,7 +47,8 @@ class DFGANConfig:
     text_encoder_weights: str | None = None  # safetensors of a pretrained text encoder (DAMSM)
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
-    truncation: float = 0.88  # noise truncation at sampling (0 = none)
+    truncation: float = 0.88  # noise truncation at sampling (0 = none); DF-GAN's trunc_rate
+    truncation_form: str = "scaled"  # scaled: official, 0.88 * N(0,1) cut to [-2, 2] | clip: N(0,1) cut to [-0.88, 0.88]
     contrastive_weight: float = 0.0  # lambda of the image-sentence contrastive term in D and G (0 = off; not in the paper)
     contrastive_dim: int = 128  # size of D's shared image/sentence embedding space for that term
     contrastive_temperature: float = 0.1
@@ -183,6 +194,8 @@ class DFGAN(T2IModel):
     def __init__(self, config: DFGANConfig):
         super().__init__(config)
         c = config
+        if c.truncation_form not in TRUNCATION_FORMS:
+            raise T2IError(f"truncation_form must be one of {', '.join(TRUNCATION_FORMS)}, got {c.truncation_form!r}")
         self.text_encoder = self.build_text_encoder()
         load_text_encoder_weights(self.text_encoder, c.text_encoder_weights)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)

@@ -461,7 +461,7 @@ class DRGAN(AttnGAN):
         for i, (D, real_i, fake_i) in enumerate(zip(self.discriminator, reals, out.images)):
             fake_i = fake_i.detach()
             real_feats, fake_feats = D.features(real_i), D.features(fake_i)
-            adv, adv_logs = discriminator_loss_from_features(D, real_feats, fake_feats, text.sent_emb)
+            adv, adv_logs = discriminator_loss_from_features(D, real_feats, fake_feats, text.sent_emb, c.mismatch_pairs)
             rec_real, mu_r, logvar_r = D.vae(real_feats, text.sent_emb)
             rec_fake, mu_f, logvar_f = D.vae(fake_feats, text.sent_emb)
             recon_r, kl_r = dnm_vae_loss(rec_real, reals[0], mu_r, logvar_r)

@@ -33,6 +33,12 @@ Where the official code (github.com/wtliao/text2image) and the paper differ, bot
   2022 code stops at ``8 nf``.
 * DAMSM: the official code uses gamma1 = 5 (AttnGAN's code default) and drops the ``1/gamma2`` of
   the paper's region-word relevance (``damsm_paper_form=False``).
+* ``mismatch_pairs``: the official ``main.py`` pairs real image ``i`` with caption ``i + 1`` (``B - 1``
+  pairs, ``"shift"``, the default); ``"roll"`` pairs all ``B`` (DF-GAN's code; ``ssagan-shapes``).
+* ``d_update``: the official ``main.py`` steps D's Adam on the hinge loss, then recomputes D on the
+  real pairs and steps it again on MA-GP alone (``"two_steps"``, the default: phases ``d``, ``d_gp``,
+  ``g``, the second D phase using D's optimizer); ``"one_step"`` takes one step on their sum, as
+  DF-GAN's 2022 code (``ssagan-shapes``).
 * Text-encoder fine-tuning: ``"joint"`` trains the text encoder end to end by the generator's
   losses (DAMSM on the generated image + the adversarial loss through ``e``) at lr 4e-5, the
   paper's "end-to-end" training. The official ``main_finetune.py`` instead updates it (and the
@@ -54,13 +60,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import T2IError
-from ..losses import d_hinge_loss, g_hinge_loss, matching_aware_gradient_penalty, mismatched
+from ..losses import MISMATCH_FORMS, d_hinge_loss, g_hinge_loss, matching_aware_gradient_penalty, mismatched_pairs
 from ..registry import register_model
-from .base import SampleOutput, T2IModel
-from .damsm import ImageEncoder, damsm_loss, load_damsm
+from .base import TRUNCATION_FORMS, SampleOutput, T2IModel
+from .damsm import DAMSM_PAPER_FORM, ImageEncoder, damsm_loss, load_damsm
 from .dfgan import Affine, Discriminator, channel_plan
 
 TEXT_ENCODER_MODES = ("frozen", "joint", "joint_d")
+D_UPDATES = ("two_steps", "one_step")
 
 
 @dataclass
@@ -80,13 +87,16 @@ class SSAGANConfig:
     damsm_gamma1: float = 5.0  # word-region attention sharpness (official SSA-GAN code: 5)
     damsm_gamma2: float = 5.0  # region-word relevance sharpness
     damsm_gamma3: float = 10.0  # image-text matching sharpness
-    damsm_paper_form: bool = False  # True: AttnGAN paper's log(sum exp)^(1/gamma2); False: official code's
+    damsm_paper_form: bool = DAMSM_PAPER_FORM  # True: AttnGAN paper's log(sum exp)^(1/gamma2); False: official code's
     mask_hidden: int = 100  # channels of the mask predictor's hidden conv (official 100)
     upsample_mode: str = "nearest"  # feature up-sampling: nearest (official code) | bilinear (paper)
     d_max_mult: int = 16  # D's widest layer is d_max_mult * nf (official SSA-GAN 16, DF-GAN 2022: 8)
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
+    mismatch_pairs: str = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
+    d_update: str = "two_steps"  # two_steps (official: an Adam step on the hinge loss, then one on MA-GP) | one_step (their sum)
     truncation: float = 0.0  # noise truncation at sampling (official SSA-GAN samples plain N(0, I): 0)
+    truncation_form: str = "scaled"  # how a truncation > 0 applies: scaled (DF-GAN's) | clip (see models.base)
 
     @property
     def cond_dim(self) -> int:
@@ -191,24 +201,34 @@ class Generator(nn.Module):
 
 
 def discriminator_loss(D: Discriminator, images: torch.Tensor, sent_emb: torch.Tensor, fake: torch.Tensor,
-                       ma_gp_weight: float = 2.0, ma_gp_power: float = 6.0) -> tuple[torch.Tensor, dict]:
+                       ma_gp_weight: float = 2.0, ma_gp_power: float = 6.0, mismatch: str = "shift",
+                       with_gp: bool = True) -> tuple[torch.Tensor, dict]:
     """DF-GAN's D objective [DF-GAN, Eq. 3], which SSA-GAN keeps: hinge on (real, e), (fake, e),
-    (real, e_mismatched) + MA-GP on (real, e). ``images`` and ``sent_emb`` must require grad."""
+    (real, e_mismatched) (pairs: :func:`t2igan.losses.mismatched_pairs`) + MA-GP on (real, e)
+    unless ``with_gp`` is False. ``images`` and ``sent_emb`` must require grad for MA-GP."""
     real_feats = D.features(images)
     real_logits = D.logits(real_feats, sent_emb)
-    mis_logits = D.logits(real_feats, mismatched(sent_emb))
+    mis_logits = D.logits(*mismatched_pairs(real_feats, sent_emb, mismatch))
     fake_logits = D.logits(D.features(fake.detach()), sent_emb)
     adv = d_hinge_loss(real_logits, fake_logits, mis_logits)
+    logs = {"d_adv": adv.item(), "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item(),
+            "d_mismatch": mis_logits.mean().item()}
+    loss = adv
+    if with_gp:
+        gp = matching_aware_gradient_penalty(real_logits, images, sent_emb, ma_gp_weight, ma_gp_power)
+        loss = adv + gp
+        logs["ma_gp"] = gp.item()
+    logs["d_loss"] = loss.item()
+    return loss, logs
+
+
+def ma_gp_loss(D: Discriminator, images: torch.Tensor, sent_emb: torch.Tensor, ma_gp_weight: float = 2.0,
+               ma_gp_power: float = 6.0) -> tuple[torch.Tensor, dict]:
+    """MA-GP alone [DF-GAN, Eq. 3] on D's current logits of the real matched pairs (the official
+    SSA-GAN code's second D step). ``images`` and ``sent_emb`` must require grad."""
+    real_logits = D.logits(D.features(images), sent_emb)
     gp = matching_aware_gradient_penalty(real_logits, images, sent_emb, ma_gp_weight, ma_gp_power)
-    loss = adv + gp
-    return loss, {
-        "d_loss": loss.item(),
-        "d_adv": adv.item(),
-        "ma_gp": gp.item(),
-        "d_real": real_logits.mean().item(),
-        "d_fake": fake_logits.mean().item(),
-        "d_mismatch": mis_logits.mean().item(),
-    }
+    return gp, {"ma_gp": gp.item()}
 
 
 def _class_ids(batch: dict) -> torch.Tensor | None:
@@ -226,6 +246,13 @@ class SSAGAN(T2IModel):
         c = config
         if c.text_encoder_mode not in TEXT_ENCODER_MODES:
             raise T2IError(f"text_encoder_mode must be one of {', '.join(TEXT_ENCODER_MODES)}, got {c.text_encoder_mode!r}")
+        if c.mismatch_pairs not in MISMATCH_FORMS:
+            raise T2IError(f"mismatch_pairs must be one of {', '.join(MISMATCH_FORMS)}, got {c.mismatch_pairs!r}")
+        if c.d_update not in D_UPDATES:
+            raise T2IError(f"d_update must be one of {', '.join(D_UPDATES)}, got {c.d_update!r}")
+        if c.truncation_form not in TRUNCATION_FORMS:
+            raise T2IError(f"truncation_form must be one of {', '.join(TRUNCATION_FORMS)}, got {c.truncation_form!r}")
+        self.phases = ("d", "d_gp", "g") if c.d_update == "two_steps" else ("d", "g")
         if c.upsample_mode not in ("nearest", "bilinear"):
             raise T2IError(f"upsample_mode must be nearest or bilinear, got {c.upsample_mode!r}")
         self.text_encoder = self.build_text_encoder()
@@ -283,9 +310,14 @@ class SSAGAN(T2IModel):
             groups["g"].append({"params": list(self.text_encoder.parameters()), "lr": lr, "betas": tuple(train.betas_g)})
         return groups
 
+    def optimizer_name(self, phase: str) -> str:
+        return "d" if phase == "d_gp" else phase
+
     def compute_loss(self, phase, batch, state):
         if phase == "d":
             return self.d_loss(batch, state)
+        if phase == "d_gp":
+            return self.d_gp_loss(batch, state)
         return self.g_loss(batch, state)
 
     def d_loss(self, batch, state):
@@ -301,8 +333,19 @@ class SSAGAN(T2IModel):
             sent_emb = text.sent_emb.requires_grad_(True)  # a leaf, for MA-GP's gradient
         noise = torch.randn(images.shape[0], c.z_dim, device=images.device)
         fake, _ = self.generator(noise, sent_emb.detach())
-        state.update(fake=fake, noise=noise, text=text.detach())
-        return discriminator_loss(self.discriminator, images, sent_emb, fake, c.ma_gp_weight, c.ma_gp_power)
+        state.update(fake=fake, noise=noise, text=text.detach(), sent_emb=sent_emb)
+        return discriminator_loss(self.discriminator, images, sent_emb, fake, c.ma_gp_weight, c.ma_gp_power,
+                                  c.mismatch_pairs, with_gp=c.d_update == "one_step")
+
+    def d_gp_loss(self, batch, state):
+        """The official second D step: MA-GP alone on the updated D's real matched pairs."""
+        c = self.config
+        images = batch["image"].detach().requires_grad_(True)
+        if c.text_encoder_mode == "joint_d":  # a graph into the text encoder, as in the D phase
+            sent_emb = self.encode_text(batch["tokens"], batch["lengths"]).sent_emb
+        else:
+            sent_emb = state["sent_emb"].detach().requires_grad_(True)
+        return ma_gp_loss(self.discriminator, images, sent_emb, c.ma_gp_weight, c.ma_gp_power)
 
     def g_loss(self, batch, state):
         """``-E[D(G(z, e), e)]`` [DF-GAN, Eq. 4] ``+ lambda * L_DAMSM(G(z, e), text)`` [AttnGAN, Eq. 8].
