@@ -3,9 +3,22 @@ IEEE TNNLS 2022, arXiv 2204.07945]: AttnGAN's generator with a Semantic Disentan
 in every attention stage, and discriminators with a Distribution Normalization Module (DNM).
 
 The equations below are written in the paper's notation (SP(x) = ln(1 + e^x), mu(.) and sigma(.)
-the mean and variance of a feature, ``H*`` the feature map of the real image). The paper's text
-was not available when this was written, so they were checked against its published summary and
-the official code, not against its numbered equations; no equation numbers are cited.
+the mean and variance of a feature, ``H*`` the feature map of the real image).
+
+Equation check (issue 17). Every equation below was checked line by line against the authors'
+code (github.com/Tan-H-C/DR-GAN-Distribution-Regularization-for-Text-to-Image-Generation, commit
+eb1fad0): SSAM and the key / non-key split against ``model.py`` ``NEXT_STAGE_G.forward`` (``x11 =
+c_code1 * sigmoid(reduct(c_code1) / B)``, ``r11 = c_code1 - x11``, the same for ``h_code``; only
+``x12, x11`` go on), SDL against ``NEXT_STAGE_G`` (the ``loss1``/``loss2`` softplus terms of the
+means and "variances" and their extra ``exp`` terms), the G total against ``G_NET.forward``
+(``10.1 ** (loss1 / 64^2 + loss2 / 128^2) + 1e-5 * (H* reconstructions)``), DNM against ``D_NET64/128/
+256`` (the CA layer on the pooled D features, ``muD, logvarD``) and DAL / the D terms against
+``trainer.py``. Each difference is listed at the end of this docstring with its reason. The
+paper's numbered equations (arXiv 2204.07945, Sec. III) could not be read where this was written
+(only its abstract was reachable), so no equation numbers are cited and the forms marked "paper"
+below follow the paper's description of SDL (softplus of key-minus-non-key distances of means and
+variances) and DNM (a VAE on D's image features, KL to N(0, I)); a check against the numbered
+equations is still open.
 
 Generator (stages 0 .. m-1, as AttnGAN [AttnGAN, Eq. 1])::
 
@@ -69,7 +82,9 @@ and this implementation differ:
   every batch mean to its shift, so the mean terms nearly vanish too. The statistics here are
   those of the pooled features themselves (a learnable projection could also collapse every
   statistic to one point, where the shifted loss is 0).
-* ``H*``: here the real-image encoder learns only from its reconstruction term (``H*`` is detached
+* ``H*``: the official reconstruction of the real image from ``H*`` by the previous stage's image
+  head is weighted ``1e-5`` (summed squared error / side^2); here ``sdl_recon_weight`` on a mean
+  squared error. Here the real-image encoder learns only from its reconstruction term (``H*`` is detached
   in the SDL, and the image head is held fixed in the reconstruction); the official code lets SDL
   and the reconstruction train both the encoder and the image head.
 * SSAM: the official code's masks have one value per channel and pixel, ``sigmoid(BN(conv(f)) / B)``
