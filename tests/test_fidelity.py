@@ -20,6 +20,7 @@ from safetensors import safe_open
 from t2igan import create_model
 from t2igan.config import TrainConfig
 from t2igan.convert import SSAGAN_G_RULES, load_into, rename, ssagan_state
+from t2igan.data.text import Vocabulary
 from t2igan.nn.text_encoder import TextFeatures
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
@@ -27,7 +28,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "official"
 
 def load_fixture(family: str) -> tuple[dict[str, torch.Tensor], dict]:
     with safe_open(str(FIXTURES / f"{family}.safetensors"), "pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k).float() if f.get_tensor(k).is_floating_point() else f.get_tensor(k)
+                   for k in f.keys()}
         meta = {k: json.loads(v) for k, v in f.metadata().items()}
     assert len(meta["official_commit"]) == 40
     return tensors, meta
@@ -153,7 +155,6 @@ def test_ssagan_training_step_matches_official_losses_and_updates(ssagan, monkey
 def test_ssagan_cli_converts_official_files_to_a_run_that_samples_like_the_official_g(ssagan, tmp_path):
     """``t2igan convert ssagan netG.pth --discriminator netD.pth`` (DataParallel ``module.`` keys)."""
     from t2igan.cli import main
-    from t2igan.data.text import Vocabulary
     from t2igan.hub import load_run
 
     _, t, meta, _ = ssagan
@@ -167,3 +168,142 @@ def test_ssagan_cli_converts_official_files_to_a_run_that_samples_like_the_offic
     with torch.no_grad():
         images, _ = model.generator(t["input.noise"], t["input.sent_emb"])
     assert_close(subgrid(images, meta["subgrid"]), t["eval.image"])
+
+
+# ---------------------------------------------------------------------------------------------
+# AttnGAN (G_NET, D_NET64/128/256, RNN_ENCODER; one training step with the official losses)
+
+
+def fixed_like(monkeypatch, value: torch.Tensor) -> None:
+    """Make ``torch.randn_like`` of ``value``'s shape return it (CA's eps, drawn by the official code)."""
+    randn_like = torch.randn_like
+    monkeypatch.setattr(torch, "randn_like",
+                        lambda x, **kw: value.clone() if tuple(x.shape) == tuple(value.shape) else randn_like(x, **kw))
+
+
+def tiny_image_encoder(t: dict, prefix: str) -> torch.nn.Module:
+    """The fixture's stand-in DAMSM image encoder: 1x1 conv of the image pooled to 5x5 (regions)
+    and a linear map of its mean (code), from the stored weights."""
+    w, code_w, code_b = (t[prefix + k] for k in ("emb_features.weight", "emb_cnn_code.weight", "emb_cnn_code.bias"))
+
+    class Encoder(torch.nn.Module):
+        def forward(self, images):
+            pooled = F.adaptive_avg_pool2d(images, 5)
+            return F.conv2d(pooled, w), F.linear(pooled.mean((2, 3)), code_w, code_b)
+
+    return Encoder()
+
+
+@pytest.fixture(scope="module")
+def attngan():
+    from t2igan.convert import convert_text_encoder
+    from t2igan.convert_attngan import attngan_state
+
+    t, meta = load_fixture("attngan")
+    c = meta["sizes"]
+    netsD = [part(t, f"official.netD{i}.") for i in range(3)]
+    state, sizes = attngan_state(part(t, "official.netG."), netsD, "attngan fixture")
+    text_state, text_sizes = convert_text_encoder(part(t, "official.text_encoder."), "attngan fixture")
+    state.update({f"text_encoder.{k}": v for k, v in text_state.items()})
+    assert sizes == {"ngf": c["ngf"], "c_dim": c["ncf"], "z_dim": c["nz"], "text_hidden_dim": c["nef"] // 2,
+                     "num_stages": 3, "base_size": 64, "image_size": 256, "num_residual": c["r_num"],
+                     "ndf": c["ndf"], "uncond_logits": True}
+    args = dict(sizes, vocab_size=text_sizes["vocab_size"], text_emb_dim=text_sizes["text_emb_dim"],
+                damsm_lambda=c["lambda"], damsm_gamma1=c["gamma1"], damsm_gamma2=c["gamma2"], damsm_gamma3=c["gamma3"])
+    return args, state, t, meta
+
+
+def attngan_model(attngan):
+    args, state, t, _ = attngan
+    model = create_model("attngan", **args)
+    assert load_into(model, state, "attngan fixture") == []  # every weight comes from the official files
+    return model
+
+
+def test_attngan_text_encoder_matches_official_rnn_encoder(attngan):
+    _, _, t, _ = attngan
+    model = attngan_model(attngan)
+    with torch.no_grad():
+        feats = model.text_encoder.eval()(t["input.captions"], t["input.cap_lens"])
+    assert_close(feats.word_embs, t["text.words_embs"])
+    assert_close(feats.sent_emb, t["text.sent_emb"])
+
+
+def test_attngan_generator_attention_and_discriminators_match_official_eval(attngan, monkeypatch):
+    _, _, t, meta = attngan
+    model = attngan_model(attngan).eval()
+    model.generator.ca.train()  # the official CA samples c = mu + sigma * eps in eval mode too
+    fixed_like(monkeypatch, t["eval.eps"])
+    words = t["input.full_captions"]
+    with torch.no_grad():
+        text = model.text_encoder(words, torch.full((words.shape[0],), words.shape[1]))
+        images, attention, mu, logvar = model.generator(t["input.noise"], text.sent_emb, text.word_embs, text.mask)
+        assert_close(mu, t["eval.mu"])
+        assert_close(logvar, t["eval.logvar"])
+        for i in range(3):
+            assert_close(subgrid(images[i], meta["subgrid"]), t[f"eval.image{i}"])
+        for i in range(2):
+            assert_close(subgrid(attention[i], meta["subgrid"]), t[f"eval.attention{i}"])
+        for i, D in enumerate(model.discriminator):
+            real = F.interpolate(t["input.real_small"], size=(64 * 2**i,) * 2, mode="nearest")
+            feats = D.features(real)
+            assert_close(feats, t[f"eval.d{i}_features"])
+            assert_close(torch.sigmoid(D.cond_logits(feats, text.sent_emb)), t[f"eval.d{i}_cond_prob"])
+            assert_close(torch.sigmoid(D.uncond_logits(feats)), t[f"eval.d{i}_uncond_prob"])
+
+
+def test_attngan_training_step_matches_official_losses_and_updates(attngan, monkeypatch):
+    """trainer.py: each D_i on discriminator_loss (wrong pairs: image i, caption i+1), then G on
+    generator_loss (stage terms + lambda * DAMSM at the last stage) + KL_loss; Adam(0.5, 0.999)."""
+    import t2igan.models.attngan as attngan_module
+    from t2igan.convert_attngan import ATTNGAN_G_RULES, attngan_d_state
+
+    args, _, t, meta = attngan
+    model = attngan_model(attngan).train()
+    object.__setattr__(model, "image_encoder", tiny_image_encoder(t, "official.image_encoder."))
+    monkeypatch.setattr(model, "frozen_image_encoder", lambda device: model.image_encoder)
+    real_small = t["input.real_small"]
+    monkeypatch.setattr(attngan_module, "image_pyramid",
+                        lambda images, sizes: [F.interpolate(real_small, size=(s, s), mode="nearest") for s in sizes])
+    fixed_noise(monkeypatch, t["input.noise"])
+    fixed_like(monkeypatch, t["train.eps"])
+    words = t["input.full_captions"]
+    B = words.shape[0]
+    batch = {"image": torch.zeros(B, 3, 256, 256), "tokens": words, "lengths": torch.full((B,), words.shape[1]),
+             "class_id": torch.full((B,), -1)}
+    c = meta["sizes"]
+    logs = train_step(model, batch, TrainConfig(lr_g=c["lr"], lr_d=c["lr"], betas_g=(0.5, 0.999), betas_d=(0.5, 0.999)))
+    for i in range(3):
+        assert logs[f"d_loss{i}"] == pytest.approx(t[f"train.errD{i}"].item(), rel=1e-4, abs=1e-5)
+    assert logs["kl"] == pytest.approx(t["train.kl"].item(), rel=1e-4, abs=1e-6)
+    assert logs["g_loss"] == pytest.approx((t["train.errG_total"] + t["train.kl"]).item(), rel=1e-4, abs=1e-5)
+    own = model.state_dict()
+    after = rename(part(t, "after.netG."), ATTNGAN_G_RULES, "after")
+    for i in range(3):
+        after.update(attngan_d_state(part(t, f"after.netD{i}."), i, 64 * 2**i, "after")[0])
+    assert len(after) == 15
+    for key, value in after.items():
+        assert_close(own[key], value.reshape(own[key].shape), atol=1e-6, rtol=1e-4)
+
+
+def test_attngan_cli_converts_official_files_to_a_run_that_samples_like_the_official_g(attngan, tmp_path, monkeypatch):
+    from t2igan.cli import main
+    from t2igan.hub import load_run
+
+    _, _, t, meta = attngan
+    files = {"netG_epoch_600.pth": part(t, "official.netG."), "text_encoder200.pth": part(t, "official.text_encoder.")}
+    files.update({f"netD{i}.pth": part(t, f"official.netD{i}.") for i in range(3)})
+    for name, state in files.items():
+        torch.save(state, tmp_path / name)
+    Vocabulary(["<end>"] + [f"w{i}" for i in range(1, meta["sizes"]["vocab"])], unk_token=None).save(tmp_path / "v.json")
+    main(["convert", "attngan", str(tmp_path / "netG_epoch_600.pth"), "--text-encoder",
+          str(tmp_path / "text_encoder200.pth"), "--vocab", str(tmp_path / "v.json"), "-o", str(tmp_path / "run"),
+          "--discriminator", *(str(tmp_path / f"netD{i}.pth") for i in range(3))])
+    model, _, config = load_run(tmp_path / "run")
+    assert config["model_config"]["mismatch_pairs"] == "shift" and config["model_config"]["damsm_paper_form"] is False
+    model.generator.ca.train()
+    fixed_like(monkeypatch, t["eval.eps"])
+    words = t["input.full_captions"]
+    with torch.no_grad():
+        out = model.generate(words, torch.full((words.shape[0],), words.shape[1]), t["input.noise"])
+    assert_close(subgrid(out.images, meta["subgrid"]), t["eval.image2"])

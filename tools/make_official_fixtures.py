@@ -36,6 +36,7 @@ from safetensors.torch import save_file
 OUT_DIR = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "official"
 SUBGRID = 8  # largest side of a stored image / mask: outputs are sampled on a strided grid
 SEED = 0
+HALF_PREFIXES = ("official.", "input.")  # stored as float16 (their values are float16-exact)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,18 +68,18 @@ def import_official(official_dir: Path, relpath: str, name: str, patches=(), nam
     return module
 
 
-def stub_package(name: str, **attrs) -> types.ModuleType:
-    """A module ``name`` (and its parent packages) holding ``attrs``, e.g. ``miscc.config.cfg``."""
-    parts = name.split(".")
-    for i in range(1, len(parts) + 1):
-        sub = ".".join(parts[:i])
-        if sub not in sys.modules or i == len(parts):
-            sys.modules[sub] = sys.modules.get(sub) if i < len(parts) and sub in sys.modules else types.ModuleType(sub)
-            sys.modules[sub].__path__ = []
-        if i > 1:
-            setattr(sys.modules[".".join(parts[:i - 1])], parts[i - 1], sys.modules[sub])
-    sys.modules[name].__dict__.update(attrs)
-    return sys.modules[name]
+def stub_module(name: str, **attrs) -> types.ModuleType:
+    """Register module ``name`` holding ``attrs`` (parents created as empty packages), e.g. the
+    official ``miscc.config`` replaced by one whose ``cfg`` holds the fixture's small sizes."""
+    parent, _, leaf = name.rpartition(".")
+    if parent and parent not in sys.modules:
+        stub_module(parent).__path__ = []
+    module = types.ModuleType(name)
+    module.__dict__.update(attrs)
+    sys.modules[name] = module
+    if parent:
+        setattr(sys.modules[parent], leaf, module)
+    return module
 
 
 class Cfg(dict):
@@ -111,12 +112,18 @@ def perturb(module: torch.nn.Module, gen: torch.Generator, scale: float = 0.1) -
             t.copy_(0.3 + noise.abs())
         else:
             t.add_(noise)
+        t.copy_(t.half().float())  # exactly representable in float16: stored at half the size, losslessly
 
 
 def subgrid(x: torch.Tensor) -> torch.Tensor:
     """``x`` (B, C, H, W) on a strided grid of at most SUBGRID x SUBGRID positions."""
     step = max(1, x.shape[-1] // SUBGRID)
     return x[..., ::step, ::step].contiguous()
+
+
+def half_exact(x: torch.Tensor) -> torch.Tensor:
+    """``x`` rounded to float16 values (kept in float32), so that it is stored losslessly."""
+    return x.half().float()
 
 
 def upsample(small: torch.Tensor, size: int) -> torch.Tensor:
@@ -133,8 +140,14 @@ def write(family: str, tensors: dict, meta: dict, official_dir: Path) -> Path:
             "generated_by": "tools/make_official_fixtures.py", **meta}
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     path = OUT_DIR / f"{family}.safetensors"
-    tensors = {k: v.detach().float().contiguous() if v.is_floating_point() else v.contiguous()
-               for k, v in tensors.items()}
+    tensors = {k: v.detach().contiguous() for k, v in tensors.items()}
+    for k, v in tensors.items():  # weights and inputs were rounded to float16 before use: lossless
+        if v.is_floating_point() and k.startswith(HALF_PREFIXES):
+            if not torch.equal(v.half().float(), v):
+                sys.exit(f"error: {k} is not exactly representable in float16")
+            tensors[k] = v.half()
+        elif v.is_floating_point():
+            tensors[k] = v.float()
     save_file(tensors, str(path), {k: json.dumps(v) for k, v in meta.items()})
     print(f"{path}: {len(tensors)} tensors, {path.stat().st_size / 1024:.0f} KiB, commit {meta['official_commit']}")
     return path
@@ -178,9 +191,9 @@ def build_ssagan(official_dir: Path) -> Path:
     perturb(netG, gen)
     perturb(netD, gen)
     B = c["batch"]
-    noise = torch.randn(B, c["nz"], generator=gen)
-    sent_emb = torch.randn(B, c["nw"], generator=gen)
-    real_small = torch.rand(B, 3, 8, 8, generator=gen) * 2 - 1
+    noise = half_exact(torch.randn(B, c["nz"], generator=gen))
+    sent_emb = half_exact(torch.randn(B, c["nw"], generator=gen))
+    real_small = half_exact(torch.rand(B, 3, 8, 8, generator=gen) * 2 - 1)
     imgs = upsample(real_small, 256)
     t = {"input.noise": noise, "input.sent_emb": sent_emb, "input.real_small": real_small}
     t.update(prefixed("official.netG.", netG.state_dict()))
@@ -222,8 +235,151 @@ def build_ssagan(official_dir: Path) -> Path:
                      "the training step is main.py's (CPU, without the DAMSM term)"}
     return write("ssagan", t, meta, official_dir)
 
+# ---------------------------------------------------------------------------------------------
+# AttnGAN (taoxugit/AttnGAN, code/model.py, code/miscc/losses.py, code/trainer.py's training step)
 
-BUILDERS = {"ssagan": build_ssagan}
+ATTNGAN = {"ngf": 1, "ndf": 1, "nz": 8, "ncf": 4, "nef": 8, "emb": 6, "r_num": 1, "vocab": 12, "words": 5,
+           "batch": 3, "lr": 2e-4, "gamma1": 4.0, "gamma2": 5.0, "gamma3": 10.0, "lambda": 5.0}
+ATTNGAN_PATCHES = [(".data[0]", ".item()")]  # PyTorch 0.3 scalar access in the loss logs
+
+
+def attngan_cfg(c: dict) -> Cfg:
+    return cfg_tree({
+        "CUDA": False, "RNN_TYPE": "LSTM", "TREE": {"BRANCH_NUM": 3, "BASE_SIZE": 64},
+        "TEXT": {"EMBEDDING_DIM": c["nef"], "WORDS_NUM": c["words"]},
+        "GAN": {"DF_DIM": c["ndf"], "GF_DIM": c["ngf"], "Z_DIM": c["nz"], "CONDITION_DIM": c["ncf"],
+                "R_NUM": c["r_num"], "B_ATTENTION": True, "B_DCGAN": False},
+        "TRAIN": {"FLAG": True, "BATCH_SIZE": c["batch"],
+                  "SMOOTH": {"GAMMA1": c["gamma1"], "GAMMA2": c["gamma2"], "GAMMA3": c["gamma3"],
+                             "LAMBDA": c["lambda"]}},
+    })
+
+
+def import_attngan(code_dir: Path, c: dict):
+    """The official ``model`` and ``miscc.losses`` modules with a stub ``cfg`` (and no torchvision:
+    only the DAMSM image encoder, not built here, uses it)."""
+    stub_module("miscc.config", cfg=attngan_cfg(c))
+    stub_module("torchvision", models=types.SimpleNamespace())
+    import_official(code_dir, "GlobalAttention.py", "GlobalAttention")
+    model = import_official(code_dir, "model.py", "model")
+    losses = import_official(code_dir, "miscc/losses.py", "miscc.losses", ATTNGAN_PATCHES)
+    return model, losses
+
+
+class TinyImageEncoder(torch.nn.Module):
+    """A stand-in DAMSM image encoder for the G loss (the Inception one needs torchvision and 100 MB
+    of weights): region features = 1x1 conv of the image pooled to 5x5, code = linear of its mean.
+    ``tests/test_fidelity.py`` builds the same from the stored weights."""
+
+    def __init__(self, nef: int):
+        super().__init__()
+        self.emb_features = torch.nn.Conv2d(3, nef, 1, bias=False)
+        self.emb_cnn_code = torch.nn.Linear(3, nef)
+
+    def forward(self, x):
+        pooled = F.adaptive_avg_pool2d(x, 5)
+        return self.emb_features(pooled), self.emb_cnn_code(pooled.mean((2, 3)))
+
+
+def capture_ca_noise(netG) -> dict:
+    """Record the eps of CA's reparametrisation (drawn from the global RNG by the official code)."""
+    seen = {}
+
+    def hook(module, inputs, outputs):
+        c_code, mu, logvar = outputs
+        seen["eps"] = ((c_code - mu) / logvar.mul(0.5).exp()).detach()
+
+    netG.ca_net.register_forward_hook(hook)
+    return seen
+
+
+def build_attngan(official_dir: Path) -> Path:
+    c = ATTNGAN
+    model, losses = import_attngan(official_dir / "code", c)
+    torch.manual_seed(SEED)
+    gen = torch.Generator().manual_seed(SEED)
+    B = c["batch"]
+    text_encoder = model.RNN_ENCODER(c["vocab"], ninput=c["emb"], nhidden=c["nef"])
+    netG = model.G_NET()
+    netsD = [model.D_NET64(), model.D_NET128(), model.D_NET256()]
+    image_encoder = TinyImageEncoder(c["nef"])
+    for net in [text_encoder, netG, image_encoder] + netsD:
+        perturb(net, gen)
+    captions = torch.randint(1, c["vocab"], (B, c["words"]), generator=gen)
+    cap_lens = torch.tensor([c["words"], c["words"] - 1, c["words"] - 2])  # sorted, as prepare_data does
+    for i, n in enumerate(cap_lens.tolist()):
+        captions[i, n:] = 0
+    noise = half_exact(torch.randn(B, c["nz"], generator=gen))
+    real_small = half_exact(torch.rand(B, 3, 8, 8, generator=gen) * 2 - 1)
+    reals = [upsample(real_small, s) for s in (64, 128, 256)]  # each stage's real image
+    t = {"input.captions": captions, "input.cap_lens": cap_lens, "input.noise": noise, "input.real_small": real_small}
+    for name, net in [("text_encoder", text_encoder), ("netG", netG), ("image_encoder", image_encoder),
+                      ("netD0", netsD[0]), ("netD1", netsD[1]), ("netD2", netsD[2])]:
+        t.update(prefixed(f"official.{name}.", net.state_dict()))
+
+    text_encoder.eval()
+    with torch.no_grad():
+        words_embs, sent_emb = text_encoder(captions, cap_lens, text_encoder.init_hidden(B))
+    t["text.words_embs"], t["text.sent_emb"] = words_embs, sent_emb
+    # G and D on full-length captions: the official attention mask is laid out batch-major against
+    # query-major scores, so with padding it masks other captions' words (t2igan's documented fix)
+    full = torch.randint(1, c["vocab"], (B, c["words"]), generator=gen)
+    t["input.full_captions"] = full
+    with torch.no_grad():
+        words_embs, sent_emb = text_encoder(full, torch.full((B,), c["words"]), text_encoder.init_hidden(B))
+    mask = full == 0
+    eps = capture_ca_noise(netG)
+
+    netG.eval()
+    [d.eval() for d in netsD]
+    with torch.no_grad():
+        imgs, atts, mu, logvar = netG(noise, sent_emb, words_embs, mask)
+        t["eval.eps"] = eps["eps"]
+        t.update({f"eval.image{i}": subgrid(x) for i, x in enumerate(imgs)})
+        t.update({f"eval.attention{i}": subgrid(a) for i, a in enumerate(atts)})
+        t["eval.mu"], t["eval.logvar"] = mu, logvar
+        for i, d in enumerate(netsD):
+            feats = d(reals[i])
+            t[f"eval.d{i}_features"] = feats
+            t[f"eval.d{i}_cond_prob"] = d.COND_DNET(feats, sent_emb)
+            t[f"eval.d{i}_uncond_prob"] = d.UNCOND_DNET(feats)
+
+    # one official training step (trainer.py): every D on discriminator_loss, then G on
+    # generator_loss + KL_loss; Adam(0.5, 0.999), lr 2e-4
+    netG.train()
+    [d.train() for d in netsD]
+    opt_g = torch.optim.Adam(netG.parameters(), lr=c["lr"], betas=(0.5, 0.999))
+    opts_d = [torch.optim.Adam(d.parameters(), lr=c["lr"], betas=(0.5, 0.999)) for d in netsD]
+    real_labels, fake_labels, match_labels = torch.ones(B), torch.zeros(B), torch.arange(B)
+    fake_imgs, _, mu, logvar = netG(noise, sent_emb, words_embs, mask)
+    t["train.eps"] = eps["eps"]
+    t.update({f"train.image{i}": subgrid(x) for i, x in enumerate(fake_imgs)})
+    for i, d in enumerate(netsD):
+        d.zero_grad()
+        errD = losses.discriminator_loss(d, reals[i], fake_imgs[i], sent_emb, real_labels, fake_labels)
+        errD.backward()
+        opts_d[i].step()
+        t[f"train.errD{i}"] = errD.reshape(1)
+    netG.zero_grad()
+    errG_total, _ = losses.generator_loss(netsD, image_encoder, fake_imgs, real_labels, words_embs, sent_emb,
+                                          match_labels, torch.full((B,), c["words"]), None)
+    kl = losses.KL_loss(mu, logvar)
+    (errG_total + kl).backward()
+    opt_g.step()
+    t["train.errG_total"], t["train.kl"] = errG_total.reshape(1), kl.reshape(1)
+    keep_g = ("ca_net.fc.weight", "h_net1.fc.0.weight", "h_net2.att.conv_context.weight", "img_net3.img.0.weight",
+              "h_net3.residual.0.block.0.weight", "h_net1.fc.1.running_mean")
+    t.update(prefixed("after.netG.", {k: v for k, v in netG.state_dict().items() if k in keep_g}))
+    for i, d in enumerate(netsD):
+        keep = {"img_code_s16.0.weight", "COND_DNET.jointConv.0.weight", "UNCOND_DNET.outlogits.0.weight"}
+        t.update(prefixed(f"after.netD{i}.", {k: v for k, v in d.state_dict().items() if k in keep}))
+    meta = {"sizes": c, "subgrid": SUBGRID,
+            "notes": "code/model.py, code/miscc/losses.py with a stub cfg; trainer.py's step on CPU; the DAMSM image "
+                     "encoder in the G loss is a tiny stand-in (TinyImageEncoder) with the official loss code"}
+    return write("attngan", t, meta, official_dir)
+
+
+BUILDERS = {"ssagan": build_ssagan, "attngan": build_attngan}
 
 
 def main(argv=None) -> None:
