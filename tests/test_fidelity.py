@@ -307,3 +307,29 @@ def test_attngan_cli_converts_official_files_to_a_run_that_samples_like_the_offi
     with torch.no_grad():
         out = model.generate(words, torch.full((words.shape[0],), words.shape[1]), t["input.noise"])
     assert_close(subgrid(out.images, meta["subgrid"]), t["eval.image2"])
+
+
+# ---------------------------------------------------------------------------------------------
+# DAMSM (words_loss, sent_loss: losses, attention maps, gradients; with same-class masking)
+
+
+@pytest.mark.parametrize("case", ["plain", "classes"])
+def test_damsm_losses_attention_and_gradients_match_official(case):
+    from t2igan.data.text import padding_mask
+    from t2igan.models.damsm import damsm_sentence_loss, damsm_word_loss
+
+    t, meta = load_fixture("damsm")
+    c = meta["sizes"]
+    x = [t[f"input.{k}"].clone().requires_grad_(True) for k in ("regions", "words", "code", "sent")]
+    lengths = t["input.cap_lens"]
+    mask = padding_mask(x[1][:, 0], lengths)
+    class_ids = t["input.class_ids"] if case == "classes" else None
+    w0, w1, attn = damsm_word_loss(x[0], x[1], mask, class_ids, c["gamma1"], c["gamma2"], c["gamma3"])
+    s0, s1 = damsm_sentence_loss(x[2], x[3], class_ids, c["gamma3"])
+    (w0 + w1 + s0 + s1).backward()
+    for name, value in (("w0", w0), ("w1", w1), ("s0", s0), ("s1", s1)):
+        assert value.item() == pytest.approx(t[f"{case}.{name}"].item(), rel=1e-5, abs=1e-6), name
+    for i, n in enumerate(lengths.tolist()):
+        assert_close(attn[i, :n], t[f"{case}.attention{i}"])
+    for k, v in zip(("regions", "words", "code", "sent"), x):
+        assert_close(v.grad, t[f"{case}.grad_{k}"], atol=1e-6, rtol=1e-4)

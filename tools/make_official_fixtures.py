@@ -378,8 +378,48 @@ def build_attngan(official_dir: Path) -> Path:
                      "encoder in the G loss is a tiny stand-in (TinyImageEncoder) with the official loss code"}
     return write("attngan", t, meta, official_dir)
 
+# ---------------------------------------------------------------------------------------------
+# DAMSM (taoxugit/AttnGAN, code/miscc/losses.py: words_loss, sent_loss)
 
-BUILDERS = {"ssagan": build_ssagan, "attngan": build_attngan}
+DAMSM = dict(ATTNGAN, batch=4, regions=5)
+DAMSM_PATCHES = ATTNGAN_PATCHES + [("masks = torch.ByteTensor(masks)", "masks = torch.from_numpy(masks).bool()")]
+
+
+def build_damsm(official_dir: Path) -> Path:
+    """The word and sentence losses, their attention maps and their gradients, with and without
+    same-class masking, on perturbed inputs (region features stand for the image encoder's)."""
+    import numpy as np
+
+    c = DAMSM
+    stub_module("miscc.config", cfg=attngan_cfg(c))
+    import_official(official_dir / "code", "GlobalAttention.py", "GlobalAttention")
+    losses = import_official(official_dir / "code", "miscc/losses.py", "miscc.losses", DAMSM_PATCHES)
+    gen = torch.Generator().manual_seed(SEED)
+    B, D, T, R = c["batch"], c["nef"], c["words"], c["regions"]
+    regions = half_exact(torch.randn(B, D, R, R, generator=gen))
+    words = half_exact(torch.randn(B, D, T, generator=gen))
+    code = half_exact(torch.randn(B, D, generator=gen))
+    sent = half_exact(torch.randn(B, D, generator=gen))
+    cap_lens = torch.tensor([T, T - 1, T - 1, T - 3])
+    for i, n in enumerate(cap_lens.tolist()):
+        words[i, :, n:] = 0  # padding positions, as pad_packed_sequence leaves them
+    t = {"input.regions": regions, "input.words": words, "input.code": code, "input.sent": sent,
+         "input.cap_lens": cap_lens, "input.class_ids": torch.tensor([1, 2, 1, 3])}
+    labels = torch.arange(B)
+    for name, class_ids in (("plain", None), ("classes", np.array([1, 2, 1, 3]))):
+        x = [v.clone().requires_grad_(True) for v in (regions, words, code, sent)]
+        w0, w1, att = losses.words_loss(x[0], x[1], labels, cap_lens, class_ids, B)
+        s0, s1 = losses.sent_loss(x[2], x[3], labels, class_ids, B)
+        (w0 + w1 + s0 + s1).backward()
+        t.update({f"{name}.w0": w0.reshape(1), f"{name}.w1": w1.reshape(1), f"{name}.s0": s0.reshape(1),
+                  f"{name}.s1": s1.reshape(1)})
+        t.update({f"{name}.attention{i}": a[0] for i, a in enumerate(att)})  # (words_i, R, R)
+        t.update({f"{name}.grad_{k}": v.grad for k, v in zip(("regions", "words", "code", "sent"), x)})
+    meta = {"sizes": c, "notes": "code/miscc/losses.py (words_loss, sent_loss) with a stub cfg; uint8 -> bool masks"}
+    return write("damsm", t, meta, official_dir)
+
+
+BUILDERS = {"ssagan": build_ssagan, "attngan": build_attngan, "damsm": build_damsm}
 
 
 def main(argv=None) -> None:
