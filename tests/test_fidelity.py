@@ -333,3 +333,66 @@ def test_damsm_losses_attention_and_gradients_match_official(case):
         assert_close(attn[i, :n], t[f"{case}.attention{i}"])
     for k, v in zip(("regions", "words", "code", "sent"), x):
         assert_close(v.grad, t[f"{case}.grad_{k}"], atol=1e-6, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# DF-GAN (NetG, NetD, NetC, the sampler, one training step)
+
+
+@pytest.fixture(scope="module")
+def dfgan(tmp_path_factory):
+    """The official state dicts saved as a ``state_epoch_N.pth`` and converted by ``convert_dfgan``."""
+    from t2igan.convert import convert_dfgan
+    from t2igan.hub import load_run
+
+    t, meta = load_fixture("dfgan")
+    tmp = tmp_path_factory.mktemp("dfgan")
+    torch.save({"model": {k: part(t, f"official.{k}.") for k in ("netG", "netD", "netC")}, "epoch": 600},
+               tmp / "state_epoch_600.pth")
+    Vocabulary(["<end>", "a", "bird"], unk_token=None).save(tmp / "vocab.json")
+    convert_dfgan(tmp / "state_epoch_600.pth", tmp / "run", vocab=tmp / "vocab.json")
+    model, _, config = load_run(tmp / "run")
+    return model, t, meta, config
+
+
+def test_dfgan_generator_and_discriminator_match_official(dfgan):
+    model, t, meta, config = dfgan
+    assert config["model_config"]["truncation_form"] == "scaled"
+    with torch.no_grad():
+        assert_close(subgrid(model.generator(t["input.noise"], t["input.sent_emb"]), meta["subgrid"]), t["eval.image"])
+        real = F.interpolate(t["input.real_small"], size=(64, 64), mode="nearest")
+        feats = model.discriminator.features(real)
+        assert_close(feats, t["eval.d_features"])
+        assert_close(model.discriminator.logits(feats, t["input.sent_emb"]), t["eval.d_logits"])
+
+
+def test_dfgan_sampler_draws_the_official_noise_distribution(dfgan):
+    """Official lib/utils.py: ``trunc_rate * truncnorm(-2, 2)``; statistics of 20000 x z draws."""
+    model, t, meta, _ = dfgan
+    c = meta["sizes"]
+    z = model.noise(c["noise_samples"], truncation=c["trunc_rate"], generator=torch.Generator().manual_seed(0))
+    assert z.std().item() == pytest.approx(t["sampler.std"].item(), rel=0.01)
+    assert z.abs().max().item() == pytest.approx(t["sampler.max_abs"].item(), rel=0.005)
+
+
+def test_dfgan_training_step_matches_official_losses_and_updates(dfgan, monkeypatch):
+    """lib/modules.py train(): hinge (real, fake, mismatched) + MA-GP in one D step, then G."""
+    from t2igan.convert import DFGAN_RULES
+
+    model, t, meta, _ = dfgan
+    model = create_model("dfgan", **model.config.__dict__)
+    model.load_state_dict(dfgan[0].state_dict())
+    model.train()
+    batch = fixed_text(monkeypatch, model, t["input.sent_emb"])
+    batch["image"] = F.interpolate(t["input.real_small"], size=(64, 64), mode="nearest")
+    fixed_noise(monkeypatch, t["input.noise"])
+    c = meta["sizes"]
+    logs = train_step(model, batch, TrainConfig(lr_g=c["lr_g"], lr_d=c["lr_d"], betas_g=(0.0, 0.9), betas_d=(0.0, 0.9)))
+    assert logs["d_loss"] == pytest.approx(t["train.errD"].item(), rel=1e-4, abs=1e-5)
+    assert logs["ma_gp"] == pytest.approx(t["train.ma_gp"].item(), rel=1e-4, abs=1e-6)
+    assert logs["g_loss"] == pytest.approx(t["train.errG"].item(), rel=1e-4, abs=1e-5)
+    after = rename({k[len("after."):]: v for k, v in t.items() if k.startswith("after.")}, DFGAN_RULES, "after")
+    own = model.state_dict()
+    assert len(after) == 4
+    for key, value in after.items():
+        assert_close(own[key], value, atol=1e-6, rtol=1e-4)

@@ -68,6 +68,20 @@ def import_official(official_dir: Path, relpath: str, name: str, patches=(), nam
     return module
 
 
+def official_function(official_dir: Path, relpath: str, name: str, namespace: dict):
+    """One top-level function of an official file whose imports cannot all be met here (e.g.
+    torchvision), compiled from its own source alone with the globals it needs (``namespace``)."""
+    import ast
+
+    path = official_dir / relpath
+    source = path.read_text()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            exec(compile(ast.get_source_segment(source, node), str(path), "exec"), namespace)
+            return namespace[name]
+    sys.exit(f"error: {path} has no function {name}; is this the official commit?")
+
+
 def stub_module(name: str, **attrs) -> types.ModuleType:
     """Register module ``name`` holding ``attrs`` (parents created as empty packages), e.g. the
     official ``miscc.config`` replaced by one whose ``cfg`` holds the fixture's small sizes."""
@@ -418,8 +432,72 @@ def build_damsm(official_dir: Path) -> Path:
     meta = {"sizes": c, "notes": "code/miscc/losses.py (words_loss, sent_loss) with a stub cfg; uint8 -> bool masks"}
     return write("damsm", t, meta, official_dir)
 
+# ---------------------------------------------------------------------------------------------
+# DF-GAN (tobran/DF-GAN, code/models/GAN.py, code/lib/modules.py's training step, lib/utils.py's sampler)
 
-BUILDERS = {"ssagan": build_ssagan, "attngan": build_attngan, "damsm": build_damsm}
+DFGAN = {"ngf": 2, "ndf": 2, "nz": 8, "cond": 8, "imsize": 64, "batch": 3, "lr_g": 1e-4, "lr_d": 4e-4,
+         "trunc_rate": 0.88, "noise_samples": 20000}
+
+
+def build_dfgan(official_dir: Path) -> Path:
+    c = DFGAN
+    code = official_dir / "code"
+    gan = import_official(code, "models/GAN.py", "dfgan_official_gan")
+    import numpy as np
+
+    truncated_noise = official_function(code, "lib/utils.py", "truncated_noise", {"np": np})
+    torch.manual_seed(SEED)
+    gen = torch.Generator().manual_seed(SEED)
+    netG = gan.NetG(c["ngf"], c["nz"], c["cond"], c["imsize"], 3)
+    netD, netC = gan.NetD(c["ndf"], c["imsize"], 3), gan.NetC(c["ndf"], c["cond"])
+    for net in (netG, netD, netC):
+        perturb(net, gen)
+    B = c["batch"]
+    noise = half_exact(torch.randn(B, c["nz"], generator=gen))
+    sent_emb = half_exact(torch.randn(B, c["cond"], generator=gen))
+    real_small = half_exact(torch.rand(B, 3, 8, 8, generator=gen) * 2 - 1)
+    imgs = upsample(real_small, c["imsize"])
+    t = {"input.noise": noise, "input.sent_emb": sent_emb, "input.real_small": real_small}
+    for name, net in (("netG", netG), ("netD", netD), ("netC", netC)):
+        t.update(prefixed(f"official.{name}.", net.state_dict()))
+    with torch.no_grad():
+        t["eval.image"] = subgrid(netG(noise, sent_emb))
+        feats = netD(imgs)
+        t["eval.d_features"], t["eval.d_logits"] = feats, netC(feats, sent_emb).flatten()
+    # the official sampler: trunc_rate * truncnorm(-2, 2) (scipy), as statistics of many draws
+    z = torch.from_numpy(truncated_noise(c["noise_samples"], c["nz"], c["trunc_rate"], seed=SEED))
+    t["sampler.std"], t["sampler.max_abs"] = z.std().reshape(1), z.abs().max().reshape(1)
+    # one official training step (lib/modules.py train): hinge + mismatched (features rolled) + MA-GP in
+    # one D step, then G; Adam(0.0, 0.9)
+    opt_g = torch.optim.Adam(netG.parameters(), lr=c["lr_g"], betas=(0.0, 0.9))
+    opt_d = torch.optim.Adam(list(netD.parameters()) + list(netC.parameters()), lr=c["lr_d"], betas=(0.0, 0.9))
+    imgs, sent = imgs.clone().requires_grad_(), sent_emb.clone().requires_grad_()
+    real_features = netD(imgs)
+    pred_real = netC(real_features, sent)
+    errD_real = torch.nn.ReLU()(1.0 - pred_real).mean()
+    mis_features = torch.cat((real_features[1:], real_features[0:1]), dim=0)
+    errD_mis = torch.nn.ReLU()(1.0 + netC(mis_features, sent)).mean()
+    fake = netG(noise, sent)
+    errD_fake = torch.nn.ReLU()(1.0 + netC(netD(fake.detach()), sent)).mean()
+    grads = torch.autograd.grad(outputs=pred_real, inputs=(imgs, sent), grad_outputs=torch.ones(pred_real.size()),
+                                retain_graph=True, create_graph=True, only_inputs=True)
+    grad = torch.cat((grads[0].view(grads[0].size(0), -1), grads[1].view(grads[1].size(0), -1)), dim=1)
+    errD_MAGP = 2.0 * torch.mean(torch.sqrt(torch.sum(grad ** 2, dim=1)) ** 6)
+    errD = errD_real + (errD_fake + errD_mis) / 2.0 + errD_MAGP
+    opt_d.zero_grad(), errD.backward(), opt_d.step()
+    errG = -netC(netD(fake), sent).mean()
+    opt_g.zero_grad(), errG.backward(), opt_g.step()
+    t.update({"train.errD": errD.reshape(1), "train.ma_gp": errD_MAGP.reshape(1), "train.errG": errG.reshape(1)})
+    t.update(prefixed("after.netG.", {k: v for k, v in netG.state_dict().items()
+                                      if k in ("fc.weight", "GBlocks.1.fuse2.affine1.fc_gamma.linear2.bias")}))
+    t.update(prefixed("after.netD.", {"conv_img.weight": netD.conv_img.weight}))
+    t.update(prefixed("after.netC.", {"joint_conv.0.weight": netC.joint_conv[0].weight}))
+    meta = {"sizes": c, "subgrid": SUBGRID,
+            "notes": "code/models/GAN.py; lib/modules.py's train() step and MA_GP on CPU; lib/utils.py truncated_noise"}
+    return write("dfgan", t, meta, official_dir)
+
+
+BUILDERS = {"dfgan": build_dfgan, "ssagan": build_ssagan, "attngan": build_attngan, "damsm": build_damsm}
 
 
 def main(argv=None) -> None:
