@@ -396,3 +396,55 @@ def test_dfgan_training_step_matches_official_losses_and_updates(dfgan, monkeypa
     assert len(after) == 4
     for key, value in after.items():
         assert_close(own[key], value, atol=1e-6, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# MirrorGAN (G_NET with GLAM; its D_NETs are AttnGAN's, checked above)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_mirrorgan_glam_generator_matches_official(mode, monkeypatch):
+    from t2igan.convert_attngan import MIRRORGAN_G_RULES, attngan_state
+
+    t, meta = load_fixture("mirrorgan")
+    c = meta["sizes"]
+    state, sizes = attngan_state(part(t, "official.netG."), [], "mirrorgan fixture", MIRRORGAN_G_RULES)
+    model = create_model("mirrorgan", vocab_size=4, text_emb_dim=4, ndf=1, stream_backbone="small_cnn",
+                         stream_image_size=32, stream_cnn_channels=4, stream_embed_dim=8, stream_hidden_dim=8, **sizes)
+    assert load_into(model, state, "mirrorgan fixture", ("text_encoder.", "discriminator.", "stream.")) == [
+        "discriminator", "stream", "text_encoder"]
+    G = model.generator.train(mode == "train")
+    G.ca.train()  # the official CA samples eps in both modes
+    fixed_like(monkeypatch, t[f"{mode}.eps"])
+    mask = torch.zeros(t["input.noise"].shape[0], c["words"], dtype=torch.bool)
+    with torch.no_grad():
+        images, attention, mu, logvar = G(t["input.noise"], t["input.sent_emb"], t["input.words_embs"], mask)
+    assert_close(mu, t[f"{mode}.mu"])
+    assert_close(logvar, t[f"{mode}.logvar"])
+    for i in range(3):
+        assert_close(subgrid(images[i], meta["subgrid"]), t[f"{mode}.image{i}"])
+    for i in range(2):
+        assert_close(subgrid(attention[i], meta["subgrid"]), t[f"{mode}.attention{i}"])
+
+
+def test_mirrorgan_cli_converts_g_and_warns_that_stream_stays_random(tmp_path, capsys, monkeypatch):
+    from t2igan.cli import main
+    from t2igan.hub import load_run
+
+    t, meta = load_fixture("mirrorgan")
+    torch.save({f"module.{k}": v for k, v in part(t, "official.netG.").items()}, tmp_path / "netG_epoch_700.pth")
+    attngan_t, _ = load_fixture("attngan")  # MirrorGAN's D_NETs are AttnGAN's, built with the same sizes
+    for i in range(3):
+        torch.save(part(attngan_t, f"official.netD{i}."), tmp_path / f"netD{i}.pth")
+    Vocabulary(["<end>", "a", "bird"], unk_token=None).save(tmp_path / "v.json")
+    main(["convert", "mirrorgan", str(tmp_path / "netG_epoch_700.pth"), "--vocab", str(tmp_path / "v.json"),
+          "-o", str(tmp_path / "run"), "--discriminator", *(str(tmp_path / f"netD{i}.pth") for i in range(3))])
+    assert "stream" in capsys.readouterr().err
+    model, _, _ = load_run(tmp_path / "run")
+    G = model.generator.eval()
+    G.ca.train()
+    fixed_like(monkeypatch, t["eval.eps"])
+    mask = torch.zeros(t["input.noise"].shape[0], meta["sizes"]["words"], dtype=torch.bool)
+    with torch.no_grad():
+        images, _, _, _ = G(t["input.noise"], t["input.sent_emb"], t["input.words_embs"], mask)
+    assert_close(subgrid(images[2], meta["subgrid"]), t["eval.image2"])

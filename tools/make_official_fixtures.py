@@ -496,8 +496,45 @@ def build_dfgan(official_dir: Path) -> Path:
             "notes": "code/models/GAN.py; lib/modules.py's train() step and MA_GP on CPU; lib/utils.py truncated_noise"}
     return write("dfgan", t, meta, official_dir)
 
+# ---------------------------------------------------------------------------------------------
+# MirrorGAN (qiaott/MirrorGAN, model.py G_NET with GLAttention.py's GLAM)
 
-BUILDERS = {"dfgan": build_dfgan, "ssagan": build_ssagan, "attngan": build_attngan, "damsm": build_damsm}
+MIRRORGAN = dict(ATTNGAN, batch=3)
+MIRRORGAN_PATCHES = [("nn.Linear(100, idf)", "nn.Linear(NC, idf)")]  # the CA code size is a literal
+
+
+def build_mirrorgan(official_dir: Path) -> Path:
+    c = MIRRORGAN
+    stub_module("cfg.config", cfg=attngan_cfg(c))
+    stub_module("torchvision", models=types.SimpleNamespace())
+    import_official(official_dir, "GLAttention.py", "GLAttention", MIRRORGAN_PATCHES, {"NC": c["ncf"]})
+    model = import_official(official_dir, "model.py", "mirrorgan_official_model")
+    torch.manual_seed(SEED)
+    gen = torch.Generator().manual_seed(SEED)
+    B = c["batch"]
+    netG = model.G_NET()
+    perturb(netG, gen)
+    noise = half_exact(torch.randn(B, c["nz"], generator=gen))
+    sent_emb = half_exact(torch.randn(B, c["nef"], generator=gen))
+    words_embs = half_exact(torch.randn(B, c["nef"], c["words"], generator=gen))
+    mask = torch.zeros(B, c["words"], dtype=torch.bool)  # full-length captions (see build_attngan)
+    t = {"input.noise": noise, "input.sent_emb": sent_emb, "input.words_embs": words_embs}
+    t.update(prefixed("official.netG.", netG.state_dict()))
+    eps = capture_ca_noise(netG)
+    for mode in ("eval", "train"):
+        netG.train(mode == "train")
+        with torch.no_grad():
+            imgs, atts, mu, logvar = netG(noise, sent_emb, words_embs, mask)
+        t[f"{mode}.eps"], t[f"{mode}.mu"], t[f"{mode}.logvar"] = eps["eps"], mu, logvar
+        t.update({f"{mode}.image{i}": subgrid(x) for i, x in enumerate(imgs)})
+        t.update({f"{mode}.attention{i}": subgrid(a) for i, a in enumerate(atts)})
+    meta = {"sizes": c, "subgrid": SUBGRID,
+            "notes": "model.py G_NET and GLAttention.py with a stub cfg; the sentence projection's input size "
+                     "(literal 100, the CA code size) -> NC. D_NETs are AttnGAN's (see attngan.safetensors)"}
+    return write("mirrorgan", t, meta, official_dir)
+
+
+BUILDERS = {"mirrorgan": build_mirrorgan, "dfgan": build_dfgan, "ssagan": build_ssagan, "attngan": build_attngan, "damsm": build_damsm}
 
 
 def main(argv=None) -> None:

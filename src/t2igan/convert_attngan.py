@@ -13,6 +13,12 @@ average of G) and ``netD{0,1,2}.pth`` (``D_NET64/128/256``):
   ``img_code_s64_2`` (256); ``COND_DNET.jointConv.{0,1}``, ``COND_DNET.outlogits.0`` and
   ``UNCOND_DNET.outlogits.0`` (t2igan's ``cond_out``/``uncond_out``: logits, the official code
   applies a sigmoid after them).
+
+MirrorGAN (qiaott/MirrorGAN ``model.py``, ``GLAttention.py``) saves the same files; its
+``G_NET``'s attention stages are GLAM: ``h_net{2,3}.att.{conv_context, conv_sentence_vis, linear}``
+(t2igan's ``word_attention.project``, ``sentence_attention.conv``, ``sentence_attention.project``)
+and ``h_net{2,3}.conv`` (the 1x1 fusion, ``fuse``). Its STREAM (a ResNet-152 captioner) has no
+t2igan counterpart and is not converted: pretrain one (``t2igan pretrain stream``) for training on.
 """
 
 from __future__ import annotations
@@ -49,12 +55,22 @@ ATTNGAN_G_RULES = [
 ]
 
 
-def attngan_g_state(netG: dict, source: str) -> tuple[dict, dict]:
-    """Official ``G_NET`` state -> (t2igan ``generator.*`` state, model sizes)."""
+MIRRORGAN_G_RULES = [
+    (r"h_net(\d)\.att\.conv_context\.weight", lambda m: f"generator.stages.{_stage(m)}.word_attention.project.weight"),
+    (r"h_net(\d)\.att\.conv_sentence_vis\.weight", lambda m: f"generator.stages.{_stage(m)}.sentence_attention.conv.weight"),
+    (r"h_net(\d)\.att\.linear\.(weight|bias)",
+     lambda m: f"generator.stages.{_stage(m)}.sentence_attention.project.{m.group(2)}"),
+    (r"h_net(\d)\.conv\.weight", lambda m: f"generator.stages.{_stage(m)}.fuse.weight"),
+] + ATTNGAN_G_RULES
+
+
+def attngan_g_state(netG: dict, source: str, rules: list = ATTNGAN_G_RULES) -> tuple[dict, dict]:
+    """Official ``G_NET`` state -> (t2igan ``generator.*`` state, model sizes); ``rules``:
+    :data:`MIRRORGAN_G_RULES` for MirrorGAN's GLAM generator."""
     g = strip_module_prefix(netG)
     if "ca_net.fc.weight" not in g or "h_net1.fc.0.weight" not in g:
-        raise T2IError(f"{source} is not an AttnGAN G_NET state dict (no ca_net.fc.weight / h_net1.fc.0.weight)")
-    state = rename(g, ATTNGAN_G_RULES, source)
+        raise T2IError(f"{source} is not an AttnGAN/MirrorGAN G_NET state dict (no ca_net.fc.weight / h_net1.fc.0.weight)")
+    state = rename(g, rules, source)
     for key in [k for k in state if k.endswith("attention.project.weight")]:
         state[key] = state[key].squeeze(-1)  # (idf, cdf, 1, 1) Conv2d -> (idf, cdf, 1) Conv1d
     ca_rows, sent_dim = g["ca_net.fc.weight"].shape  # (4 c_dim, D)
@@ -85,10 +101,10 @@ def attngan_d_state(netD: dict, stage: int, image_size: int, source: str) -> tup
     return state, int(d["img_code_s16.0.weight"].shape[0]), any(k.startswith("UNCOND_DNET.") for k in d)
 
 
-def attngan_state(netG: dict, netsD: list[dict], source: str) -> tuple[dict, dict]:
-    """``G_NET`` (+ every stage's ``D_NET``) -> (t2igan ``attngan`` state without the text
-    encoder, model arguments)."""
-    state, sizes = attngan_g_state(netG, source)
+def attngan_state(netG: dict, netsD: list[dict], source: str, rules: list = ATTNGAN_G_RULES) -> tuple[dict, dict]:
+    """``G_NET`` (+ every stage's ``D_NET``) -> (t2igan ``attngan`` / ``mirrorgan`` state without
+    the text encoder, model arguments)."""
+    state, sizes = attngan_g_state(netG, source, rules)
     if netsD:
         if len(netsD) != sizes["num_stages"]:
             raise T2IError(f"{source}: G has {sizes['num_stages']} stages but {len(netsD)} discriminators were given")
@@ -110,3 +126,15 @@ def convert_attngan(checkpoint: str | Path, output: str | Path, discriminators: 
     state, sizes = attngan_state(load_official(checkpoint), netsD, source)
     return _write_converted("attngan", output, state, sizes, source, text_encoder, captions, vocab, max_words,
                             optional=("discriminator.", "text_encoder."))
+
+
+def convert_mirrorgan(checkpoint: str | Path, output: str | Path, discriminators: list[str | Path] = (),
+                      text_encoder: str | Path | None = None, captions: str | Path | None = None,
+                      vocab: str | Path | None = None, max_words: int = 18) -> Path:
+    """Official MirrorGAN ``netG_epoch_N.pth`` (+ ``netD0/1/2.pth``, + the DAMSM ``text_encoder*.pth``)
+    -> a t2igan ``mirrorgan`` run folder; its STREAM is left random (see the module docstring)."""
+    source = str(checkpoint)
+    netsD = [load_official(p) for p in discriminators]
+    state, sizes = attngan_state(load_official(checkpoint), netsD, source, MIRRORGAN_G_RULES)
+    return _write_converted("mirrorgan", output, state, sizes, source, text_encoder, captions, vocab, max_words,
+                            optional=("discriminator.", "text_encoder.", "stream."))

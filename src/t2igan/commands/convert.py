@@ -1,4 +1,4 @@
-"""``t2igan convert dfgan|damsm|ssagan|attngan OFFICIAL.pth [--captions captions.pickle] -o RUN_DIR``:
+"""``t2igan convert dfgan|damsm|ssagan|attngan|mirrorgan OFFICIAL.pth [--captions captions.pickle] -o RUN_DIR``:
 official checkpoints -> t2igan run folders (key layouts: :mod:`t2igan.convert`,
 :mod:`t2igan.convert_attngan`). Every file is read with ``torch.load(weights_only=True)``."""
 
@@ -6,26 +6,26 @@ from __future__ import annotations
 
 HELP = "convert an official checkpoint to a run folder"
 
-FAMILIES = ("dfgan", "damsm", "ssagan", "attngan")
+FAMILIES = ("dfgan", "damsm", "ssagan", "attngan", "mirrorgan")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("what", choices=FAMILIES, help="which official model the file holds")
     parser.add_argument("checkpoint", help="dfgan: state_epoch_N.pth (netG/netD/netC); damsm: text_encoder*.pth; "
-                                           "ssagan: netG_XXX.pth; attngan: netG_epoch_N.pth")
+                                           "ssagan: netG_XXX.pth; attngan, mirrorgan: netG_epoch_N.pth")
     parser.add_argument("-o", "--output", required=True, help="run folder to write")
     parser.add_argument("--captions", help="AttnGAN/DF-GAN captions.pickle of the data set (the vocabulary)")
     parser.add_argument("--vocab", help="a t2igan vocab.json instead of --captions")
-    parser.add_argument("--text-encoder", help="dfgan, ssagan, attngan: the DAMSM text_encoder*.pth it was trained with")
+    parser.add_argument("--text-encoder", help="dfgan, ssagan, attngan, mirrorgan: the DAMSM text_encoder*.pth it was trained with")
     parser.add_argument("--discriminator", nargs="+", default=[],
-                        help="ssagan: netD_XXX.pth; attngan: netD0.pth netD1.pth netD2.pth (stage order)")
+                        help="ssagan: netD_XXX.pth; attngan, mirrorgan: netD0.pth netD1.pth netD2.pth (stage order)")
     parser.add_argument("--image-encoder", help="damsm: the image_encoder*.pth saved with the text encoder")
     parser.add_argument("--max-words", type=int, default=18, help="longest caption in tokens (CUB 18, COCO 12)")
 
 
 def run(args) -> None:
     from ..convert import convert_damsm, convert_dfgan, convert_ssagan
-    from ..convert_attngan import convert_attngan
+    from ..convert_attngan import convert_attngan, convert_mirrorgan
     from ..errors import T2IError
 
     if args.what == "ssagan" and len(args.discriminator) > 1:
@@ -35,8 +35,9 @@ def run(args) -> None:
     elif args.what == "ssagan":
         out = convert_ssagan(args.checkpoint, args.output, (args.discriminator or [None])[0], args.text_encoder,
                              args.captions, args.vocab, args.max_words)
-    elif args.what == "attngan":
-        out = convert_attngan(args.checkpoint, args.output, args.discriminator, args.text_encoder, args.captions,
+    elif args.what in ("attngan", "mirrorgan"):
+        convert = convert_attngan if args.what == "attngan" else convert_mirrorgan
+        out = convert(args.checkpoint, args.output, args.discriminator, args.text_encoder, args.captions,
                               args.vocab, args.max_words)
     else:
         out = convert_damsm(args.checkpoint, args.output, args.image_encoder, args.captions, args.vocab)
