@@ -85,6 +85,20 @@ def train_step(model, batch: dict, train: TrainConfig) -> dict:
     return logs
 
 
+def dfgan_style_train_step(converted, t: dict, meta: dict, size: int, monkeypatch):
+    """A fresh copy of a converted DF-GAN / SSA-GAN model, one training step on the fixture's
+    sentence features, noise and real images, Adam(0.0, 0.9) at the official learning rates."""
+    model = create_model(converted.model_name, **converted.config.__dict__)
+    model.load_state_dict(converted.state_dict())
+    model.train()
+    batch = fixed_text(monkeypatch, model, t["input.sent_emb"])
+    batch["image"] = F.interpolate(t["input.real_small"], size=(size, size), mode="nearest")
+    fixed_noise(monkeypatch, t["input.noise"])
+    c = meta["sizes"]
+    train = TrainConfig(lr_g=c["lr_g"], lr_d=c["lr_d"], betas_g=(0.0, 0.9), betas_d=(0.0, 0.9))
+    return model, train_step(model, batch, train)
+
+
 # ---------------------------------------------------------------------------------------------
 # SSA-GAN
 
@@ -133,14 +147,7 @@ def test_ssagan_generator_masks_and_discriminator_match_official_eval(ssagan):
 def test_ssagan_training_step_matches_official_losses_and_updates(ssagan, monkeypatch):
     """main.py: D on the hinge loss (pairs i, i+1), D again on MA-GP, then G; Adam(0.0, 0.9)."""
     model, t, meta, _ = ssagan
-    model = create_model("ssagan", **model.config.__dict__)
-    model.load_state_dict(ssagan[0].state_dict())
-    model.train()
-    batch = fixed_text(monkeypatch, model, t["input.sent_emb"])
-    batch["image"] = F.interpolate(t["input.real_small"], size=(256, 256), mode="nearest")
-    fixed_noise(monkeypatch, t["input.noise"])
-    c = meta["sizes"]
-    logs = train_step(model, batch, TrainConfig(lr_g=c["lr_g"], lr_d=c["lr_d"], betas_g=(0.0, 0.9), betas_d=(0.0, 0.9)))
+    model, logs = dfgan_style_train_step(ssagan[0], t, meta, 256, monkeypatch)
     for ours, theirs in (("d_adv", "errD"), ("ma_gp", "train.ma_gp"), ("g_adv", "errG")):
         key = theirs if theirs.startswith("train.") else f"train.{theirs}"
         assert logs[ours] == pytest.approx(t[key].item(), rel=1e-4, abs=1e-5), ours
@@ -380,14 +387,7 @@ def test_dfgan_training_step_matches_official_losses_and_updates(dfgan, monkeypa
     from t2igan.convert import DFGAN_RULES
 
     model, t, meta, _ = dfgan
-    model = create_model("dfgan", **model.config.__dict__)
-    model.load_state_dict(dfgan[0].state_dict())
-    model.train()
-    batch = fixed_text(monkeypatch, model, t["input.sent_emb"])
-    batch["image"] = F.interpolate(t["input.real_small"], size=(64, 64), mode="nearest")
-    fixed_noise(monkeypatch, t["input.noise"])
-    c = meta["sizes"]
-    logs = train_step(model, batch, TrainConfig(lr_g=c["lr_g"], lr_d=c["lr_d"], betas_g=(0.0, 0.9), betas_d=(0.0, 0.9)))
+    model, logs = dfgan_style_train_step(dfgan[0], t, meta, 64, monkeypatch)
     assert logs["d_loss"] == pytest.approx(t["train.errD"].item(), rel=1e-4, abs=1e-5)
     assert logs["ma_gp"] == pytest.approx(t["train.ma_gp"].item(), rel=1e-4, abs=1e-6)
     assert logs["g_loss"] == pytest.approx(t["train.errG"].item(), rel=1e-4, abs=1e-5)

@@ -193,6 +193,15 @@ DFGAN_RULES = [
 ]
 
 
+def drop_unused_shortcuts(state: dict, prefix: str = "discriminator.blocks.") -> dict:
+    """Without the official 1x1 shortcut convs of equal-width D blocks (DF-GAN / SSA-GAN ``conv_s``):
+    the official forward pass never uses them and t2igan has no such layer."""
+    equal = {k[len(prefix):].split(".")[0] for k, v in state.items()
+             if k.startswith(prefix) and k.endswith(".res.0.weight") and v.shape[0] == v.shape[1]}
+    return {k: v for k, v in state.items()
+            if not (k.startswith(prefix) and ".shortcut." in k and k[len(prefix):].split(".")[0] in equal)}
+
+
 def dfgan_parts(obj: dict, source: str) -> dict[str, dict]:
     """``{"netG": ..., "netD": ..., "netC": ...}`` from a DF-GAN ``state_epoch_N.pth`` or a bare
     ``netG`` state dict."""
@@ -211,10 +220,6 @@ def convert_dfgan(checkpoint: str | Path, output: str | Path, text_encoder: str 
                   max_words: int = 18) -> Path:
     """Official DF-GAN checkpoint (+ the DAMSM ``text_encoder*.pth`` it was trained with) -> a t2igan
     ``dfgan`` run folder."""
-    from .config import DataConfig, ExperimentConfig, TrainConfig
-    from .hub import save_run
-    from .registry import create_model
-
     source = str(checkpoint)
     parts = dfgan_parts(load_official(checkpoint), source)
     flat = {f"{part}.{k}": v for part, state in parts.items() for k, v in state.items()}
@@ -224,39 +229,15 @@ def convert_dfgan(checkpoint: str | Path, output: str | Path, text_encoder: str 
     fc_rows, z_dim = g["fc.weight"].shape  # (8 * nf * 4 * 4, z)
     nf = fc_rows // (8 * 16)
     n_blocks = len({k.split(".")[1] for k in g if k.startswith("GBlocks.")})
-    image_size = 2 ** (n_blocks + 2)
     cond_dim = g["GBlocks.0.fuse1.affine0.fc_gamma.linear1.weight"].shape[1] - z_dim
     if cond_dim % 2 or fc_rows != nf * 128:
         raise T2IError(f"{source}: NetG sizes do not fit DF-GAN (fc {tuple(g['fc.weight'].shape)}, cond {cond_dim})")
-
     state = rename(flat, DFGAN_RULES, source)
-    if text_encoder:
-        text_state, sizes = convert_text_encoder(load_official(text_encoder), str(text_encoder))
-        if 2 * sizes["text_hidden_dim"] != cond_dim:
-            raise T2IError(f"{text_encoder}: sentence features have {2 * sizes['text_hidden_dim']} dimensions, "
-                           f"DF-GAN's G expects {cond_dim}")
-        state.update({f"text_encoder.{k}": v for k, v in text_state.items()})
-        voc = read_vocabulary(captions, vocab, sizes["vocab_size"], str(text_encoder))
-    else:
-        sizes = {"text_hidden_dim": cond_dim // 2}
-        voc = read_vocabulary(captions, vocab, None, source)
-    model_args = {"vocab_size": len(voc), "image_size": image_size, "nf": int(nf), "z_dim": int(z_dim),
-                  "text_encoder_mode": "frozen", **{k: v for k, v in sizes.items() if k != "vocab_size"}}
-    model = create_model("dfgan", **model_args)
-    # the official shortcut convs of equal-width D blocks are never used: t2igan has no such layer
-    own = model.state_dict()
-    state = {k: v for k, v in state.items() if k in own or not re.match(r"discriminator\.blocks\.\d+\.shortcut\.", k)}
-    left = load_into(model, state, source, optional_prefixes=("discriminator.", "text_encoder."))
-    if left:
-        print(f"warning: {source}: {', '.join(left)} not in the given files and left random "
-              f"({'give --text-encoder for the DAMSM text encoder' if 'text_encoder' in left else 'sampling works'})",
-              file=sys.stderr)
-    exp = ExperimentConfig(model="dfgan", model_args={k: v for k, v in model_args.items() if k != "vocab_size"},
-                           data=DataConfig(dataset="cub", image_size=image_size, max_words=max_words),
-                           train=TrainConfig(), name=f"dfgan-converted-{Path(source).stem}")
-    output = Path(output)
-    save_run(output, exp.to_dict(), model, voc)
-    return output
+    state = drop_unused_shortcuts(state)
+    sizes = {"image_size": 2 ** (n_blocks + 2), "nf": int(nf), "z_dim": int(z_dim), "text_hidden_dim": int(cond_dim) // 2,
+             "text_encoder_mode": "frozen"}
+    return _write_converted("dfgan", output, state, sizes, source, text_encoder, captions, vocab, max_words,
+                            optional=("discriminator.", "text_encoder."))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,16 +246,12 @@ def convert_dfgan(checkpoint: str | Path, output: str | Path, text_encoder: str 
 SSAGAN_G_RULES = [
     (r"fc\.(weight|bias)", r"generator.fc.\1"),
     (r"conv_mask\.(\d)\.(.*)", r"generator.blocks.0.mask_predictor.net.\1.\2"),
-    (r"block(\d+)\.c1\.(weight|bias)", r"generator.blocks.\1.conv0.\2"),
-    (r"block(\d+)\.c2\.(weight|bias)", r"generator.blocks.\1.conv1.\2"),
+    (r"block(\d+)\.c([12])\.(weight|bias)", lambda m: f"generator.blocks.{m[1]}.conv{int(m[2]) - 1}.{m[3]}"),
     (r"block(\d+)\.c_sc\.(weight|bias)", r"generator.blocks.\1.shortcut.\2"),
     (r"block(\d+)\.gamma", r"generator.blocks.\1.gate"),
-    (r"block(\d+)\.affine0\.batch_norm2d\.(.*)", r"generator.blocks.\1.norm0.norm.\2"),
-    (r"block(\d+)\.affine2\.batch_norm2d\.(.*)", r"generator.blocks.\1.norm1.norm.\2"),
-    (r"block(\d+)\.affine0\.fc_(gamma|beta)\.linear1\.(weight|bias)", r"generator.blocks.\1.norm0.affine.\2.0.\3"),
-    (r"block(\d+)\.affine0\.fc_(gamma|beta)\.linear2\.(weight|bias)", r"generator.blocks.\1.norm0.affine.\2.2.\3"),
-    (r"block(\d+)\.affine2\.fc_(gamma|beta)\.linear1\.(weight|bias)", r"generator.blocks.\1.norm1.affine.\2.0.\3"),
-    (r"block(\d+)\.affine2\.fc_(gamma|beta)\.linear2\.(weight|bias)", r"generator.blocks.\1.norm1.affine.\2.2.\3"),
+    (r"block(\d+)\.affine([02])\.batch_norm2d\.(.*)", lambda m: f"generator.blocks.{m[1]}.norm{int(m[2]) // 2}.norm.{m[3]}"),
+    (r"block(\d+)\.affine([02])\.fc_(gamma|beta)\.linear([12])\.(weight|bias)",  # linear1, linear2: MLP layers 0, 2
+     lambda m: f"generator.blocks.{m[1]}.norm{int(m[2]) // 2}.affine.{m[3]}.{2 * int(m[4]) - 2}.{m[5]}"),
     (r"block(\d+)\.conv_mask\.(\d)\.(.*)", r"generator.MASK\1.\2.\3"),  # moved one block later below
     (r"conv_img\.(0|2)\.(.*)", r"generator.to_rgb.\1.\2"),
 ]
@@ -322,10 +299,7 @@ def ssagan_state(netG: dict, netD: dict | None, source: str) -> tuple[dict, dict
             raise T2IError(f"{source}: the NetD state dict has no COND_DNET.joint_conv.0.weight")
         widest = d["COND_DNET.joint_conv.0.weight"].shape[1] - 2 * sizes["text_hidden_dim"]
         sizes["d_max_mult"] = int(widest // d["conv_img.weight"].shape[0])
-        equal = {k.split(".")[0] for k in d if k.endswith("conv_r.0.weight")
-                 and d[k].shape[0] == d[k].shape[1]}
-        d = {k: v for k, v in d.items() if not (k.split(".")[0] in equal and ".conv_s." in k)}
-        state.update(rename(d, SSAGAN_D_RULES, source))
+        state.update(drop_unused_shortcuts(rename(d, SSAGAN_D_RULES, source)))
     return state, sizes
 
 
