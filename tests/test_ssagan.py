@@ -285,3 +285,21 @@ def test_trains_end_to_end_on_tiny_shapes(tmp_path):
     assert (run / "samples" / "step-00000003.png").is_file()
     model, _, _ = load_run(run)
     assert model.model_name == "ssagan"
+
+
+def test_trainer_steps_d_twice_per_iteration_with_the_official_d_update(tmp_path):
+    """The trainer runs the d, d_gp, g phases and steps D's one Adam in both D phases."""
+    cfg = resolve_config("ssagan-shapes", [
+        "data.image_size=32", "data.train_args={num_images: 16}", "data.test_args={num_images: 4}",
+        "model.nf=4", "model.text_emb_dim=16", "model.text_hidden_dim=8", "model.mask_hidden=8",
+        "model.d_update=two_steps", "model.mismatch_pairs=shift",
+        "train.batch_size=8", "train.max_steps=2", "train.sample_every=2", "train.checkpoint_every=2",
+        "train.num_sample_captions=2",
+    ])
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    trainer.fit()
+    assert set(trainer.optimizers) == {"d", "g"}
+    d_param = next(trainer.model.discriminator.parameters())
+    g_param = next(trainer.model.generator.parameters())
+    assert trainer.optimizers["d"].state[d_param]["step"].item() == 4  # 2 iterations x (hinge, MA-GP)
+    assert trainer.optimizers["g"].state[g_param]["step"].item() == 2
