@@ -14,6 +14,8 @@ A trained model lives in a run folder::
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import tempfile
@@ -124,20 +126,27 @@ def read_run_config(run_dir: str | Path) -> dict:
         raise T2IError(f"{path} is not valid JSON ({e})") from None
 
 
+# model config fields added after run folders were written, with the value those runs were made with:
+# before ``truncation_form`` existed every truncation cut N(0, 1) at the bound ("clip")
+LEGACY_MODEL_FIELDS = {"truncation_form": "clip"}
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     """Rebuild ``(model, vocab, config_dict)`` from a run folder or a bundled model's name
     (:mod:`t2igan.pretrained`); the model is in eval mode. Weights stored in fp16 are loaded into
     the model's fp32 parameters."""
     from .data.text import Vocabulary
     from .pretrained import resolve_run_dir
-    from .registry import create_model
+    from .registry import create_model, model_config_class
 
     run_dir = resolve_run_dir(run_dir)
     config = read_run_config(run_dir)
     # config fields named *_weights point at pretrained parts used to start training; a run's own
     # model.safetensors already holds those parts, so they are not read again
     model_config = {k: (None if k.endswith("_weights") else v) for k, v in config["model_config"].items()}
-    model = create_model(config["model_name"], **model_config)
+    fields = {f.name for f in dataclasses.fields(model_config_class(config["model_name"]))}
+    legacy = {k: v for k, v in LEGACY_MODEL_FIELDS.items() if k in fields and k not in model_config}
+    model = create_model(config["model_name"], **legacy, **model_config)
     weights = run_dir / WEIGHTS_NAME
     # a bundled model ships its inference weights only: the training-only networks stay as built
     may_lack = tuple(f"{name}." for name in model.training_only_modules) if config.get("inference_only") else ()

@@ -13,7 +13,8 @@ is the default, the presets' ``-cub``/``-coco`` setting and that of a converted 
 
 * ``truncation_form``: the official sampler draws ``trunc_rate * TN(-2, 2)`` (``"scaled"``, std
   0.77 at 0.88); ``"clip"`` cuts ``N(0, 1)`` to ``[-0.88, 0.88]`` (std 0.48: less varied, often
-  cleaner images; used by ``dfgan-shapes``). FIDs of the two differ.
+  cleaner images; used by ``dfgan-shapes``). FIDs of the two differ. Run folders saved before the
+  option existed load with ``"clip"``, the form they were sampled with (``hub.LEGACY_MODEL_FIELDS``).
 * The official code keeps no moving average of G, so ``dfgan-cub``/``dfgan-coco`` set
   ``train.ema_decay: 0``; the trainer's 0.999 average is the option.
 """
