@@ -83,9 +83,10 @@ def make_batch(vocab_size: int = 30, lengths=(6, 4, 5, 3), size: int = TINY_SIZE
 def phase_step(model, phase: str, batch: dict, state: dict, optimizers: dict) -> dict:
     """One phase of a training step, as the trainer runs it; returns the phase's logs."""
     loss, logs = model.compute_loss(phase, batch, state)
-    optimizers[phase].zero_grad(set_to_none=True)
+    optimizer = optimizers[model.optimizer_name(phase)]  # SSA-GAN's d_gp phase steps D's optimizer
+    optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    optimizers[phase].step()
+    optimizer.step()
     return logs
 
 
