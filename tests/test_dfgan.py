@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import make_batch
 
-import t2igan.models.dfgan as dfgan_module
+import t2igan.losses as losses_module
 from t2igan import create_model
 from t2igan.config import TrainConfig, resolve_config
 from t2igan.errors import T2IError
@@ -80,7 +80,7 @@ def test_d_loss_sees_mismatched_pairs(monkeypatch):
     _, logs = m.compute_loss("d", batch(), {})
     assert logs["d_mismatch"] != logs["d_real"]
     # with the mismatch replaced by the matched sentence, the mismatch logits equal the real ones
-    monkeypatch.setattr(dfgan_module, "mismatched", lambda x: x)
+    monkeypatch.setattr(losses_module, "mismatched", lambda x: x)
     torch.manual_seed(1)
     _, same = m.compute_loss("d", batch(), {})
     assert same["d_mismatch"] == pytest.approx(same["d_real"], abs=1e-6)

@@ -267,8 +267,7 @@ def test_attngan_training_step_matches_official_losses_and_updates(attngan, monk
 
     args, _, t, meta = attngan
     model = attngan_model(attngan).train()
-    object.__setattr__(model, "image_encoder", tiny_image_encoder(t, "official.image_encoder."))
-    monkeypatch.setattr(model, "frozen_image_encoder", lambda device: model.image_encoder)
+    model.damsm_critic.encoder = tiny_image_encoder(t, "official.image_encoder.")
     real_small = t["input.real_small"]
     monkeypatch.setattr(attngan_module, "image_pyramid",
                         lambda images, sizes: [F.interpolate(real_small, size=(s, s), mode="nearest") for s in sizes])

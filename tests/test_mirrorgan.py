@@ -14,10 +14,11 @@ from t2igan.config import TrainConfig, resolve_config
 from t2igan.data.shapes import ShapesDataset
 from t2igan.errors import T2IError
 from t2igan.hub import load_run, save_run
-from t2igan.metrics.shapes_probe import PROBE_KEYS, probe_labels
+from t2igan.data.shapes import parse_shapes_caption
+from t2igan.metrics.bleu import corpus_bleu
+from t2igan.metrics.shapes_probe import PROBE_KEYS, probe_labels, scene_labels
 from t2igan.models.mirrorgan import (END_ID, SentenceAttention, StreamCaptioner, StreamConfig, caption_cross_entropy,
-                                     caption_loss, corpus_bleu, load_stream, parse_shapes_caption, pretrain_stream,
-                                     resolve_stream_config, scene_labels)
+                                     caption_loss, load_stream, pretrain_stream, resolve_stream_config)
 from t2igan.visualize import to_pil
 
 B, T = 4, 6

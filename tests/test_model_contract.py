@@ -9,6 +9,8 @@ For each name in ``list_models()`` (a model without an entry in ``conftest.TINY_
 * each phase's optimizer step changes only that phase's networks (G in ``g``, D in ``d``, every
   parameter in at most one phase), and the frozen parts (parameters in no optimizer, with their
   modules' buffers, and the DAMSM image encoder built on first use) never change;
+* the DAMSM critic (AttnGAN, MirrorGAN, DR-GAN, SSA-GAN) is a submodule that ``.to()`` moves and
+  casts, in no optimizer, and never in ``state_dict()``;
 * ``save_run`` / ``load_run`` is bit exact, the moving-average generator included;
 * the state-dict key names equal those pinned in ``tests/fixtures/state_dict_keys.json`` (bundled
   checkpoints are loaded by these names: a rename must be deliberate; to pin new keys run
@@ -128,10 +130,10 @@ def frozen_keys(model, trained: set) -> set:
     return keys
 
 
-def hidden_image_encoder(model):
-    """The DAMSM image encoder a model keeps outside its module tree (built on first use), or None."""
-    enc = model.__dict__.get("image_encoder")
-    return enc if isinstance(enc, torch.nn.Module) else None
+def critic_image_encoder(model):
+    """The frozen DAMSM image encoder of a model's DAMSM critic (built on first use), or None."""
+    critic = getattr(model, "damsm_critic", None)
+    return None if critic is None else critic.encoder
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -168,7 +170,7 @@ def test_each_phase_updates_only_its_own_networks(name, tiny_model, random_batch
             assert moved <= owned[name], f"{phase} changed {sorted(moved - owned[name])[:5]}"
             main_net = "discriminator." if name == "d" else "generator."
             assert any(k.startswith(main_net) for k in moved), f"{phase} changed no {main_net}"
-        encoder = hidden_image_encoder(model)
+        encoder = critic_image_encoder(model)
         if encoder is not None:
             assert not any(p.requires_grad for p in encoder.parameters())
             if encoder_before is not None:
@@ -176,6 +178,32 @@ def test_each_phase_updates_only_its_own_networks(name, tiny_model, random_batch
             encoder_before = clone_state(encoder)
     moved_frozen = changed_keys(start, model) & frozen
     assert not moved_frozen, f"frozen parts changed: {sorted(moved_frozen)[:5]}"
+
+
+@pytest.mark.parametrize("name", ["attngan", "drgan", "mirrorgan", "ssagan"])
+def test_damsm_critic_is_a_submodule_that_moves_but_is_never_saved(name, tiny_model, random_batch):
+    """The frozen DAMSM image encoder is in the module tree (``.to()``, ``.half()`` and DDP see it),
+    in no optimizer, in eval mode, and out of ``state_dict()`` / ``load_state_dict()``."""
+    model = tiny_model(name, V).train()
+    critic = model.damsm_critic
+    batch = random_batch(V)
+    text = model.encode_text(batch["tokens"], batch["lengths"])
+    with pytest.warns(UserWarning, match="no damsm_weights"):
+        loss, logs = critic(torch.rand(B, 3, TINY_SIZE, TINY_SIZE) * 2 - 1, text)
+    assert torch.isfinite(loss) and {"damsm_w", "damsm_s"} <= set(logs)
+    encoder = critic.encoder
+    assert encoder is not None and not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+    assert dict(model.named_modules())["damsm_critic.encoder"] is encoder
+    trained = {id(p) for gs in model.optimizer_groups(TrainConfig()).values() for g in gs for p in g["params"]}
+    assert not trained & {id(p) for p in encoder.parameters()}
+    keys = model.state_dict()
+    assert not any(k.startswith("damsm_critic") for k in keys)
+    assert sorted(keys) == pinned_keys()[name]
+    model.load_state_dict(keys)  # strict: the critic's weights are not expected either
+    model.to(torch.float64)
+    assert all(p.dtype == torch.float64 for p in encoder.parameters())
+    model.float()
+    assert all(p.dtype == torch.float32 for p in encoder.parameters())
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -35,7 +35,7 @@ def run(args) -> None:
     if args.what == "damsm":
         from ..models.damsm import pretrain_damsm as pretrain, resolve_damsm_config as resolve
     elif args.what == "stream":
-        from ..models.mirrorgan import pretrain_stream as pretrain, resolve_stream_config as resolve
+        from ..models.stream import pretrain_stream as pretrain, resolve_stream_config as resolve
     else:
         raise T2IError(f"cannot pretrain {args.what!r}")
     exp = resolve(args.preset, args.overrides)

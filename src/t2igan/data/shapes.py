@@ -300,6 +300,64 @@ def caption_set(attributes: dict, num_captions: int, rng: random.Random) -> list
 
 
 # ----------------------------------------------------------------------------- rendering
+# ----------------------------------------------------------------------------- reading captions
+# word -> attribute, from the phrases above: a phrase's first word names a shape ("round shape"), a
+# position phrase's content word its position ("in the upper part"); one-word relations only ("left
+# of" / "right of" are read as a pair)
+_POSITION_FILLER = {"on", "the", "side", "at", "in", "part", "near", "of", "image"}
+_SHAPE_TOKENS = {p.split()[0]: shape for shape, phrases in SHAPE_WORDS.items() for p in phrases}
+_SIZE_TOKENS = {w: size for size, words in SIZE_WORDS.items() for w in words}
+_POSITION_TOKENS = {w: pos for pos, phrases in POSITION_WORDS.items() for p in phrases for w in p.split()
+                    if w not in _POSITION_FILLER}
+_RELATION_TOKENS = {p: rel for rel, phrases in RELATION_WORDS.items() for p in phrases if " " not in p}
+
+
+def parse_shapes_caption(caption: str) -> dict:
+    """The scene a Shapes caption (this module's templates) describes, read from its words:
+    ``{"objects": [{"shape", "colour", "size", "position"}, ...], "relation"}`` with ``None`` for
+    whatever the caption does not say (a generated caption may be incomplete or garbled).
+
+    Each object is one shape mention ("circle", "round shape", ...); in a two-object caption each noun
+    phrase starts at its article, and the relation's subject is the first phrase unless the relation
+    comes first ("above X there is Y") or ends in "it" ("X with Y above it")."""
+    from .text import tokenize
+
+    words = tokenize(caption)
+    mentions = [(i, _SHAPE_TOKENS[w]) for i, w in enumerate(words)
+                if w in _SHAPE_TOKENS and not (w == "star" and i > 0 and words[i - 1] in ("round", "triangular"))]
+    relation, rel_at, rel_end = None, None, None
+    for i, w in enumerate(words):
+        if w in ("left", "right") and i + 1 < len(words) and words[i + 1] == "of":
+            relation, rel_at, rel_end = f"{w} of", i, i + 1
+        elif w in _RELATION_TOKENS:
+            relation, rel_at, rel_end = _RELATION_TOKENS[w], i, i
+        if relation:
+            break
+
+    def first(span, table, skip=()):
+        return next((table[words[i]] for i in span if words[i] in table and i not in skip), None)
+
+    colour_of = {c: c for c in COLOURS}
+    if len(mentions) <= 1:
+        span = range(len(words))
+        rel_words = set() if rel_at is None else set(range(rel_at, rel_end + 1))
+        obj = {"shape": mentions[0][1] if mentions else None, "colour": first(span, colour_of),
+               "size": first(span, _SIZE_TOKENS), "position": first(span, _POSITION_TOKENS, rel_words)}
+        return {"objects": [obj], "relation": None}
+    (i0, shape0), (i1, shape1) = mentions[:2]
+    articles = [i for i in range(i0 + 1, i1) if words[i] in ("a", "an")]
+    split = articles[-1] if articles else i0 + 1
+    phrases = []
+    for span, shape in ((range(0, split), shape0), (range(split, len(words)), shape1)):
+        phrases.append({"shape": shape, "colour": first(span, colour_of), "size": first(span, _SIZE_TOKENS)})
+    subject_second = rel_at is not None and (rel_at < i0 or (rel_end + 1 < len(words) and words[rel_end + 1] == "it"))
+    objects = phrases[::-1] if subject_second else phrases
+    positions = RELATION_POSITIONS.get(relation, (None, None))
+    for obj, pos in zip(objects, positions):
+        obj["position"] = pos
+    return {"objects": objects, "relation": relation}
+
+
 def _object_layout(obj: dict, rng: random.Random | None) -> tuple[float, float, float, float]:
     """Centre ``(cx, cy)``, extent (all fractions of the image) and rotation (degrees) of one object.
 

@@ -57,16 +57,42 @@ def truncated_noise(shape, truncation: float | None = None, generator: torch.Gen
     return (scale * torch.special.ndtri(u)).float()
 
 
+def load_text_encoder_weights(text_encoder: nn.Module, path: str | None) -> None:
+    """Load a pretrained (DAMSM) text encoder from safetensors (keys with or without the
+    ``text_encoder.`` prefix); errors name the file. Nothing when ``path`` is empty."""
+    if not path:
+        return
+    from ..hub import load_safetensors_into
+
+    load_safetensors_into(text_encoder, path, prefix="text_encoder.")
+
+
 class T2IModel(nn.Module):
     model_name: str = "base"  # set by register_model
     config_class: type = object
     phases: tuple[str, ...] = ("d", "g")
     # networks generation never uses: left out of inference-only weight files (bundled models)
     training_only_modules: tuple[str, ...] = ("discriminator",)
+    # frozen submodules that come from their own files (the DAMSM critic): in the module tree, so
+    # ``.to()``, ``.half()`` and DDP see them, but never in ``state_dict()`` (checkpoints, weight files)
+    unsaved_modules: tuple[str, ...] = ()
+    # submodules kept in eval mode whatever ``train()`` says (frozen encoders: no dropout, fixed BN)
+    eval_modules: tuple[str, ...] = ()
 
     def __init__(self, config):
         super().__init__()
         self.config = config
+        self._register_state_dict_hook(_drop_unsaved_keys)
+        self.register_load_state_dict_post_hook(_ignore_unsaved_keys)
+
+    def train(self, mode: bool = True):
+        """Train mode for every network except the frozen ones (``eval_modules``, ``unsaved_modules``)."""
+        super().train(mode)
+        for name in self.eval_modules + self.unsaved_modules:
+            module = getattr(self, name, None)
+            if module is not None:
+                module.eval()
+        return self
 
     # -- shared pieces -------------------------------------------------------------------------
     def build_text_encoder(self) -> RNNTextEncoder:
@@ -92,6 +118,11 @@ class T2IModel(nn.Module):
         form = getattr(self.config, "truncation_form", "scaled")
         return truncated_noise((batch_size, self.config.z_dim), truncation, generator, form)
 
+    def draw_noise(self, batch: dict) -> torch.Tensor:
+        """Training noise ``z ~ N(0, I)``, one row per image of the batch."""
+        images = batch["image"]
+        return torch.randn(images.shape[0], self.config.z_dim, device=images.device)
+
     def optimizer_name(self, phase: str) -> str:
         """The key of :meth:`optimizer_groups` whose optimizer a phase steps (default: its own
         name; SSA-GAN's ``d_gp`` phase steps D's optimizer again)."""
@@ -111,7 +142,11 @@ class T2IModel(nn.Module):
         raise NotImplementedError
 
     def compute_loss(self, phase: str, batch: dict, state: dict) -> tuple[torch.Tensor, dict]:
-        raise NotImplementedError
+        """The loss of one phase: the method ``<phase>_loss(batch, state)`` (``d_loss``, ``g_loss``,
+        SSA-GAN's ``d_gp_loss``), returning ``(scalar loss, {name: float})``."""
+        if phase not in self.phases:
+            raise ValueError(f"{self.model_name} has phases {', '.join(self.phases)}, not {phase!r}")
+        return getattr(self, f"{phase}_loss")(batch, state)
 
     def optimizer_groups(self, train) -> dict[str, list[dict]]:
         """Parameter groups of each phase's Adam optimizer. Default: G for "g"; D (+ a text encoder
@@ -122,3 +157,18 @@ class T2IModel(nn.Module):
             lr = getattr(self.config, "text_encoder_lr", None) or train.lr_g
             d.append({"params": list(self.text_encoder.parameters()), "lr": lr, "betas": tuple(train.betas_g)})
         return {"g": g, "d": d}
+
+
+def _drop_unsaved_keys(model: T2IModel, state_dict: dict, prefix: str, local_metadata) -> None:
+    """State-dict hook: leave the keys of ``model.unsaved_modules`` out."""
+    drop = tuple(f"{prefix}{name}." for name in model.unsaved_modules)
+    if drop:
+        for key in [k for k in state_dict if k.startswith(drop)]:
+            del state_dict[key]
+
+
+def _ignore_unsaved_keys(model: T2IModel, incompatible_keys) -> None:
+    """Load post-hook: the keys of ``unsaved_modules`` are never expected in a state dict."""
+    names = set(model.unsaved_modules)
+    missing = incompatible_keys.missing_keys
+    missing[:] = [k for k in missing if not names & set(k.split(".")[:-1])]

@@ -21,7 +21,6 @@ is the default, the presets' ``-cub``/``-coco`` setting and that of a converted 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -29,9 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import T2IError
-from ..losses import contrastive_loss, d_hinge_loss, g_hinge_loss, matching_aware_gradient_penalty, mismatched
+from ..losses import one_way_discriminator_loss, one_way_generator_loss
+from ..nn.blocks import OneWayDiscriminator, channel_plan
+from ..nn.conditioning import Affine
 from ..registry import register_model
-from .base import TRUNCATION_FORMS, SampleOutput, T2IModel
+from .base import TRUNCATION_FORMS, SampleOutput, T2IModel, load_text_encoder_weights
 
 
 @dataclass
@@ -57,33 +58,6 @@ class DFGANConfig:
     @property
     def cond_dim(self) -> int:
         return 2 * self.text_hidden_dim
-
-
-def channel_plan(nf: int, image_size: int, max_mult: int = 8) -> list[int]:
-    """Channel counts from 4x4 up to ``image_size``: ``nf * min(2^k, max_mult)``, widest at 4x4
-    (``max_mult`` 16 gives the wider 2021 DF-GAN / SSA-GAN discriminator)."""
-    n = int(math.log2(image_size)) - 1
-    if 2 ** (n + 1) != image_size or image_size < 16:
-        raise ValueError(f"image_size must be a power of two >= 16, got {image_size}")
-    return [nf * min(2**k, max_mult) for k in range(n)][::-1]  # e.g. 64 px: [8nf, 8nf, 4nf, 2nf, nf]
-
-
-class Affine(nn.Module):
-    """Text-conditioned channel-wise affine ``gamma(c) * h + beta(c)`` [DF-GAN, Eq. 1-2]; the MLPs'
-    last layers start at gamma = 1, beta = 0 so a fresh block is the identity."""
-
-    def __init__(self, cond_dim: int, num_features: int, hidden_dim: int | None = None):
-        super().__init__()
-        hidden = hidden_dim or num_features  # width of the MLPs' hidden layer (SSA-GAN: cond_dim)
-        self.gamma = nn.Sequential(nn.Linear(cond_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_features))
-        self.beta = nn.Sequential(nn.Linear(cond_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_features))
-        nn.init.zeros_(self.gamma[2].weight)
-        nn.init.ones_(self.gamma[2].bias)
-        nn.init.zeros_(self.beta[2].weight)
-        nn.init.zeros_(self.beta[2].bias)
-
-    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.gamma(cond)[:, :, None, None] * h + self.beta(cond)[:, :, None, None]
 
 
 class FusionBlock(nn.Module):
@@ -134,62 +108,6 @@ class Generator(nn.Module):
         return self.to_rgb(h)  # (B, 3, S, S)
 
 
-class DBlock(nn.Module):
-    """Down-block: ``shortcut(avgpool(x)) + gamma * res(x)`` with ``gamma`` learned from 0."""
-
-    def __init__(self, in_ch: int, out_ch: int):
-        super().__init__()
-        self.res = nn.Sequential(
-            nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=False),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False),
-            nn.LeakyReLU(0.2, inplace=True),
-        )
-        self.shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
-        self.gamma = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x):
-        return self.shortcut(F.avg_pool2d(x, 2)) + self.gamma * self.res(x)
-
-
-class Discriminator(nn.Module):
-    """One-way discriminator: ``features(x)`` then ``logits(features, sent_emb)``."""
-
-    def __init__(self, nf: int, cond_dim: int, image_size: int, max_mult: int = 8, contrastive_dim: int = 0):
-        super().__init__()
-        chs = channel_plan(nf, image_size, max_mult)[::-1]  # nf ... max_mult * nf
-        self.from_rgb = nn.Conv2d(3, chs[0], 3, 1, 1)
-        self.blocks = nn.Sequential(*(DBlock(i, o) for i, o in zip(chs[:-1], chs[1:])))
-        self.joint = nn.Sequential(
-            nn.Conv2d(chs[-1] + cond_dim, 2 * nf, 3, 1, 1, bias=False),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(2 * nf, 1, 4, 1, 0, bias=False),
-        )
-        if contrastive_dim:  # projections into a shared space for the contrastive term
-            self.image_proj = nn.Linear(chs[-1], contrastive_dim)
-            self.text_proj = nn.Linear(cond_dim, contrastive_dim)
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.from_rgb(images))  # (B, max_mult * nf, 4, 4)
-
-    def logits(self, features: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
-        cond = sent_emb[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
-        return self.joint(torch.cat([features, cond], dim=1)).flatten()  # (B,)
-
-    def embeddings(self, features: torch.Tensor, sent_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image and sentence embeddings for the contrastive term: summed 4x4 features, projected."""
-        return self.image_proj(features.sum(dim=(2, 3))), self.text_proj(sent_emb)
-
-
-def load_text_encoder_weights(text_encoder: nn.Module, path: str | None) -> None:
-    """Load a pretrained (DAMSM) text encoder from safetensors; errors name the file."""
-    if not path:
-        return
-    from ..hub import load_safetensors_into
-
-    load_safetensors_into(text_encoder, path, prefix="text_encoder.")
-
-
 @register_model("dfgan", DFGANConfig)
 class DFGAN(T2IModel):
     def __init__(self, config: DFGANConfig):
@@ -201,20 +119,17 @@ class DFGAN(T2IModel):
         load_text_encoder_weights(self.text_encoder, c.text_encoder_weights)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size)
-        self.discriminator = Discriminator(c.nf, c.cond_dim, c.image_size,
-                                           contrastive_dim=c.contrastive_dim if c.contrastive_weight else 0)
+        self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size,
+                                                 contrastive_dim=c.contrastive_dim if c.contrastive_weight else 0)
 
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:
         G = generator_module or self.generator
         return SampleOutput(G(noise, text.sent_emb))
 
-    def compute_loss(self, phase, batch, state):
-        if phase == "d":
-            return self.d_loss(batch, state)
-        return self.g_loss(batch, state)
-
     def d_loss(self, batch, state):
-        """[DF-GAN, Eq. 3]: hinge on (real, e), (fake, e), (real, e_mis) + MA-GP on (real, e)."""
+        """[DF-GAN, Eq. 3]: hinge on (real, e), (fake, e), (real, e_mis) + MA-GP on (real, e)
+        (:func:`t2igan.losses.one_way_discriminator_loss`, mismatched pairs rolled as the official
+        code), + the optional contrastive term."""
         c = self.config
         images = batch["image"].requires_grad_(True)
         text = self.encode_text(batch["tokens"], batch["lengths"])
@@ -222,39 +137,15 @@ class DFGAN(T2IModel):
         if not sent_emb.requires_grad:
             sent_emb = sent_emb.detach().requires_grad_(True)
         g_sent = sent_emb.detach()  # G never back-propagates into the text encoder
-        noise = torch.randn(images.shape[0], c.z_dim, device=images.device)
-        fake = self.generator(noise, g_sent)
+        fake = self.generator(self.draw_noise(batch), g_sent)
         state.update(fake=fake, sent_emb=g_sent)
-        D = self.discriminator
-        real_feats = D.features(images)
-        real_logits = D.logits(real_feats, sent_emb)
-        mis_logits = D.logits(real_feats, mismatched(sent_emb))
-        fake_logits = D.logits(D.features(fake.detach()), sent_emb)
-        adv = d_hinge_loss(real_logits, fake_logits, mis_logits)
-        gp = matching_aware_gradient_penalty(real_logits, images, sent_emb, c.ma_gp_weight, c.ma_gp_power)
-        loss = adv + gp
-        logs = {}
-        if c.contrastive_weight:  # D learns to pair real images with their captions
-            con = contrastive_loss(*D.embeddings(real_feats, sent_emb), c.contrastive_temperature)
-            loss = loss + c.contrastive_weight * con
-            logs["d_contrastive"] = con.item()
-        return loss, logs | {
-            "d_loss": loss.item(),
-            "d_adv": adv.item(),
-            "ma_gp": gp.item(),
-            "d_real": real_logits.mean().item(),
-            "d_fake": fake_logits.mean().item(),
-            "d_mismatch": mis_logits.mean().item(),
-        }
+        return one_way_discriminator_loss(self.discriminator, images, sent_emb, fake, c.ma_gp_weight, c.ma_gp_power,
+                                          "roll", contrastive_weight=c.contrastive_weight,
+                                          contrastive_temperature=c.contrastive_temperature)
 
     def g_loss(self, batch, state):
-        """[DF-GAN, Eq. 4]: ``-E[D(G(z, e), e)]``."""
-        c, D = self.config, self.discriminator
-        fake_feats = D.features(state["fake"])
-        loss = g_hinge_loss(D.logits(fake_feats, state["sent_emb"]))
-        logs = {"g_adv": loss.item()}
-        if c.contrastive_weight:  # G makes its image pick out its own caption in D's embedding space
-            con = contrastive_loss(*D.embeddings(fake_feats, state["sent_emb"]), c.contrastive_temperature)
-            loss = loss + c.contrastive_weight * con
-            logs["g_contrastive"] = con.item()
+        """[DF-GAN, Eq. 4]: ``-E[D(G(z, e), e)]`` (+ the optional contrastive term)."""
+        c = self.config
+        loss, logs = one_way_generator_loss(self.discriminator, state["fake"], state["sent_emb"], c.contrastive_weight,
+                                            c.contrastive_temperature)
         return loss, logs | {"g_loss": loss.item()}

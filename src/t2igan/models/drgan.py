@@ -105,7 +105,8 @@ and this implementation differ:
 * The official G's image heads are three convs (ngf -> ngf/2 -> ngf/4 -> 3, BN, tanh); AttnGAN's
   single conv + tanh is used. Official D outputs go through a sigmoid + BCELoss; logits here.
 
-Frozen parts (text encoder, DAMSM image encoder) are handled as in :class:`~t2igan.models.attngan.AttnGAN`.
+Networks: :mod:`t2igan.nn.multistage`'s generator with SDM stages and stage discriminators with a DNM;
+frozen parts (text encoder, the DAMSM critic) as AttnGAN's.
 """
 
 from __future__ import annotations
@@ -116,30 +117,16 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import T2IError
-from ..losses import kl_normal_loss
+from ..losses import discriminator_loss_from_features, generator_loss_from_features, kl_normal_loss
+from ..nn.attention import WordAttention
+from ..nn.blocks import ResidualBlock, UpBlock, add_spectral_norm, conv3x3, init_weights, rgb_head, strip_batch_norm
+from ..nn.conditioning import ConditioningAugmentation
+from ..nn.multistage import InitialStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators, image_pyramid
 from ..registry import register_model
-from .attngan import (
-    AttnGAN,
-    AttnGANConfig,
-    ConditioningAugmentation,
-    Discriminators,
-    InitialStage,
-    ResidualBlock,
-    StageDiscriminator,
-    UpBlock,
-    WordAttention,
-    batch_class_ids,
-    check_config,
-    discriminator_loss_from_features,
-    generator_loss_from_features,
-    conv3x3,
-    image_pyramid,
-    init_weights,
-)
 from .base import SampleOutput, T2IModel
+from .damsm import MultiStageConfig, add_kl_and_damsm
 
 SDL_FORMS = ("shifted", "paper", "official")
 SDL_VARIANCES = ("paper", "official")
@@ -147,7 +134,7 @@ MASK_FORMS = ("spatial", "channel")
 
 
 @dataclass
-class DRGANConfig(AttnGANConfig):
+class DRGANConfig(MultiStageConfig):
     ngf: int = 64  # generator width (official DR-GAN GF_DIM 64 on CUB and COCO; AttnGAN 32)
     ndf: int = 32  # discriminator width (official DF_DIM 32)
     num_refine: int = 2  # residual blocks refining Q' into Q (official: R_NUM, as num_residual)
@@ -165,10 +152,7 @@ class DRGANConfig(AttnGANConfig):
 
 
 def check_drgan_config(c: DRGANConfig) -> None:
-    try:
-        check_config(c)
-    except T2IError as e:
-        raise T2IError(str(e).replace("attngan:", "drgan:", 1)) from None
+    c.check("drgan")
     for name, value, allowed in (("sdl_form", c.sdl_form, SDL_FORMS), ("sdl_variance", c.sdl_variance, SDL_VARIANCES),
                                  ("mask_form", c.mask_form, MASK_FORMS)):
         if value not in allowed:
@@ -283,7 +267,7 @@ class SDMStage(nn.Module):
         self.residual = nn.Sequential(*(ResidualBlock(2 * ngf) for _ in range(num_residual)))
         self.up = UpBlock(2 * ngf, ngf)
 
-    def forward(self, h, word_embs, mask):
+    def forward(self, h, c_code, word_embs, mask):
         context, attn = self.attention(h, word_embs, mask)  # Q'_i (B, C, s, s), beta (B, T, s, s)
         q = self.refine(context)  # Q_i
         mask_q, mask_h = self.mask_q(q), self.mask_h(h)
@@ -291,38 +275,6 @@ class SDMStage(nn.Module):
         key_h, nonkey_h = split_key(h, mask_h)
         h_next = self.up(self.residual(torch.cat([key_h, key_q], dim=1)))  # (B, C, 2s, 2s)
         return h_next, attn, SDMParts(q, h, mask_q, mask_h, key_q, nonkey_q, key_h, nonkey_h)
-
-
-class GeneratorOutput(NamedTuple):
-    images: list  # per stage (B, 3, s, s)
-    attention: list  # per SDM stage (B, T, s, s)
-    parts: list  # per SDM stage SDMParts
-    mu: torch.Tensor  # CA (B, c_dim)
-    logvar: torch.Tensor
-
-
-class Generator(nn.Module):
-    """AttnGAN's generator with an SDM in every attention stage."""
-
-    def __init__(self, ngf: int, z_dim: int, c_dim: int, sent_dim: int, base_size: int, num_stages: int,
-                 num_residual: int, num_refine: int, mask_channels: int = 1):
-        super().__init__()
-        self.ca = ConditioningAugmentation(sent_dim, c_dim)
-        self.initial = InitialStage(ngf, z_dim + c_dim, base_size)
-        self.stages = nn.ModuleList(SDMStage(ngf, sent_dim, num_residual, num_refine, mask_channels)
-                                    for _ in range(num_stages - 1))
-        self.to_rgb = nn.ModuleList(nn.Sequential(conv3x3(ngf, 3), nn.Tanh()) for _ in range(num_stages))
-
-    def forward(self, noise, sent_emb, word_embs, mask) -> GeneratorOutput:
-        c_code, mu, logvar = self.ca(sent_emb)
-        h = self.initial(noise, c_code)
-        images, attention, parts = [self.to_rgb[0](h)], [], []
-        for stage, to_rgb in zip(self.stages, self.to_rgb[1:]):
-            h, attn, sdm = stage(h, word_embs, mask)
-            images.append(to_rgb(h))
-            attention.append(attn)
-            parts.append(sdm)
-        return GeneratorOutput(images, attention, parts, mu, logvar)
 
 
 class RealFeatureEncoder(nn.Module):
@@ -356,31 +308,12 @@ class FeatureVAE(nn.Module):
         super().__init__()
         self.encoder = ConditioningAugmentation(feat_dim, z_dim)
         self.decoder = InitialStage(ngf, z_dim + sent_dim, out_size)
-        self.to_rgb = nn.Sequential(conv3x3(ngf, 3), nn.Tanh())
+        self.to_rgb = rgb_head(ngf)
 
     def forward(self, features: torch.Tensor, sent_emb: torch.Tensor):
         z, mu, logvar = self.encoder(features.mean(dim=(2, 3)))  # (B, z)
         recon = self.to_rgb(self.decoder(z, sent_emb))  # (B, 3, out, out)
         return recon, mu, logvar
-
-
-def strip_batch_norm(module: nn.Module) -> None:
-    """In place: every BatchNorm2d becomes an identity and every bias-free conv gets a bias."""
-    for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d):
-            setattr(module, name, nn.Identity())
-        elif isinstance(child, nn.Conv2d) and child.bias is None:
-            setattr(module, name, nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size,
-                                            child.stride, child.padding, bias=True))
-        else:
-            strip_batch_norm(child)
-
-
-def add_spectral_norm(module: nn.Module) -> None:
-    """In place: spectral normalisation [Miyato et al. 2018] of every conv's weight."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            spectral_norm(m)
 
 
 class DNMStageDiscriminator(StageDiscriminator):
@@ -403,46 +336,44 @@ class DNMStageDiscriminator(StageDiscriminator):
             add_spectral_norm(self.joint)
 
 
-class DNMDiscriminators(Discriminators):
-    """One :class:`DNMStageDiscriminator` per stage (one module, one optimizer)."""
-
-    def __init__(self, ndf: int, cond_dim: int, stage_sizes: list[int], uncond_logits: bool, z_dim: int,
-                 dec_ngf: int, spectral_norm: bool = True):
-        nn.Module.__init__(self)
-        self.stages = nn.ModuleList(
-            DNMStageDiscriminator(ndf, cond_dim, s, uncond_logits, z_dim, dec_ngf, stage_sizes[0], spectral_norm)
-            for s in stage_sizes)
-
-
 # ---------------------------------------------------------------------------------------------
 # the model
 
 
 @register_model("drgan", DRGANConfig)
-class DRGAN(AttnGAN):
+class DRGAN(T2IModel):
     """Networks: ``text_encoder`` (frozen DAMSM), ``generator`` (:class:`Generator`), ``sdl_heads``
     (one :class:`RealFeatureEncoder` per SDM stage, trained in the G phase, unused at inference),
-    ``discriminator`` (:class:`DNMDiscriminators`)."""
+    ``discriminator`` (one :class:`DNMStageDiscriminator` per stage) and the unsaved ``damsm_critic``."""
+
+    eval_modules = ("text_encoder",)
+    unsaved_modules = ("damsm_critic",)
 
     def __init__(self, config: DRGANConfig):
-        T2IModel.__init__(self, config)  # AttnGAN's networks are not built; its DAMSM handling is reused
+        super().__init__(config)
         c = config
         check_drgan_config(c)
-        self.build_frozen_text_encoder()
+        self.text_encoder = self.build_text_encoder().requires_grad_(False)
+        self.damsm_critic = c.damsm_critic("drgan")
+        if c.damsm_weights:
+            self.damsm_critic.load(c.damsm_weights, self.text_encoder, c.vocab_size)
         mask_channels = 1 if c.mask_form == "spatial" else c.ngf
-        self.generator = Generator(c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages, c.num_residual,
-                                   c.num_refine, mask_channels)
+        self.generator = MultiStageGenerator(
+            c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,
+            lambda: SDMStage(c.ngf, c.cond_dim, c.num_residual, c.num_refine, mask_channels))
         self.sdl_heads = nn.ModuleList(RealFeatureEncoder(c.ngf) for _ in range(c.num_stages - 1))
-        self.discriminator = DNMDiscriminators(c.ndf, c.cond_dim, c.stage_sizes, c.uncond_logits, c.dnm_z_dim,
-                                               c.dnm_ngf, c.spectral_norm)
+        self.discriminator = StageDiscriminators([
+            DNMStageDiscriminator(c.ndf, c.cond_dim, s, c.uncond_logits, c.dnm_z_dim, c.dnm_ngf, c.stage_sizes[0],
+                                  c.spectral_norm) for s in c.stage_sizes])
         init_weights(self.generator)
         init_weights(self.sdl_heads)
         init_weights(self.discriminator)
         for D in self.discriminator:
             D.add_spectral_norm()  # after the initialisation: it wraps the initialised weights
+        self.train()
 
     def optimizer_groups(self, train) -> dict[str, list[dict]]:
-        """AttnGAN's groups, with the ``H*`` encoders trained by the G phase."""
+        """The default groups (G, D), with the ``H*`` encoders trained by the G phase."""
         groups = super().optimizer_groups(train)
         heads = list(self.sdl_heads.parameters())
         if heads:
@@ -467,11 +398,9 @@ class DRGAN(AttnGAN):
         terms on the real and the fake image."""
         c = self.config
         text = self.encode_text(batch["tokens"], batch["lengths"]).detach()
-        real = batch["image"]
-        noise = torch.randn(real.shape[0], c.z_dim, device=real.device)
-        out = self.generator(noise, text.sent_emb, text.word_embs, text.mask)
+        out = self.generator(self.draw_noise(batch), text.sent_emb, text.word_embs, text.mask)
         state.update(gen=out, text=text)
-        reals = image_pyramid(real, c.stage_sizes)
+        reals = image_pyramid(batch["image"], c.stage_sizes)
         loss, logs = 0.0, {}
         for i, (D, real_i, fake_i) in enumerate(zip(self.discriminator, reals, out.images)):
             fake_i = fake_i.detach()
@@ -524,12 +453,6 @@ class DRGAN(AttnGAN):
             sdl, recon = self.sdl_loss(out.parts, batch["image"])
             loss = loss + c.sdl_weight * sdl + c.sdl_recon_weight * recon
             logs.update(sdl=sdl.item(), sdl_recon=recon.item())
-        kl = kl_normal_loss(out.mu, out.logvar)
-        loss = loss + c.kl_weight * kl
-        logs["kl"] = kl.item()
-        if c.damsm_lambda > 0:
-            damsm, damsm_logs = self.damsm_loss(out.images[-1], text, batch_class_ids(batch))
-            loss = loss + c.damsm_lambda * damsm
-            logs.update(damsm_logs, damsm=damsm.item())
+        loss = add_kl_and_damsm(loss, logs, self.damsm_critic, c, out.mu, out.logvar, out.images[-1], text, batch)
         logs["g_loss"] = loss.item()
         return loss, logs

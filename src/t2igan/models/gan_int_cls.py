@@ -50,8 +50,7 @@ from ..errors import T2IError
 from ..losses import bce_logits_loss, mismatched
 from ..nn.text_encoder import TextFeatures
 from ..registry import register_model
-from .base import SampleOutput, T2IModel
-from .dfgan import load_text_encoder_weights
+from .base import SampleOutput, T2IModel, load_text_encoder_weights
 
 VARIANTS = ("gan", "gan_cls", "gan_int", "gan_int_cls")
 
@@ -328,11 +327,6 @@ class GANINTCLS(T2IModel):
         if not c.lr_decay_every_epochs:
             return 1.0
         return c.lr_decay ** (epoch // c.lr_decay_every_epochs)
-
-    def compute_loss(self, phase, batch, state):
-        if phase == "d":
-            return self.d_loss(batch, state)
-        return self.g_loss(batch, state)
 
     def d_loss(self, batch, state):
         """[Alg. 1]: (real, right) as real; (fake, right) and, with CLS, (real, wrong) as fake."""
