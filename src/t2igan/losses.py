@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import T2IError
+from .nn.multistage import image_pyramid
 from .nn.text_encoder import TextFeatures
 
 DAMSM_PAPER_FORM = False  # the default form of Eq. 10 everywhere: False = the official code's (no 1/gamma2)
@@ -220,10 +221,12 @@ def generator_loss_from_features(D: nn.Module, fake_feats: torch.Tensor, sent_em
     return loss
 
 
-def multistage_discriminator_loss(discriminators, reals: list, fakes: list, sent_emb: torch.Tensor,
+def multistage_discriminator_loss(discriminators, real: torch.Tensor, fakes: list, sent_emb: torch.Tensor,
                                   mismatch: str = "shift") -> tuple[torch.Tensor, dict]:
-    """``sum_i`` :func:`stage_discriminator_loss` of D_i on stage ``i``'s real and fake images, with
-    each stage's loss and logits in the logs (``d_loss{i}``, ``d{i}_*``)."""
+    """``sum_i`` :func:`stage_discriminator_loss` of D_i on stage ``i``'s fake images and the real
+    images down-sampled to their side (:func:`t2igan.nn.multistage.image_pyramid`), with each
+    stage's loss and logits in the logs (``d_loss{i}``, ``d{i}_*``)."""
+    reals = image_pyramid(real, [fake.shape[-1] for fake in fakes])
     loss, logs = 0.0, {}
     for i, (D, real_i, fake_i) in enumerate(zip(discriminators, reals, fakes)):
         loss_i, logs_i = stage_discriminator_loss(D, real_i, fake_i, sent_emb, mismatch)

@@ -61,11 +61,10 @@ from dataclasses import dataclass
 from ..losses import multistage_discriminator_loss, multistage_generator_loss
 from ..nn.attention import WordAttention  # noqa: F401 (public name)
 from ..nn.blocks import init_weights
-from ..nn.multistage import (AttentionStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators,
-                             image_pyramid)
+from ..nn.multistage import AttentionStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators
 from ..registry import register_model
 from .base import SampleOutput, T2IModel
-from .damsm import MultiStageConfig, add_kl_and_damsm
+from .damsm import MultiStageConfig, add_kl_and_damsm, generate_for_step
 
 
 @dataclass
@@ -119,12 +118,9 @@ class AttnGAN(T2IModel):
     def d_loss(self, batch, state):
         """Generate every stage's image once (reused by the G phase), then sum the stage losses
         of :func:`t2igan.losses.stage_discriminator_loss`."""
-        c = self.config
-        text = self.encode_text(batch["tokens"], batch["lengths"]).detach()
-        out = self.generator(self.draw_noise(batch), text.sent_emb, text.word_embs, text.mask)
-        state.update(fakes=out.images, mu=out.mu, logvar=out.logvar, text=text)
-        reals = image_pyramid(batch["image"], c.stage_sizes)
-        return multistage_discriminator_loss(self.discriminator, reals, out.images, text.sent_emb, c.mismatch_pairs)
+        out = generate_for_step(self, batch, state)
+        return multistage_discriminator_loss(self.discriminator, batch["image"], out.images, state["text"].sent_emb,
+                                             self.config.mismatch_pairs)
 
     def g_loss(self, batch, state):
         """``sum_i L_G_i + lambda L_DAMSM(last stage) + KL`` [AttnGAN, Eq. 2; StackGAN CA]."""

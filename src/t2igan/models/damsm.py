@@ -39,6 +39,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -147,6 +148,17 @@ def add_kl_and_damsm(loss, logs: dict, critic: DAMSMCritic, config, mu: torch.Te
     loss = loss + config.kl_weight * kl
     logs["kl"] = kl.item()
     return critic.add_to(loss, logs, config.damsm_lambda, images, text, batch)
+
+
+def generate_for_step(model: nn.Module, batch: dict, state: dict):
+    """A multi-stage GAN's images of one training step, made once in the D phase for both phases:
+    the batch's text features (detached: the text encoder is frozen), noise, every stage's image
+    (:class:`t2igan.nn.multistage.GeneratorOutput`). ``state`` gets ``gen``, its ``fakes``, ``mu``,
+    ``logvar``, and ``text``."""
+    text = model.encode_text(batch["tokens"], batch["lengths"]).detach()
+    out = model.generator(model.draw_noise(batch), text.sent_emb, text.word_embs, text.mask)
+    state.update(gen=out, fakes=out.images, mu=out.mu, logvar=out.logvar, text=text)
+    return out
 
 
 @dataclass
@@ -340,15 +352,41 @@ def build_config(cls, values: dict, what: str):
 
 
 @dataclass
-class DAMSMExperiment:
-    """A DAMSM pretraining preset: ``model: damsm``, ``model_args`` (:class:`DAMSMConfig`), ``data``
-    (:class:`t2igan.config.DataConfig`) and ``train`` (:class:`DAMSMTrainConfig`)."""
+class PretrainSetup:
+    """What a pretraining loop starts from (:meth:`PretrainExperiment.prepare`)."""
 
-    model: str = "damsm"
+    data: object  # DataConfig
+    train: object  # the experiment's train config
+    device: torch.device
+    train_set: object
+    test_set: object
+    vocab: object
+    model: nn.Module  # on ``device``
+    loader: object  # shuffled training batches
+    params: list  # the trainable parameters ...
+    optimizer: torch.optim.Optimizer  # ... and their Adam
+    total: int  # steps to run
+    run_dir: Path  # created
+    log_path: Path
+
+
+@dataclass
+class PretrainExperiment:
+    """A pretraining preset of a network the GANs load (DAMSM, STREAM): ``model`` (its name),
+    ``model_args`` (the network's config), ``data`` (:class:`t2igan.config.DataConfig`) and ``train``
+    (its schedule). Subclasses name the network (``kind``), its class (``network``), its config and
+    train config classes."""
+
+    kind: ClassVar[str] = ""
+    network: ClassVar[type] = nn.Module
+    model_class: ClassVar[type] = object
+    train_class: ClassVar[type] = object
+
+    model: str = ""
     model_args: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
-    name: str = "damsm"
+    name: str = ""
     runs_dir: str = "runs"
 
     def data_config(self):
@@ -356,31 +394,88 @@ class DAMSMExperiment:
 
         return build_config(DataConfig, self.data, "data")
 
-    def train_config(self) -> DAMSMTrainConfig:
-        return build_config(DAMSMTrainConfig, self.train, "train")
+    def train_config(self):
+        return build_config(self.train_class, self.train, "train")
 
-    def model_config(self, vocab_size: int = 0) -> DAMSMConfig:
+    def model_config(self, vocab_size: int = 0):
         values = dict(self.model_args, vocab_size=vocab_size)
         values.setdefault("image_size", self.data_config().image_size)
-        return build_config(DAMSMConfig, values, "model_args")
+        return build_config(self.model_class, values, "model_args")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def resolve(cls, preset: str, overrides: list[str] | None = None) -> "PretrainExperiment":
+        """A preset (``damsm-shapes``) or YAML file plus ``section.key=value`` overrides, validated."""
+        from ..config import apply_overrides, load_preset
+
+        d = apply_overrides(load_preset(preset), overrides or [])
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise T2IError(f"unknown top-level keys in {cls.kind.upper()} preset {preset!r}: {sorted(unknown)}")
+        if d.get("model", cls.kind) != cls.kind:
+            raise T2IError(f"preset {preset!r} is for model {d['model']!r}, not {cls.kind} (use `t2igan train`)")
+        exp = cls(**d)
+        exp.data_config(), exp.model_config()  # unknown keys fail here, in one line
+        if exp.train_config().time_limit_clock not in ("wall", "cpu"):
+            raise T2IError(f"train.time_limit_clock must be wall or cpu, got {exp.train_config().time_limit_clock!r}")
+        return exp
+
+    def prepare(self, run_dir: str | Path | None = None) -> PretrainSetup:
+        """Seeds, device, data, vocabulary, the network (with ImageNet Inception weights when its
+        backbone is Inception: required, so this fails before loading data), its Adam and the run folder."""
+        import random
+        from types import SimpleNamespace
+
+        from ..data.text import CaptionCollator
+        from ..trainer import build_datasets, build_vocab, new_run_dir
+
+        data, train = self.data_config(), self.train_config()
+        torch.manual_seed(train.seed)
+        random.seed(train.seed)
+        device = resolve_device(train.device)
+        inception_weights = self.model_config().inception_weights
+        if self.model_config().backbone == "inception":
+            from ..metrics.inception import resolve_weights_path
+
+            inception_weights = str(resolve_weights_path("imagenet", inception_weights))
+        data_only = SimpleNamespace(data=data)  # what the trainer's data helpers read
+        train_set, test_set = build_datasets(data_only)
+        vocab = build_vocab(data_only, train_set)
+        config = dataclasses.replace(self.model_config(len(vocab)), inception_weights=inception_weights)
+        model = self.network(config).to(device)
+        loader = torch.utils.data.DataLoader(
+            train_set, batch_size=train.batch_size, shuffle=True, drop_last=len(train_set) >= train.batch_size,
+            num_workers=data.num_workers, collate_fn=CaptionCollator(vocab, data.max_words, data.shorten, train=True),
+            generator=torch.Generator().manual_seed(train.seed),
+        )
+        params = model.trainable_parameters()
+        optimizer = torch.optim.Adam(params, lr=train.lr, betas=tuple(train.betas))
+        total = train.max_steps if train.max_steps is not None else train.epochs * len(loader)
+        run_dir = Path(run_dir) if run_dir is not None else new_run_dir(self.runs_dir, self.name)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return PretrainSetup(data, train, device, train_set, test_set, vocab, model, loader, params, optimizer,
+                             total, run_dir, run_dir / "log.jsonl")
+
+
+@dataclass
+class DAMSMExperiment(PretrainExperiment):
+    """A DAMSM pretraining preset: ``model: damsm``, ``model_args`` (:class:`DAMSMConfig`), ``data``
+    and ``train`` (:class:`DAMSMTrainConfig`)."""
+
+    kind: ClassVar[str] = "damsm"
+    network: ClassVar[type] = DAMSM
+    model_class: ClassVar[type] = DAMSMConfig
+    train_class: ClassVar[type] = DAMSMTrainConfig
+
+    model: str = "damsm"
+    name: str = "damsm"
+
 
 def resolve_damsm_config(preset: str, overrides: list[str] | None = None) -> DAMSMExperiment:
     """A DAMSM preset (``damsm-shapes``) or YAML file plus ``section.key=value`` overrides, validated."""
-    from ..config import apply_overrides, load_preset
-
-    d = apply_overrides(load_preset(preset), overrides or [])
-    unknown = set(d) - {f.name for f in dataclasses.fields(DAMSMExperiment)}
-    if unknown:
-        raise T2IError(f"unknown top-level keys in DAMSM preset {preset!r}: {sorted(unknown)}")
-    if d.get("model", "damsm") != "damsm":
-        raise T2IError(f"preset {preset!r} is for model {d['model']!r}, not damsm (use `t2igan train`)")
-    exp = DAMSMExperiment(**d)
-    exp.data_config(), exp.train_config(), exp.model_config()  # unknown keys fail here, in one line
-    return exp
+    return DAMSMExperiment.resolve(preset, overrides)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -406,42 +501,14 @@ def pretrain_damsm(exp: DAMSMExperiment, run_dir: str | Path | None = None, prog
     clips the RNN only). Same-class pairs are masked on data sets with class ids (CUB). At the end the
     run folder gets the weights and R-precision of the real test images is printed and logged.
     """
-    import random
-    from types import SimpleNamespace
-
     from tqdm import tqdm
 
-    from ..data.text import CaptionCollator
     from ..metrics.r_precision import dataset_r_precision
-    from ..trainer import build_datasets, build_vocab, elapsed_seconds, new_run_dir
+    from ..trainer import elapsed_seconds
 
-    data, train = exp.data_config(), exp.train_config()
-    torch.manual_seed(train.seed)
-    random.seed(train.seed)
-    device = resolve_device(train.device)
-    inception_weights = exp.model_config().inception_weights
-    if exp.model_config().backbone == "inception":
-        from ..metrics.inception import resolve_weights_path
-
-        # ImageNet weights are required (a random frozen backbone learns nothing): fail before loading data
-        inception_weights = str(resolve_weights_path("imagenet", inception_weights))
-    data_only = SimpleNamespace(data=data)  # what the trainer's data helpers read
-    train_set, test_set = build_datasets(data_only)
-    vocab = build_vocab(data_only, train_set)
-    config = dataclasses.replace(exp.model_config(len(vocab)), inception_weights=inception_weights)
-    model = DAMSM(config).to(device)
-    loader = torch.utils.data.DataLoader(
-        train_set, batch_size=train.batch_size, shuffle=True, drop_last=len(train_set) >= train.batch_size,
-        num_workers=data.num_workers, collate_fn=CaptionCollator(vocab, data.max_words, data.shorten, train=True),
-        generator=torch.Generator().manual_seed(train.seed),
-    )
-    params = model.trainable_parameters()
-    optimizer = torch.optim.Adam(params, lr=train.lr, betas=tuple(train.betas))
-    steps_per_epoch = len(loader)
-    total = train.max_steps if train.max_steps is not None else train.epochs * steps_per_epoch
-    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(exp.runs_dir, exp.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / "log.jsonl"
+    run = exp.prepare(run_dir)
+    data, train, device, model, optimizer = run.data, run.train, run.device, run.model, run.optimizer
+    total, run_dir, log_path, vocab, test_set = run.total, run.run_dir, run.log_path, run.vocab, run.test_set
     start, cpu_start, step, epoch, running, lr = time.time(), time.process_time(), 0, 0, [], train.lr
     bar = tqdm(total=total, desc=f"damsm {exp.name}", unit="step", disable=not progress)
     model.train()
@@ -451,7 +518,7 @@ def pretrain_damsm(exp: DAMSMExperiment, run_dir: str | Path | None = None, prog
             lr = epoch_lr(train, epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            for batch in loader:
+            for batch in run.loader:
                 images = batch["image"].to(device)
                 class_ids = batch.get("class_id")
                 loss, logs = model.losses(images, batch["tokens"].to(device), batch["lengths"].to(device),
@@ -466,7 +533,7 @@ def pretrain_damsm(exp: DAMSMExperiment, run_dir: str | Path | None = None, prog
                 bar.set_postfix(loss=f"{logs['loss']:.3f}", lr=f"{lr:.2g}")
                 if step % train.log_every == 0 or step == total:
                     mean = {k: sum(r[k] for r in running) / len(running) for k in running[0]}
-                    _append_jsonl(log_path, {"step": step, "epoch": epoch, "lr": lr,
+                    append_jsonl(log_path, {"step": step, "epoch": epoch, "lr": lr,
                                              "time_s": round(time.time() - start, 1), **mean})
                     running = []
                 out_of_time = (train.time_limit_min is not None
@@ -482,7 +549,7 @@ def pretrain_damsm(exp: DAMSMExperiment, run_dir: str | Path | None = None, prog
         bar.close()
     if running:
         mean = {k: sum(r[k] for r in running) / len(running) for k in running[0]}
-        _append_jsonl(log_path, {"step": step, "epoch": epoch, "lr": lr,
+        append_jsonl(log_path, {"step": step, "epoch": epoch, "lr": lr,
                                  "time_s": round(time.time() - start, 1), **mean})
     model.eval()
     save_damsm(run_dir, model, vocab, exp.to_dict())
@@ -494,15 +561,16 @@ def pretrain_damsm(exp: DAMSMExperiment, run_dir: str | Path | None = None, prog
     except T2IError as e:  # e.g. a test split too small for 99 mismatched captions: the weights are saved
         print(f"R-precision of real test images not computed: {e}", flush=True)
         return run_dir
-    _append_jsonl(log_path, {"step": step, "epoch": epoch, "test_r_precision": result["mean"],
+    append_jsonl(log_path, {"step": step, "epoch": epoch, "test_r_precision": result["mean"],
                              "test_r_precision_std": result["std"]})
-    _append_jsonl(run_dir / "metrics.jsonl", {"metric": "r_precision", "split": "test", "images": "real", **result})
+    append_jsonl(run_dir / "metrics.jsonl", {"metric": "r_precision", "split": "test", "images": "real", **result})
     print(f"R-precision of real test images: {100 * result['mean']:.2f} +- {100 * result['std']:.2f} % "
           f"(chance {100 / train.rprec_captions:.0f}%, {result['num_images']} images, {splits} splits, "
           f"DAMSM {run_dir})")
     return run_dir
 
 
-def _append_jsonl(path: Path, record: dict) -> None:
+def append_jsonl(path: Path, record: dict) -> None:
+    """Add one JSON line to a log file."""
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")

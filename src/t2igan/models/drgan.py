@@ -126,7 +126,7 @@ from ..nn.conditioning import ConditioningAugmentation
 from ..nn.multistage import InitialStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators, image_pyramid
 from ..registry import register_model
 from .base import SampleOutput, T2IModel
-from .damsm import MultiStageConfig, add_kl_and_damsm
+from .damsm import MultiStageConfig, add_kl_and_damsm, generate_for_step
 
 SDL_FORMS = ("shifted", "paper", "official")
 SDL_VARIANCES = ("paper", "official")
@@ -397,9 +397,8 @@ class DRGAN(T2IModel):
         """Generate once (reused by the G phase); per stage: adversarial terms + the DNM's VAE
         terms on the real and the fake image."""
         c = self.config
-        text = self.encode_text(batch["tokens"], batch["lengths"]).detach()
-        out = self.generator(self.draw_noise(batch), text.sent_emb, text.word_embs, text.mask)
-        state.update(gen=out, text=text)
+        out = generate_for_step(self, batch, state)
+        text = state["text"]
         reals = image_pyramid(batch["image"], c.stage_sizes)
         loss, logs = 0.0, {}
         for i, (D, real_i, fake_i) in enumerate(zip(self.discriminator, reals, out.images)):

@@ -49,10 +49,10 @@ from ..errors import T2IError
 from ..losses import multistage_discriminator_loss, multistage_generator_loss
 from ..nn.attention import SentenceAttention  # noqa: F401 (public name)
 from ..nn.blocks import init_weights
-from ..nn.multistage import GLAMStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators, image_pyramid
+from ..nn.multistage import GLAMStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators
 from ..registry import register_model
 from .base import SampleOutput, T2IModel
-from .damsm import MultiStageConfig, add_kl_and_damsm
+from .damsm import MultiStageConfig, add_kl_and_damsm, generate_for_step
 from .stream import (  # noqa: F401 (STREAM's public names, also reachable from here)
     END_ID,
     STREAM_BACKBONES,
@@ -151,12 +151,9 @@ class MirrorGAN(T2IModel):
     def d_loss(self, batch, state):
         """AttnGAN's D phase: generate every stage's image once (reused by the G phase), then the
         sum of :func:`t2igan.losses.stage_discriminator_loss` over the stages."""
-        c = self.config
-        text = self.encode_text(batch["tokens"], batch["lengths"]).detach()
-        out = self.generator(self.draw_noise(batch), text.sent_emb, text.word_embs, text.mask)
-        state.update(fakes=out.images, mu=out.mu, logvar=out.logvar, text=text)
-        reals = image_pyramid(batch["image"], c.stage_sizes)
-        return multistage_discriminator_loss(self.discriminator, reals, out.images, text.sent_emb, c.mismatch_pairs)
+        out = generate_for_step(self, batch, state)
+        return multistage_discriminator_loss(self.discriminator, batch["image"], out.images, state["text"].sent_emb,
+                                             self.config.mismatch_pairs)
 
     def g_loss(self, batch, state):
         """``sum_i L_G_i + KL (+ lambda_DAMSM L_DAMSM) + stream_lambda * L_stream`` of the last stage's

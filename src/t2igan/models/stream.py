@@ -27,11 +27,10 @@ Captions of real test images are scored by :func:`evaluate_stream`: BLEU-4
 from __future__ import annotations
 
 import dataclasses
-import json
-import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +40,7 @@ from ..data.text import PAD_ID, tokenize
 from ..errors import T2IError
 from ..metrics.bleu import corpus_bleu
 from ..nn.image_encoder import InceptionBackbone, SmallCNN
+from .damsm import PretrainExperiment, append_jsonl
 
 END_ID = PAD_ID  # index 0: padding and end of caption
 STREAM_BACKBONES = ("inception", "small_cnn")
@@ -392,59 +392,22 @@ class StreamTrainConfig:
 
 
 @dataclass
-class StreamExperiment:
+class StreamExperiment(PretrainExperiment):
     """A STREAM pretraining preset: ``model: stream``, ``model_args`` (:class:`StreamConfig`), ``data``
-    (:class:`t2igan.config.DataConfig`) and ``train`` (:class:`StreamTrainConfig`)."""
+    and ``train`` (:class:`StreamTrainConfig`)."""
+
+    kind: ClassVar[str] = "stream"
+    network: ClassVar[type] = StreamCaptioner
+    model_class: ClassVar[type] = StreamConfig
+    train_class: ClassVar[type] = StreamTrainConfig
 
     model: str = "stream"
-    model_args: dict = field(default_factory=dict)
-    data: dict = field(default_factory=dict)
-    train: dict = field(default_factory=dict)
     name: str = "stream"
-    runs_dir: str = "runs"
-
-    def data_config(self):
-        from ..config import DataConfig, build_dataclass
-
-        return build_dataclass(DataConfig, self.data, "data")
-
-    def train_config(self) -> StreamTrainConfig:
-        from ..config import build_dataclass
-
-        return build_dataclass(StreamTrainConfig, self.train, "train")
-
-    def model_config(self, vocab_size: int = 0) -> StreamConfig:
-        from ..config import build_dataclass
-
-        values = dict(self.model_args, vocab_size=vocab_size)
-        values.setdefault("image_size", self.data_config().image_size)
-        return build_dataclass(StreamConfig, values, "model_args")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def resolve_stream_config(preset: str, overrides: list[str] | None = None) -> StreamExperiment:
     """A STREAM preset (``stream-shapes``) or YAML file plus ``section.key=value`` overrides, validated."""
-    from ..config import apply_overrides, load_preset
-
-    d = apply_overrides(load_preset(preset), overrides or [])
-    unknown = set(d) - {f.name for f in dataclasses.fields(StreamExperiment)}
-    if unknown:
-        raise T2IError(f"unknown top-level keys in STREAM preset {preset!r}: {sorted(unknown)}")
-    if d.get("model", "stream") != "stream":
-        raise T2IError(f"preset {preset!r} is for model {d['model']!r}, not stream")
-    exp = StreamExperiment(**d)
-    exp.data_config(), exp.model_config()  # unknown keys fail here, in one line
-    train = exp.train_config()
-    if train.time_limit_clock not in ("wall", "cpu"):
-        raise T2IError(f"train.time_limit_clock must be wall or cpu, got {train.time_limit_clock!r}")
-    return exp
-
-
-def _append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    return StreamExperiment.resolve(preset, overrides)
 
 
 def pretrain_stream(exp: StreamExperiment, run_dir: str | Path | None = None, progress: bool = True) -> Path:
@@ -457,41 +420,14 @@ def pretrain_stream(exp: StreamExperiment, run_dir: str | Path | None = None, pr
     ``model.safetensors`` (:func:`t2igan.hub.save_run`), ``log.jsonl`` and ``metrics.jsonl`` with the
     :func:`evaluate_stream` scores of real test images, which are also printed.
     """
-    from types import SimpleNamespace
-
     from tqdm import tqdm
 
-    from ..data.text import CaptionCollator
     from ..hub import save_run
-    from ..trainer import build_datasets, build_vocab, elapsed_seconds, new_run_dir
-    from .damsm import resolve_device
+    from ..trainer import elapsed_seconds
 
-    data, train = exp.data_config(), exp.train_config()
-    torch.manual_seed(train.seed)
-    random.seed(train.seed)
-    device = resolve_device(train.device)
-    inception_weights = exp.model_config().inception_weights
-    if exp.model_config().backbone == "inception":
-        from ..metrics.inception import resolve_weights_path
-
-        # ImageNet weights are required (a random frozen backbone captions nothing): fail before loading data
-        inception_weights = str(resolve_weights_path("imagenet", inception_weights))
-    data_only = SimpleNamespace(data=data)  # what the trainer's data helpers read
-    train_set, test_set = build_datasets(data_only)
-    vocab = build_vocab(data_only, train_set)
-    config = dataclasses.replace(exp.model_config(len(vocab)), inception_weights=inception_weights)
-    model = StreamCaptioner(config).to(device)
-    loader = torch.utils.data.DataLoader(
-        train_set, batch_size=train.batch_size, shuffle=True, drop_last=len(train_set) >= train.batch_size,
-        num_workers=data.num_workers, collate_fn=CaptionCollator(vocab, data.max_words, data.shorten, train=True),
-        generator=torch.Generator().manual_seed(train.seed),
-    )
-    params = model.trainable_parameters()
-    optimizer = torch.optim.Adam(params, lr=train.lr, betas=tuple(train.betas))
-    total = train.max_steps if train.max_steps is not None else train.epochs * len(loader)
-    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(exp.runs_dir, exp.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / "log.jsonl"
+    run = exp.prepare(run_dir)
+    train, device, model, optimizer, total = run.train, run.device, run.model, run.optimizer, run.total
+    run_dir, log_path, vocab, test_set, params = run.run_dir, run.log_path, run.vocab, run.test_set, run.params
     start, cpu_start, step, epoch, running = time.time(), time.process_time(), 0, 0, []
     bar = tqdm(total=total, desc=f"stream {exp.name}", unit="step", disable=not progress)
     model.train()
@@ -499,13 +435,13 @@ def pretrain_stream(exp: StreamExperiment, run_dir: str | Path | None = None, pr
 
     def flush():
         mean = {k: sum(r[k] for r in running) / len(running) for k in running[0]}
-        _append_jsonl(log_path, {"step": step, "epoch": epoch, "time_s": round(time.time() - start, 1),
+        append_jsonl(log_path, {"step": step, "epoch": epoch, "time_s": round(time.time() - start, 1),
                                  "cpu_s": round(time.process_time() - cpu_start, 1), **mean})
         running.clear()
 
     try:
         while not done:
-            for batch in loader:
+            for batch in run.loader:
                 tokens, lengths = batch["tokens"].to(device), batch["lengths"].to(device)
                 logits = model(batch["image"].to(device), tokens, lengths)
                 loss = caption_cross_entropy(logits, tokens, lengths)
@@ -541,9 +477,9 @@ def pretrain_stream(exp: StreamExperiment, run_dir: str | Path | None = None, pr
     except T2IError as e:  # e.g. a one-image test split: the weights are saved
         print(f"captions of real test images not scored: {e}", flush=True)
         return run_dir
-    _append_jsonl(log_path, {"step": step, "epoch": epoch, **{f"test_{k}": v for k, v in result.items()
+    append_jsonl(log_path, {"step": step, "epoch": epoch, **{f"test_{k}": v for k, v in result.items()
                                                               if isinstance(v, float)}})
-    _append_jsonl(run_dir / "metrics.jsonl", {"metric": "stream_captions", "split": "test", "images": "real",
+    append_jsonl(run_dir / "metrics.jsonl", {"metric": "stream_captions", "split": "test", "images": "real",
                                               "steps": step, **result})
     decoding = "greedy" if train.eval_beam == 1 else f"beam {train.eval_beam}"
     print(f"STREAM captions of {result['num_images']} real test images ({decoding}): "

@@ -25,15 +25,21 @@ def rgb_head(channels: int) -> nn.Sequential:
     return nn.Sequential(conv3x3(channels, 3), nn.Tanh())
 
 
-def init_weights(module: nn.Module) -> None:
-    """The official AttnGAN initialisation: orthogonal conv / linear weights, zero linear biases, BN
-    scales drawn from N(1, 0.02) and zero BN shifts."""
+def init_weights(module: nn.Module, form: str = "attngan") -> None:
+    """The official initialisation of AttnGAN (``"attngan"``: orthogonal conv and linear weights,
+    zero linear biases) or of DCGAN / GAN-INT-CLS (``"dcgan"``: conv and transposed-conv weights
+    N(0, 0.02), zero conv biases, linear layers left as PyTorch makes them); both draw BN scales
+    from N(1, 0.02) and zero the BN shifts."""
+    if form == "attngan":
+        layers, zero_bias = (nn.Conv1d, nn.Conv2d, nn.Linear), (nn.Linear,)
+        init = nn.init.orthogonal_
+    else:
+        layers = zero_bias = (nn.Conv2d, nn.ConvTranspose2d)
+        init = lambda w: nn.init.normal_(w, 0.0, 0.02)  # noqa: E731
     for m in module.modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
-            nn.init.orthogonal_(m.weight)
-        elif isinstance(m, nn.Linear):
-            nn.init.orthogonal_(m.weight)
-            if m.bias is not None:
+        if isinstance(m, layers):
+            init(m.weight)
+            if isinstance(m, zero_bias) and m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.normal_(m.weight, 1.0, 0.02)
