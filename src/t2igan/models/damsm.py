@@ -35,11 +35,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 from torch import nn
@@ -59,6 +57,7 @@ from ..losses import (  # noqa: F401 (the DAMSM losses, re-exported)
 )
 from ..nn.image_encoder import BACKBONES, ImageEncoder, InceptionBackbone, SmallCNN  # noqa: F401
 from ..nn.text_encoder import RNNTextEncoder, TextFeatures
+from .pretrain import PretrainExperiment, PretrainSchedule, append_jsonl, run_pretraining
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -242,7 +241,7 @@ class DAMSMConfig:
 
 
 @dataclass
-class DAMSMTrainConfig:
+class DAMSMTrainConfig(PretrainSchedule):
     """Pretraining schedule (official AttnGAN DAMSM defaults)."""
 
     batch_size: int = 48
@@ -252,12 +251,6 @@ class DAMSMTrainConfig:
     lr_min_factor: float = 0.1  # ... but never below lr * lr_min_factor
     grad_clip: float = 0.25  # max gradient norm of the text encoder (the official code clips the RNN only)
     epochs: int = 600  # passes over the training split
-    max_steps: int | None = None  # stop after this many steps (overrides epochs)
-    time_limit_min: float | None = None  # stop after this many minutes
-    time_limit_clock: str = "wall"  # wall | cpu (this process's CPU time: fair budgets on a shared machine)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    log_every: int = 50  # steps between log.jsonl lines
     rprec_captions: int = 100  # R-precision at the end: true caption + (this - 1) mismatched
     rprec_splits: int = 10  # ... mean and std over this many splits
 
@@ -318,32 +311,13 @@ def damsm_run_dir(path_or_run_dir: str | Path) -> Path:
 
 def load_damsm(path_or_run_dir: str | Path, device: str | torch.device = "cpu"):
     """``(DAMSM in eval mode, Vocabulary)`` from a pretraining run folder (or its ``model.safetensors``)."""
-    from ..data.text import Vocabulary
-    from ..hub import VOCAB_NAME, WEIGHTS_NAME, load_safetensors_into, read_run_config
+    from ..hub import read_run_config
 
     run_dir = damsm_run_dir(path_or_run_dir)
     config = read_run_config(run_dir)
     if config.get("model_name") != "damsm":
         raise T2IError(f"{run_dir} is not a DAMSM run (its config.json names model {config.get('model_name')!r})")
-    values = dict(config.get("model_config", {}))
-    values["inception_weights"] = None  # the run's own weights hold the backbone
-    try:
-        model = DAMSM(build_config(DAMSMConfig, values, f"{run_dir}/config.json model_config"))
-    except TypeError as err:
-        raise T2IError(f"{run_dir}/config.json: bad DAMSM config ({err})") from None
-    load_safetensors_into(model, run_dir / WEIGHTS_NAME)
-    vocab = Vocabulary.load(run_dir / VOCAB_NAME)
-    if len(vocab) != model.config.vocab_size:
-        raise T2IError(f"{run_dir}: vocab.json has {len(vocab)} words but the DAMSM was built for "
-                       f"{model.config.vocab_size}")
-    return model.to(device).eval(), vocab
-
-
-def build_config(cls, values: dict, what: str):
-    """``cls(**values)`` with a one-line error for unknown keys."""
-    from ..config import build_dataclass
-
-    return build_dataclass(cls, values, what)
+    return DAMSMExperiment.load_network(run_dir, config, device)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -351,137 +325,13 @@ def build_config(cls, values: dict, what: str):
 # ---------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class PretrainSetup:
-    """What a pretraining loop starts from (:meth:`PretrainExperiment.prepare`)."""
-
-    data: object  # DataConfig
-    train: object  # the experiment's train config
-    device: torch.device
-    train_set: object
-    test_set: object
-    vocab: object
-    model: nn.Module  # on ``device``
-    loader: object  # shuffled training batches
-    params: list  # the trainable parameters ...
-    optimizer: torch.optim.Optimizer  # ... and their Adam
-    total: int  # steps to run
-    run_dir: Path  # created
-    log_path: Path
-
-
-@dataclass
-class PretrainExperiment:
-    """A pretraining preset of a network the GANs load (DAMSM, STREAM): ``model`` (its name),
-    ``model_args`` (the network's config), ``data`` (:class:`t2igan.config.DataConfig`) and ``train``
-    (its schedule). Subclasses name the network (``kind``), its class (``network``), its config and
-    train config classes."""
-
-    kind: ClassVar[str] = ""
-    network: ClassVar[type] = nn.Module
-    model_class: ClassVar[type] = object
-    train_class: ClassVar[type] = object
-
-    model: str = ""
-    model_args: dict = field(default_factory=dict)
-    data: dict = field(default_factory=dict)
-    train: dict = field(default_factory=dict)
-    name: str = ""
-    runs_dir: str = "runs"
-
-    def data_config(self):
-        from ..config import DataConfig
-
-        return build_config(DataConfig, self.data, "data")
-
-    def train_config(self):
-        return build_config(self.train_class, self.train, "train")
-
-    def model_config(self, vocab_size: int = 0):
-        values = dict(self.model_args, vocab_size=vocab_size)
-        values.setdefault("image_size", self.data_config().image_size)
-        return build_config(self.model_class, values, "model_args")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def resolve(cls, preset: str, overrides: list[str] | None = None) -> "PretrainExperiment":
-        """A preset (``damsm-shapes``) or YAML file plus ``section.key=value`` overrides, validated."""
-        from ..config import apply_overrides, load_preset
-
-        d = apply_overrides(load_preset(preset), overrides or [])
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise T2IError(f"unknown top-level keys in {cls.kind.upper()} preset {preset!r}: {sorted(unknown)}")
-        if d.get("model", cls.kind) != cls.kind:
-            raise T2IError(f"preset {preset!r} is for model {d['model']!r}, not {cls.kind} (use `t2igan train`)")
-        exp = cls(**d)
-        exp.data_config(), exp.model_config()  # unknown keys fail here, in one line
-        if exp.train_config().time_limit_clock not in ("wall", "cpu"):
-            raise T2IError(f"train.time_limit_clock must be wall or cpu, got {exp.train_config().time_limit_clock!r}")
-        return exp
-
-    def prepare(self, run_dir: str | Path | None = None) -> PretrainSetup:
-        """Seeds, device, data, vocabulary, the network (with ImageNet Inception weights when its
-        backbone is Inception: required, so this fails before loading data), its Adam and the run folder."""
-        import random
-        from types import SimpleNamespace
-
-        from ..data.text import CaptionCollator
-        from ..trainer import build_datasets, build_vocab, new_run_dir
-
-        data, train = self.data_config(), self.train_config()
-        torch.manual_seed(train.seed)
-        random.seed(train.seed)
-        device = resolve_device(train.device)
-        inception_weights = self.model_config().inception_weights
-        if self.model_config().backbone == "inception":
-            from ..metrics.inception import resolve_weights_path
-
-            inception_weights = str(resolve_weights_path("imagenet", inception_weights))
-        data_only = SimpleNamespace(data=data)  # what the trainer's data helpers read
-        train_set, test_set = build_datasets(data_only)
-        vocab = build_vocab(data_only, train_set)
-        config = dataclasses.replace(self.model_config(len(vocab)), inception_weights=inception_weights)
-        model = self.network(config).to(device)
-        loader = torch.utils.data.DataLoader(
-            train_set, batch_size=train.batch_size, shuffle=True, drop_last=len(train_set) >= train.batch_size,
-            num_workers=data.num_workers, collate_fn=CaptionCollator(vocab, data.max_words, data.shorten, train=True),
-            generator=torch.Generator().manual_seed(train.seed),
-        )
-        params = model.trainable_parameters()
-        optimizer = torch.optim.Adam(params, lr=train.lr, betas=tuple(train.betas))
-        total = train.max_steps if train.max_steps is not None else train.epochs * len(loader)
-        run_dir = Path(run_dir) if run_dir is not None else new_run_dir(self.runs_dir, self.name)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return PretrainSetup(data, train, device, train_set, test_set, vocab, model, loader, params, optimizer,
-                             total, run_dir, run_dir / "log.jsonl")
-
-
-@dataclass
-class DAMSMExperiment(PretrainExperiment):
+class DAMSMExperiment(PretrainExperiment, kind="damsm", network=DAMSM, model_class=DAMSMConfig,
+                      train_class=DAMSMTrainConfig):
     """A DAMSM pretraining preset: ``model: damsm``, ``model_args`` (:class:`DAMSMConfig`), ``data``
     and ``train`` (:class:`DAMSMTrainConfig`)."""
 
-    kind: ClassVar[str] = "damsm"
-    network: ClassVar[type] = DAMSM
-    model_class: ClassVar[type] = DAMSMConfig
-    train_class: ClassVar[type] = DAMSMTrainConfig
 
-    model: str = "damsm"
-    name: str = "damsm"
-
-
-def resolve_damsm_config(preset: str, overrides: list[str] | None = None) -> DAMSMExperiment:
-    """A DAMSM preset (``damsm-shapes``) or YAML file plus ``section.key=value`` overrides, validated."""
-    return DAMSMExperiment.resolve(preset, overrides)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+resolve_damsm_config = DAMSMExperiment.resolve  # a DAMSM preset (``damsm-shapes``) or YAML + overrides
 
 
 def epoch_lr(train: DAMSMTrainConfig, epoch: int) -> float:
@@ -501,56 +351,19 @@ def pretrain_damsm(exp: DAMSMExperiment, run_dir: str | Path | None = None, prog
     clips the RNN only). Same-class pairs are masked on data sets with class ids (CUB). At the end the
     run folder gets the weights and R-precision of the real test images is printed and logged.
     """
-    from tqdm import tqdm
-
     from ..metrics.r_precision import dataset_r_precision
-    from ..trainer import elapsed_seconds
 
     run = exp.prepare(run_dir)
-    data, train, device, model, optimizer = run.data, run.train, run.device, run.model, run.optimizer
-    total, run_dir, log_path, vocab, test_set = run.total, run.run_dir, run.log_path, run.vocab, run.test_set
-    start, cpu_start, step, epoch, running, lr = time.time(), time.process_time(), 0, 0, [], train.lr
-    bar = tqdm(total=total, desc=f"damsm {exp.name}", unit="step", disable=not progress)
-    model.train()
-    done = False
-    try:
-        while not done:
-            lr = epoch_lr(train, epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            for batch in run.loader:
-                images = batch["image"].to(device)
-                class_ids = batch.get("class_id")
-                loss, logs = model.losses(images, batch["tokens"].to(device), batch["lengths"].to(device),
-                                          None if class_ids is None else class_ids.to(device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.text_encoder.parameters(), train.grad_clip)
-                optimizer.step()
-                step += 1
-                running.append(logs)
-                bar.update(1)
-                bar.set_postfix(loss=f"{logs['loss']:.3f}", lr=f"{lr:.2g}")
-                if step % train.log_every == 0 or step == total:
-                    mean = {k: sum(r[k] for r in running) / len(running) for k in running[0]}
-                    append_jsonl(log_path, {"step": step, "epoch": epoch, "lr": lr,
-                                             "time_s": round(time.time() - start, 1), **mean})
-                    running = []
-                out_of_time = (train.time_limit_min is not None
-                               and elapsed_seconds(train.time_limit_clock, start, cpu_start) > 60 * train.time_limit_min)
-                if step >= total or out_of_time:
-                    done = True
-                    break
-            else:
-                epoch += 1
-    except KeyboardInterrupt:
-        print("interrupted: saving the DAMSM as it is", flush=True)
-    finally:
-        bar.close()
-    if running:
-        mean = {k: sum(r[k] for r in running) / len(running) for k in running[0]}
-        append_jsonl(log_path, {"step": step, "epoch": epoch, "lr": lr,
-                                 "time_s": round(time.time() - start, 1), **mean})
+    data, train, device, model, vocab, run_dir = run.data, run.train, run.device, run.model, run.vocab, run.run_dir
+
+    def train_step(batch):
+        class_ids = batch.get("class_id")
+        return model.losses(batch["image"].to(device), batch["tokens"].to(device), batch["lengths"].to(device),
+                            None if class_ids is None else class_ids.to(device))
+
+    step, epoch = run_pretraining(run, train_step, "DAMSM", list(model.text_encoder.parameters()), progress,
+                                  lr_at=lambda e: epoch_lr(train, e))
+    test_set, log_path = run.test_set, run.log_path
     model.eval()
     save_damsm(run_dir, model, vocab, exp.to_dict())
     splits = min(train.rprec_splits, len(test_set))
@@ -562,15 +375,9 @@ def pretrain_damsm(exp: DAMSMExperiment, run_dir: str | Path | None = None, prog
         print(f"R-precision of real test images not computed: {e}", flush=True)
         return run_dir
     append_jsonl(log_path, {"step": step, "epoch": epoch, "test_r_precision": result["mean"],
-                             "test_r_precision_std": result["std"]})
+                            "test_r_precision_std": result["std"]})
     append_jsonl(run_dir / "metrics.jsonl", {"metric": "r_precision", "split": "test", "images": "real", **result})
     print(f"R-precision of real test images: {100 * result['mean']:.2f} +- {100 * result['std']:.2f} % "
           f"(chance {100 / train.rprec_captions:.0f}%, {result['num_images']} images, {splits} splits, "
           f"DAMSM {run_dir})")
     return run_dir
-
-
-def append_jsonl(path: Path, record: dict) -> None:
-    """Add one JSON line to a log file."""
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")

@@ -27,10 +27,8 @@ Captions of real test images are scored by :func:`evaluate_stream`: BLEU-4
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +38,7 @@ from ..data.text import PAD_ID, tokenize
 from ..errors import T2IError
 from ..metrics.bleu import corpus_bleu
 from ..nn.image_encoder import InceptionBackbone, SmallCNN
-from .damsm import PretrainExperiment, append_jsonl
+from .pretrain import PretrainExperiment, PretrainSchedule, append_jsonl, run_pretraining
 
 END_ID = PAD_ID  # index 0: padding and end of caption
 STREAM_BACKBONES = ("inception", "small_cnn")
@@ -344,8 +342,7 @@ def evaluate_stream(stream: StreamCaptioner, vocab, dataset, beam: int = 1, max_
 def load_stream(path_or_run_dir: str | Path, device: str | torch.device = "cpu"):
     """``(StreamCaptioner in eval mode, Vocabulary)`` from a ``t2igan pretrain stream`` run folder (or a
     file in it), or the STREAM inside a MirrorGAN run folder."""
-    from ..data.text import Vocabulary
-    from ..hub import VOCAB_NAME, WEIGHTS_NAME, load_run, load_safetensors_into, read_run_config
+    from ..hub import load_run, read_run_config
 
     path = Path(path_or_run_dir).expanduser()
     run_dir = path.parent if path.is_file() else path
@@ -358,21 +355,11 @@ def load_stream(path_or_run_dir: str | Path, device: str | torch.device = "cpu")
         return model.stream, vocab
     if name != "stream":
         raise T2IError(f"{run_dir} is a {name!r} run, not a STREAM (`t2igan pretrain stream`) or MirrorGAN run")
-    values = dict(config.get("model_config", {}))
-    values["inception_weights"] = None  # the run's own weights hold the backbone
-    from ..config import build_dataclass
-
-    model = StreamCaptioner(build_dataclass(StreamConfig, values, f"{run_dir}/config.json model_config"))
-    load_safetensors_into(model, run_dir / WEIGHTS_NAME)
-    vocab = Vocabulary.load(run_dir / VOCAB_NAME)
-    if len(vocab) != model.config.vocab_size:
-        raise T2IError(f"{run_dir}: vocab.json has {len(vocab)} words but the STREAM was built for "
-                       f"{model.config.vocab_size}")
-    return model.to(device).eval(), vocab
+    return StreamExperiment.load_network(run_dir, config, device)
 
 
 @dataclass
-class StreamTrainConfig:
+class StreamTrainConfig(PretrainSchedule):
     """Pretraining schedule (the pytorch-tutorial captioning code the official STREAM was trained with:
     Adam lr 1e-3, batch 128)."""
 
@@ -381,33 +368,17 @@ class StreamTrainConfig:
     betas: tuple = (0.9, 0.999)  # Adam betas (PyTorch defaults, as the tutorial)
     grad_clip: float | None = None  # max gradient norm (None: no clipping, as the tutorial)
     epochs: int = 100  # passes over the training split (one random caption per image per pass)
-    max_steps: int | None = None  # stop after this many steps (overrides epochs)
-    time_limit_min: float | None = None  # stop after this many minutes
-    time_limit_clock: str = "wall"  # wall | cpu (this process's CPU time: fair budgets on a shared machine)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    log_every: int = 50  # steps between log.jsonl lines
     eval_images: int | None = None  # real test images captioned at the end (None: all)
     eval_beam: int = 1  # beam width of that evaluation (1: greedy)
 
 
-@dataclass
-class StreamExperiment(PretrainExperiment):
+class StreamExperiment(PretrainExperiment, kind="stream", network=StreamCaptioner, model_class=StreamConfig,
+                       train_class=StreamTrainConfig):
     """A STREAM pretraining preset: ``model: stream``, ``model_args`` (:class:`StreamConfig`), ``data``
     and ``train`` (:class:`StreamTrainConfig`)."""
 
-    kind: ClassVar[str] = "stream"
-    network: ClassVar[type] = StreamCaptioner
-    model_class: ClassVar[type] = StreamConfig
-    train_class: ClassVar[type] = StreamTrainConfig
 
-    model: str = "stream"
-    name: str = "stream"
-
-
-def resolve_stream_config(preset: str, overrides: list[str] | None = None) -> StreamExperiment:
-    """A STREAM preset (``stream-shapes``) or YAML file plus ``section.key=value`` overrides, validated."""
-    return StreamExperiment.resolve(preset, overrides)
+resolve_stream_config = StreamExperiment.resolve  # a STREAM preset (``stream-shapes``) or YAML + overrides
 
 
 def pretrain_stream(exp: StreamExperiment, run_dir: str | Path | None = None, progress: bool = True) -> Path:
@@ -420,56 +391,19 @@ def pretrain_stream(exp: StreamExperiment, run_dir: str | Path | None = None, pr
     ``model.safetensors`` (:func:`t2igan.hub.save_run`), ``log.jsonl`` and ``metrics.jsonl`` with the
     :func:`evaluate_stream` scores of real test images, which are also printed.
     """
-    from tqdm import tqdm
-
     from ..hub import save_run
-    from ..trainer import elapsed_seconds
 
     run = exp.prepare(run_dir)
-    train, device, model, optimizer, total = run.train, run.device, run.model, run.optimizer, run.total
-    run_dir, log_path, vocab, test_set, params = run.run_dir, run.log_path, run.vocab, run.test_set, run.params
-    start, cpu_start, step, epoch, running = time.time(), time.process_time(), 0, 0, []
-    bar = tqdm(total=total, desc=f"stream {exp.name}", unit="step", disable=not progress)
-    model.train()
-    done = step >= total
+    train, device, model, vocab, run_dir = run.train, run.device, run.model, run.vocab, run.run_dir
 
-    def flush():
-        mean = {k: sum(r[k] for r in running) / len(running) for k in running[0]}
-        append_jsonl(log_path, {"step": step, "epoch": epoch, "time_s": round(time.time() - start, 1),
-                                 "cpu_s": round(time.process_time() - cpu_start, 1), **mean})
-        running.clear()
+    def train_step(batch):
+        tokens, lengths = batch["tokens"].to(device), batch["lengths"].to(device)
+        logits = model(batch["image"].to(device), tokens, lengths)
+        loss = caption_cross_entropy(logits, tokens, lengths)
+        return loss, {"loss": loss.item(), "word_acc": word_accuracy(logits, tokens, lengths)}
 
-    try:
-        while not done:
-            for batch in run.loader:
-                tokens, lengths = batch["tokens"].to(device), batch["lengths"].to(device)
-                logits = model(batch["image"].to(device), tokens, lengths)
-                loss = caption_cross_entropy(logits, tokens, lengths)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if train.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(params, train.grad_clip)
-                optimizer.step()
-                step += 1
-                running.append({"loss": loss.item(), "word_acc": word_accuracy(logits, tokens, lengths)})
-                bar.update(1)
-                bar.set_postfix(loss=f"{running[-1]['loss']:.3f}")
-                if step % train.log_every == 0:
-                    flush()
-                elapsed = elapsed_seconds(train.time_limit_clock, start, cpu_start)
-                out_of_time = train.time_limit_min is not None and elapsed > 60 * train.time_limit_min
-                if step >= total or out_of_time:
-                    done = True
-                    break
-            else:
-                epoch += 1
-    except KeyboardInterrupt:
-        print("interrupted: saving the STREAM as it is", flush=True)
-    finally:
-        bar.close()
-    if running:
-        flush()
-    model.eval()
+    step, epoch = run_pretraining(run, train_step, "STREAM", run.params, progress)
+    test_set, log_path = run.test_set, run.log_path
     save_run(run_dir, exp.to_dict(), model, vocab)
     try:
         result = evaluate_stream(model, vocab, test_set, beam=train.eval_beam, max_images=train.eval_images,
