@@ -303,3 +303,23 @@ def test_trainer_steps_d_twice_per_iteration_with_the_official_d_update(tmp_path
     g_param = next(trainer.model.generator.parameters())
     assert trainer.optimizers["d"].state[d_param]["step"].item() == 4  # 2 iterations x (hinge, MA-GP)
     assert trainer.optimizers["g"].state[g_param]["step"].item() == 2
+
+
+def test_contrastive_term_is_dfgans_off_by_default_and_adds_to_both_phases():
+    """SSA-GAN shares DF-GAN's optional image-sentence contrastive term: off by default (no D heads,
+    keys unchanged); on, D's hinge + MA-GP and G's hinge + DAMSM each gain weight x InfoNCE."""
+    assert not any("proj" in k for k in tiny().state_dict())
+    m = tiny(contrastive_weight=0.5, contrastive_dim=8, d_update="one_step", damsm_weight=0.1)
+    state = {}
+    loss_d, logs_d = m.compute_loss("d", batch(), state)
+    assert logs_d["d_loss"] == pytest.approx(logs_d["d_adv"] + logs_d["ma_gp"] + 0.5 * logs_d["d_contrastive"], rel=1e-5)
+    loss_d.backward()
+    assert m.discriminator.image_proj.weight.grad.abs().sum() > 0
+    assert m.discriminator.text_proj.weight.grad.abs().sum() > 0
+    m.zero_grad()
+    with pytest.warns(UserWarning, match="randomly initialised image encoder"):
+        loss_g, logs_g = m.compute_loss("g", batch(), state)
+    assert logs_g["g_loss"] == pytest.approx(logs_g["g_adv"] + 0.5 * logs_g["g_contrastive"] + 0.1 * logs_g["damsm"],
+                                             rel=1e-5)
+    loss_g.backward()
+    assert m.generator.fc.weight.grad.abs().sum() > 0
