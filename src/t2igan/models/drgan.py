@@ -317,7 +317,8 @@ class FeatureVAE(nn.Module):
 
 
 class DNMStageDiscriminator(StageDiscriminator):
-    """AttnGAN's D_i (features, unconditional and sentence-conditional logits) plus the DNM VAE on
+    """The shared stage discriminator D_i (:class:`t2igan.nn.multistage.StageDiscriminator`: features,
+    unconditional and sentence-conditional logits) plus the DNM VAE on
     its features. With ``spectral_norm`` the feature and joint convs lose their batch norms and get
     biases (call :meth:`add_spectral_norm` after initialising the weights)."""
 
@@ -342,8 +343,9 @@ class DNMStageDiscriminator(StageDiscriminator):
 
 @register_model("drgan", DRGANConfig)
 class DRGAN(T2IModel):
-    """Networks: ``text_encoder`` (frozen DAMSM), ``generator`` (:class:`Generator`), ``sdl_heads``
-    (one :class:`RealFeatureEncoder` per SDM stage, trained in the G phase, unused at inference),
+    """Networks: ``text_encoder`` (frozen DAMSM), ``generator`` (a
+    :class:`~t2igan.nn.multistage.MultiStageGenerator` of :class:`SDMStage`), ``sdl_heads`` (one
+    :class:`RealFeatureEncoder` per SDM stage, trained in the G phase, unused at inference),
     ``discriminator`` (one :class:`DNMStageDiscriminator` per stage) and the unsaved ``damsm_critic``."""
 
     eval_modules = ("text_encoder",)
