@@ -221,3 +221,15 @@ def test_run_folders_written_before_truncation_form_keep_sampling_as_they_did(tm
     del config["model_config"]["truncation_form"]
     (tmp_path / "config.json").write_text(json.dumps(config))
     assert load_run(tmp_path)[0].config.truncation_form == "clip"
+
+
+def test_contrastive_embedding_sees_where_things_are_unless_summed():
+    """Flattened 4x4 features tell a mirrored image apart (positions, relations); summed ones cannot."""
+    for pool, position_blind in (("flatten", False), ("sum", True)):
+        m = tiny(contrastive_weight=1.0, contrastive_dim=8, contrastive_pool=pool)
+        D = m.discriminator
+        feats = torch.randn(2, D.image_proj.in_features // (16 if pool == "flatten" else 1), 4, 4)
+        sent = torch.randn(2, 16)
+        a, _ = D.embeddings(feats, sent)
+        b, _ = D.embeddings(feats.flip(3), sent)
+        assert torch.allclose(a, b, atol=1e-6) == position_blind

@@ -127,8 +127,9 @@ def read_run_config(run_dir: str | Path) -> dict:
 
 
 # model config fields added after run folders were written, with the value those runs were made with:
-# before ``truncation_form`` existed every truncation cut N(0, 1) at the bound ("clip")
-LEGACY_MODEL_FIELDS = {"truncation_form": "clip"}
+# before ``truncation_form`` existed every truncation cut N(0, 1) at the bound ("clip"); before
+# ``contrastive_pool`` the contrastive term summed D's 4x4 features ("sum")
+LEGACY_MODEL_FIELDS = {"truncation_form": "clip", "contrastive_pool": "sum"}
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):

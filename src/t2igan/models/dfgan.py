@@ -54,6 +54,7 @@ class DFGANConfig:
     contrastive_weight: float = 0.0  # lambda of the image-sentence contrastive term in D and G (0 = off; not in the paper)
     contrastive_dim: int = 128  # size of D's shared image/sentence embedding space for that term
     contrastive_temperature: float = 0.1
+    contrastive_pool: str = "flatten"  # D's image side of that term: flatten (keeps positions) | sum
 
     @property
     def cond_dim(self) -> int:
@@ -120,7 +121,8 @@ class DFGAN(T2IModel):
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size)
         self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size,
-                                                 contrastive_dim=c.contrastive_dim if c.contrastive_weight else 0)
+                                                 contrastive_dim=c.contrastive_dim if c.contrastive_weight else 0,
+                                                 contrastive_pool=c.contrastive_pool)
 
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:
         G = generator_module or self.generator

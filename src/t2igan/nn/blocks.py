@@ -141,9 +141,12 @@ class OneWayDiscriminator(nn.Module):
     """DF-GAN's one-way discriminator [DF-GAN, Sec. 3.3] (also SSA-GAN's): ``features(x)`` down to
     ``4 x 4``, then ``logits(features, sent_emb)`` from the sentence replicated spatially and two
     convs. With ``contrastive_dim`` it also projects image features and sentences into a shared
-    space (``image_proj``, ``text_proj``) for :func:`t2igan.losses.contrastive_loss`."""
+    space (``image_proj``, ``text_proj``) for :func:`t2igan.losses.contrastive_loss`; the image side
+    reads the ``4 x 4`` features flattened (``contrastive_pool="flatten"``, keeps where things are:
+    positions and relations are half of what a Shapes caption says) or summed (``"sum"``)."""
 
-    def __init__(self, nf: int, cond_dim: int, image_size: int, max_mult: int = 8, contrastive_dim: int = 0):
+    def __init__(self, nf: int, cond_dim: int, image_size: int, max_mult: int = 8, contrastive_dim: int = 0,
+                 contrastive_pool: str = "flatten"):
         super().__init__()
         chs = channel_plan(nf, image_size, max_mult)[::-1]  # nf ... max_mult * nf
         self.from_rgb = nn.Conv2d(3, chs[0], 3, 1, 1)
@@ -153,8 +156,11 @@ class OneWayDiscriminator(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(2 * nf, 1, 4, 1, 0, bias=False),
         )
+        if contrastive_pool not in ("flatten", "sum"):
+            raise ValueError(f"contrastive_pool must be flatten or sum, got {contrastive_pool!r}")
+        self.contrastive_pool = contrastive_pool
         if contrastive_dim:  # projections into a shared space for the contrastive term
-            self.image_proj = nn.Linear(chs[-1], contrastive_dim)
+            self.image_proj = nn.Linear(chs[-1] * (16 if contrastive_pool == "flatten" else 1), contrastive_dim)
             self.text_proj = nn.Linear(cond_dim, contrastive_dim)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -165,5 +171,6 @@ class OneWayDiscriminator(nn.Module):
         return self.joint(torch.cat([features, cond], dim=1)).flatten()  # (B,)
 
     def embeddings(self, features: torch.Tensor, sent_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image and sentence embeddings for the contrastive term: summed 4x4 features, projected."""
-        return self.image_proj(features.sum(dim=(2, 3))), self.text_proj(sent_emb)
+        """Image and sentence embeddings for the contrastive term: 4x4 features flattened (or summed), projected."""
+        pooled = features.flatten(1) if self.contrastive_pool == "flatten" else features.sum(dim=(2, 3))
+        return self.image_proj(pooled), self.text_proj(sent_emb)
