@@ -177,7 +177,8 @@ def build_blocks(functions: DemoFunctions, title: str):
 
     pipe, limits, features = functions.pipe, functions.limits, functions.features
     default_truncation = getattr(pipe.model.config, "truncation", None)
-    with gr.Blocks(title=f"t2igan: {title}", analytics_enabled=False) as blocks:
+    # delete_cache: Gradio's copies of served images older than an hour go, checked hourly
+    with gr.Blocks(title=f"t2igan: {title}", analytics_enabled=False, delete_cache=(3600, 3600)) as blocks:
         gr.Markdown(f"# t2igan: {title}\n{pipe.model_name} model; it reads the first {pipe.max_words} words "
                     f"of a caption. Up to {limits.max_images} images per request, one request at a time.")
         with gr.Tab("Generate"):
