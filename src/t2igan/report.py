@@ -220,8 +220,11 @@ def data_url(path: Path) -> str:
 
 
 def figure_html(title: str, path: Path) -> str:
+    """A figure with the PNG inlined; narrow ones (small generated images) shown at twice their size."""
+    width = Image.open(path).width
+    size = f" style=\"width:min(100%,{2 * width}px)\"" if width < 550 else ""
     return (f"<figure><figcaption>{html.escape(title)} <small>({html.escape(path.name)})</small></figcaption>"
-            f"<img src=\"{data_url(path)}\" alt=\"{html.escape(title)}\"></figure>")
+            f"<img src=\"{data_url(path)}\" alt=\"{html.escape(title)}\"{size}></figure>")
 
 
 def run_summary(run: RunData) -> str:
