@@ -634,8 +634,9 @@ class Trainer:
                 tqdm.write(f"time limit reached after {self.step} steps")
             if grid:
                 tqdm.write(f"samples: {grid}")
-            self.trackers().close()
-            self._loggers = None
+            if self._loggers is not None:  # closed, not opened just to close
+                self._loggers.close()
+                self._loggers = None
         if self.dist.world_size > 1:
             dist.barrier()
         return self.run_dir
