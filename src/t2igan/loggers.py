@@ -57,6 +57,9 @@ class WandbLogger:
 
     def close(self) -> None:
         self.run.finish()
+        # finish() can return before W&B's background service has written the run file (seen with
+        # wandb 0.31 offline: a 7-byte file); teardown waits for the service to flush and stop
+        self.wandb.teardown()
 
 
 class Loggers:
