@@ -134,7 +134,7 @@ def test_bad_input_raises_a_message(pipe, args, expected):
 
 
 def test_attention_masks_and_stream_panels_for_models_that_have_them(tmp_path, pipe):
-    from t2igan.models.mirrorgan import StreamCaptioner, StreamConfig
+    from t2igan.models.stream import StreamCaptioner, StreamConfig
 
     cfg = resolve_config("drgan-shapes", [
         f"data.image_size={TINY_SIZE}", "data.train_args={num_images: 8}", "data.test_args={num_images: 4}",

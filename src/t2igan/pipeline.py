@@ -248,7 +248,7 @@ class Text2ImagePipeline:
         stream = getattr(self.model, "stream", None)
         if stream is None:
             return None
-        from .models.mirrorgan import caption_images
+        from .models.stream import caption_images
 
         return caption_images(stream, self.vocab, torch.stack([from_pil(im) for im in images]))
 
