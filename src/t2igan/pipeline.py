@@ -1,10 +1,13 @@
-"""Inference: captions in, seeded PIL images out. The CLI and the web demo both use this.
+"""Inference: captions in, seeded PIL images out. The CLI, evaluation, the web app (``t2igan serve``) and
+the report use this.
 
     pipe = Text2ImagePipeline.from_pretrained("runs/00000-dfgan-shapes")
     images = pipe(["a red circle on the left"], seed=0)            # list of PIL images
     result = pipe(["a red circle"], n=4, seed=1, return_output=True)  # images + attention/masks
     for batch in pipe.generate_batches(captions, seed=0):            # many captions, lenient: evaluation
         ...
+    pipe.attention_figures(result), pipe.mask_figures(result)     # one figure per image, or None
+    pipe.redescribe(result.images)                                 # MirrorGAN's STREAM captions, or None
 
 The same seed gives the same images whatever the device batch: noise is drawn on the CPU from a
 ``torch.Generator`` seeded once per call.
@@ -23,7 +26,18 @@ from PIL import Image
 from .data.text import encode_captions
 from .errors import T2IError
 from .hub import load_run
-from .visualize import to_pil
+from .visualize import attention_figure, from_pil, mask_images, masks_figure, to_pil
+
+
+# captions to offer as examples (the web page, the report); those the vocabulary fully knows are used
+CANDIDATE_EXAMPLES = [
+    "a red circle", "a large blue square on the left", "a small green triangle at the top",
+    "a yellow star on the right", "a purple circle at the bottom", "an orange square",
+    "this bird has a red crown and a short pointed beak", "a small yellow bird with black wings",
+    "this bird is white with grey wings and a long orange beak",
+    "this flower has large pink petals and a yellow center", "a flower with white petals",
+    "a man riding a wave on top of a surfboard", "a giraffe standing next to a tree",
+]
 
 
 @dataclass
@@ -95,6 +109,26 @@ class Text2ImagePipeline:
         self.check_captions(captions)
         tokens, lengths = encode_captions(self.vocab, captions, self.max_words, strict=True)
         return tokens.to(self.device), lengths.to(self.device)
+
+    def words(self, captions: list[str]) -> list[list[str]]:
+        """The words the model reads of each caption (known words, shortened to ``max_words``)."""
+        tokens, lengths = self.encode(captions)
+        return [[self.vocab.words[t] for t in tokens[i, : int(lengths[i])].tolist()] for i in range(len(captions))]
+
+    def example_captions(self, most: int = 6) -> list[str]:
+        """Up to ``most`` example captions whose words the model's vocabulary all knows."""
+        return [c for c in CANDIDATE_EXAMPLES if not self.vocab.unknown_words(c)][:most]
+
+    def caption_notices(self, caption: str) -> list[str]:
+        """What the model will not read of ``caption``: unknown words, words past ``max_words``."""
+        notices = []
+        unknown = self.vocab.unknown_words(caption)
+        if unknown:
+            notices.append(f"unknown words ignored: {', '.join(unknown)}")
+        n_words = len(self.vocab.encode(caption))
+        if n_words > self.max_words:
+            notices.append(f"shortened: {n_words} words, the model reads the first {self.max_words}")
+        return notices
 
     def noise(self, count: int, seed: int | None, truncation: float | None = None) -> torch.Tensor:
         """``(count, z)`` noise on the CPU from a generator seeded ``seed`` (the model's truncation by default)."""
@@ -186,6 +220,37 @@ class Text2ImagePipeline:
         noise = self.noise(1, seed, truncation).expand(steps, -1).to(self.device)
         out = self.model.generate_from_text(feats, noise)
         return to_pil(out.images)
+
+
+    def attention_figures(self, out: PipelineOutput) -> list[Image.Image] | None:
+        """For each image of ``out``, its :func:`~t2igan.visualize.attention_figure` row from the last
+        (finest) attention stage; None when the model returned no word attention."""
+        attention = out.extras.get("attention")
+        if not attention:
+            return None
+        maps = attention[-1]  # (N, T, h, w)
+        return [attention_figure(image, words, maps[i, : len(words)], title=caption)
+                for i, (image, caption, words) in enumerate(zip(out.images, out.captions, self.words(out.captions)))]
+
+    def mask_figures(self, out: PipelineOutput) -> list[Image.Image] | None:
+        """For each image of ``out``, a row of the image then each block's mask; None without masks."""
+        masks = out.extras.get("masks")
+        if not masks:
+            return None
+        sizes = [(m.shape[2], m.shape[3]) for m in masks]
+        rows = mask_images(masks, out.images[0].width)
+        return [masks_figure(image, row, sizes, title=caption)
+                for image, caption, row in zip(out.images, out.captions, rows)]
+
+    @torch.no_grad()
+    def redescribe(self, images: list[Image.Image]) -> list[str] | None:
+        """The model's own STREAM caption of each image (MirrorGAN); None for models without one."""
+        stream = getattr(self.model, "stream", None)
+        if stream is None:
+            return None
+        from .models.stream import caption_images
+
+        return caption_images(stream, self.vocab, torch.stack([from_pil(im) for im in images]))
 
 
 def _cat_extras(values: list):

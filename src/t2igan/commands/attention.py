@@ -13,33 +13,16 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import T2IError
-from ..visualize import attention_figure
-
-
-def stack_rows(rows: list[Image.Image]) -> Image.Image:
-    """Rows of possibly different widths, top to bottom on white."""
-    canvas = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), (255, 255, 255))
-    y = 0
-    for r in rows:
-        canvas.paste(r, (0, y))
-        y += r.height
-    return canvas
+from ..visualize import stack_rows
 
 
 def attention_rows(pipe, out) -> list[Image.Image]:
     """One :func:`attention_figure` row per image of a pipeline output (``return_output=True``),
     from its last attention stage."""
-    attention = out.extras.get("attention")
-    if not attention:
+    rows = pipe.attention_figures(out)
+    if rows is None:
         raise T2IError(f"--attention: the {pipe.model_name} model has no word attention "
                        "(AttnGAN with num_stages >= 2 has)")
-    maps = attention[-1]  # (N, T, h, w)
-    tokens, lengths = pipe.encode(out.captions)  # the same deterministic encoding the images used
-    rows = []
-    for i, (image, caption) in enumerate(zip(out.images, out.captions)):
-        n = int(lengths[i])
-        words = [pipe.vocab.words[t] for t in tokens[i, :n].tolist()]
-        rows.append(attention_figure(image, words, maps[i, :n], title=caption))
     return rows
 
 

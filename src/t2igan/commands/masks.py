@@ -14,18 +14,7 @@ import torch
 from PIL import Image
 
 from ..errors import T2IError
-from ..visualize import captioned_grid
-
-
-def mask_images(masks: list[torch.Tensor], size: int) -> list[list[Image.Image]]:
-    """Per-block masks ``[(B, 1, h, w)]`` in [0, 1] -> for each of the B images, one grey-scale RGB
-    image per block, enlarged to ``size x size``."""
-    rows: list[list[Image.Image]] = [[] for _ in range(masks[0].shape[0])]
-    for mask in masks:
-        grey = (mask.detach().float().clamp(0, 1)[:, 0] * 255).round().to(torch.uint8).cpu().numpy()  # (B, h, w)
-        for i, m in enumerate(grey):
-            rows[i].append(Image.fromarray(m, "L").resize((size, size), Image.NEAREST).convert("RGB"))
-    return rows
+from ..visualize import captioned_grid, mask_images
 
 
 def masks_grid(images: list[Image.Image], masks: list[torch.Tensor], captions: list[str]) -> Image.Image:
