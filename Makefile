@@ -12,7 +12,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	# the CPU wheel of torch 2.13.0 first: an unpinned torch would pull several GB of CUDA packages
 	$(PIP) install --quiet "torch==2.13.0"
-	$(PIP) install --quiet -e ".[test]"
+	# the optional extras too, so CI tests the Gradio app, the report and the trackers
+	$(PIP) install --quiet -e ".[test,demo,report,wandb,tensorboard]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -2,12 +2,14 @@
 
 import pytest
 import torch
+from conftest import changed, make_batch, save_and_reload, shapes_vocab, snapshot
+from conftest import phase_step as step
 
-import t2igan.models.attngan as attngan_module
+import t2igan.losses as losses_module
 from t2igan import create_model
 from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
-from t2igan.data.text import Vocabulary, padding_mask
+from t2igan.data.text import padding_mask
 from t2igan.errors import T2IError
 from t2igan.hub import load_run, save_run
 from t2igan.models.attngan import WordAttention
@@ -27,29 +29,7 @@ def tiny(**kw):
 
 
 def batch(seed=0, size=32):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "image": torch.rand(B, 3, size, size, generator=g) * 2 - 1,
-        "tokens": torch.randint(2, V, (B, T), generator=g) * (torch.arange(T) < LENGTHS[:, None]),
-        "lengths": LENGTHS.clone(),
-        "class_id": torch.full((B,), -1),
-    }
-
-
-def step(model, phase, b, state, opts):
-    loss, logs = model.compute_loss(phase, b, state)
-    opts[phase].zero_grad(set_to_none=True)
-    loss.backward()
-    opts[phase].step()
-    return logs
-
-
-def snapshot(module):
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def changed(before, module):
-    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    return make_batch(V, LENGTHS, size, seed, class_ids=True)
 
 
 def test_attention_rows_sum_to_one_and_padding_gets_nothing():
@@ -155,18 +135,38 @@ def test_d_sees_real_images_with_wrong_captions(monkeypatch):
     torch.manual_seed(1)
     _, logs = m.compute_loss("d", batch(), {})
     assert logs["d0_cond_wrong"] != pytest.approx(logs["d0_cond_real"])
-    monkeypatch.setattr(attngan_module, "mismatched", lambda x: x)
+    monkeypatch.setattr(losses_module, "mismatched_pairs", lambda feats, cond, form: (feats, cond))
     torch.manual_seed(1)
     _, same = m.compute_loss("d", batch(), {})
     for i in range(2):
         assert same[f"d{i}_cond_wrong"] == pytest.approx(same[f"d{i}_cond_real"], abs=1e-6)
 
 
+def test_wrong_caption_pairs_are_the_official_shift_by_default_or_the_roll():
+    """Official discriminator_loss: real image i with caption i+1 for i < B-1 (B-1 pairs); the
+    "roll" option pairs all B images, image j with caption j-1."""
+    m = tiny()
+    assert m.config.mismatch_pairs == "shift"
+    D = m.discriminator[0].eval()
+    real, fake = batch()["image"][:, :, :16, :16], torch.rand(B, 3, 16, 16)
+    e = torch.randn(B, 16)
+    feats = D.features(real)
+    one = lambda i, j: D.cond_logits(feats[i:i + 1], e[j:j + 1])[0]  # noqa: E731
+    shift = torch.stack([one(i, i + 1) for i in range(B - 1)]).mean().item()
+    roll = torch.stack([one(j, (j - 1) % B) for j in range(B)]).mean().item()
+    _, logs = losses_module.stage_discriminator_loss(D, real, fake, e)
+    assert logs["cond_wrong"] == pytest.approx(shift, abs=1e-6)
+    _, logs = losses_module.stage_discriminator_loss(D, real, fake, e, "roll")
+    assert logs["cond_wrong"] == pytest.approx(roll, abs=1e-6)
+    with pytest.raises(T2IError, match="mismatch_pairs"):
+        tiny(mismatch_pairs="other")
+
+
 def test_lower_stage_discriminators_see_downsampled_real_images(monkeypatch):
     m = tiny()
     seen = []
-    monkeypatch.setattr(attngan_module, "stage_discriminator_loss",
-                        lambda D, real, fake, sent: (seen.append((real, fake.shape)) or (real.mean() * 0, {})))
+    monkeypatch.setattr(losses_module, "stage_discriminator_loss",
+                        lambda D, real, fake, sent, mismatch: (seen.append((real, fake.shape)) or (real.mean() * 0, {})))
     b = batch()
     m.compute_loss("d", b, {})
     assert [r.shape[-1] for r, _ in seen] == [16, 32] and [f[-1] for _, f in seen] == [16, 32]
@@ -244,15 +244,8 @@ def test_attention_figure_highlights_where_a_word_is_attended():
 
 
 def test_save_load_roundtrip_and_attention_cli(tmp_path, capsys):
-    m = tiny()
-    vocab = Vocabulary(["<pad>", "<unk>", "a", "red", "circle", "green", "star"] + [f"w{i}" for i in range(V - 7)])
-    save_run(tmp_path, {"data": {"max_words": 6}}, m, vocab)
-    m2, _, _ = load_run(tmp_path)
-    m.eval()
-    noise = m.noise(B, generator=torch.Generator().manual_seed(0))
-    b = batch()
-    out1 = m.generate(b["tokens"], b["lengths"], noise)
-    out2 = m2.generate(b["tokens"], b["lengths"], noise)
+    vocab = shapes_vocab(V)
+    out1, out2 = save_and_reload(tiny(), tmp_path, vocab, batch())
     assert torch.equal(out1.images, out2.images)
     assert torch.equal(out1.extras["attention"][0], out2.extras["attention"][0])
 

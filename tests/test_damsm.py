@@ -257,3 +257,31 @@ def test_pretrain_on_a_test_split_too_small_for_r_precision_still_saves(tmp_path
     assert "R-precision of real test images not computed" in capsys.readouterr().out
     model, vocab = load_damsm(run)
     assert model.config.vocab_size == len(vocab)
+
+
+def test_paper_form_has_one_default_the_official_form():
+    """DAMSM_PAPER_FORM (False: the official code's relevance) is the default of every function and
+    config; -cub/-coco presets use it, -shapes presets choose the paper's form."""
+    import inspect
+
+    from t2igan.config import list_presets, load_preset
+    from t2igan.models import damsm as damsm_module
+    from t2igan.models.attngan import AttnGANConfig
+    from t2igan.models.ssagan import SSAGANConfig
+
+    assert damsm_module.DAMSM_PAPER_FORM is False
+    for fn in (damsm_module.word_relevance, damsm_module.damsm_word_loss, damsm_module.damsm_loss):
+        assert inspect.signature(fn).parameters["paper_form"].default is False
+    assert DAMSMConfig().paper_form is False
+    assert AttnGANConfig().damsm_paper_form is False and SSAGANConfig().damsm_paper_form is False
+    checked = 0
+    for name in list_presets():
+        preset = load_preset(name)
+        args = preset.get("model_args", {})
+        key = "paper_form" if preset["model"] == "damsm" else "damsm_paper_form"
+        if name.endswith(("-cub", "-coco")) and preset["model"] in ("damsm", "attngan", "ssagan", "mirrorgan", "drgan"):
+            assert args.get(key, False) is False, name
+            checked += 1
+        if name in ("damsm-shapes", "attngan-shapes", "mirrorgan-shapes", "drgan-shapes"):
+            assert args[key] is True, name
+    assert checked >= 8

@@ -1,9 +1,12 @@
+import math
+
 import pytest
 import torch
+from conftest import make_batch
 
-import t2igan.models.dfgan as dfgan_module
+import t2igan.losses as losses_module
 from t2igan import create_model
-from t2igan.config import TrainConfig
+from t2igan.config import TrainConfig, resolve_config
 from t2igan.errors import T2IError
 from t2igan.hub import load_run, save_run
 from t2igan.data.text import Vocabulary
@@ -19,12 +22,7 @@ def tiny(**kw):
 
 
 def batch(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "image": torch.rand(B, 3, S, S, generator=g) * 2 - 1,
-        "tokens": torch.randint(2, V, (B, 6), generator=g),
-        "lengths": torch.tensor([6, 4, 5, 3]),
-    }
+    return make_batch(V, (6, 4, 5, 3), S, seed, zero_pad=False)
 
 
 def test_generator_and_discriminator_shapes():
@@ -82,13 +80,14 @@ def test_d_loss_sees_mismatched_pairs(monkeypatch):
     _, logs = m.compute_loss("d", batch(), {})
     assert logs["d_mismatch"] != logs["d_real"]
     # with the mismatch replaced by the matched sentence, the mismatch logits equal the real ones
-    monkeypatch.setattr(dfgan_module, "mismatched", lambda x: x)
+    monkeypatch.setattr(losses_module, "mismatched", lambda x: x)
     torch.manual_seed(1)
     _, same = m.compute_loss("d", batch(), {})
     assert same["d_mismatch"] == pytest.approx(same["d_real"], abs=1e-6)
     assert same["d_loss"] != pytest.approx(logs["d_loss"])
 
 
+@pytest.mark.slow
 def test_tiny_overfit_each_player_improves_against_a_fixed_opponent():
     """D alone learns to separate one real batch from G's images; G alone learns to fool a fixed D."""
     m = tiny()
@@ -113,12 +112,39 @@ def test_tiny_overfit_each_player_improves_against_a_fixed_opponent():
     assert logs["g_loss"] < g_first - 0.1
 
 
-def test_truncated_noise_is_bounded_and_seeded():
+def truncnorm_std(bound: float) -> float:
+    """Standard deviation of N(0, 1) truncated to [-bound, bound] (closed form)."""
+    phi = math.exp(-bound * bound / 2) / math.sqrt(2 * math.pi)
+    mass = math.erf(bound / math.sqrt(2))
+    return math.sqrt(1 - 2 * bound * phi / mass)
+
+
+def test_truncated_noise_official_form_is_scaled_truncnorm_and_seeded():
+    """Official DF-GAN sampler: ``0.88 * truncnorm(-2, 2)`` (std 0.77), the default form."""
     m = tiny()
-    z = m.noise(1000, truncation=0.88, generator=torch.Generator().manual_seed(3))
-    assert z.abs().max() <= 0.88 + 1e-6 and z.std() > 0.4
-    z2 = m.noise(1000, truncation=0.88, generator=torch.Generator().manual_seed(3))
+    assert m.config.truncation_form == "scaled"
+    z = m.noise(20000, truncation=0.88, generator=torch.Generator().manual_seed(3))
+    assert z.abs().max() <= 2 * 0.88 + 1e-5 and z.abs().max() > 1.7
+    assert z.std().item() == pytest.approx(0.88 * truncnorm_std(2.0), rel=0.02)  # 0.774
+    z2 = m.noise(20000, truncation=0.88, generator=torch.Generator().manual_seed(3))
     assert torch.equal(z, z2)
+
+
+def test_truncated_noise_clip_form_is_narrower():
+    m = tiny(truncation_form="clip")
+    z = m.noise(20000, truncation=0.88, generator=torch.Generator().manual_seed(3))
+    assert z.abs().max() <= 0.88 + 1e-6
+    assert z.std().item() == pytest.approx(truncnorm_std(0.88), rel=0.02)  # 0.48
+    with pytest.raises(T2IError, match="truncation_form"):
+        tiny(truncation_form="wide")
+
+
+def test_dfgan_cub_coco_presets_sample_and_train_as_the_official_code():
+    """Official DF-GAN: scaled truncated noise, no moving average of G; dfgan-shapes keeps clip."""
+    for name in ("dfgan-cub", "dfgan-coco"):
+        cfg = resolve_config(name)
+        assert cfg.model_args["truncation_form"] == "scaled" and cfg.train.ema_decay == 0
+    assert resolve_config("dfgan-shapes").model_args["truncation_form"] == "clip"
 
 
 def test_save_load_roundtrip_is_bit_exact(tmp_path):
@@ -149,3 +175,61 @@ def test_load_run_errors_are_one_line(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"garbage" * 10)
     with pytest.raises(T2IError, match="model.safetensors"):
         load_run(tmp_path)
+
+
+def test_contrastive_term_is_off_by_default_and_trains_d_heads_and_g():
+    plain = tiny()
+    assert not any("proj" in k for k in plain.state_dict())  # default weights keep their names
+    m = tiny(contrastive_weight=1.0, contrastive_dim=8)
+    state = {}
+    loss_d, logs_d = m.compute_loss("d", batch(), state)
+    assert "d_contrastive" in logs_d and logs_d["d_loss"] > logs_d["d_adv"]
+    loss_d.backward()
+    assert m.discriminator.image_proj.weight.grad.abs().sum() > 0
+    assert m.discriminator.text_proj.weight.grad.abs().sum() > 0
+    m.zero_grad()
+    loss_g, logs_g = m.compute_loss("g", batch(), state)
+    assert abs(logs_g["g_loss"] - logs_g["g_adv"] - logs_g["g_contrastive"]) < 1e-5
+    loss_g.backward()
+    assert m.generator.fc.weight.grad.abs().sum() > 0
+
+
+def test_contrastive_d_learns_to_pair_images_with_their_captions():
+    """A few D steps on a fixed batch whose images differ: D's contrastive loss falls well below log(B)."""
+    m = tiny(contrastive_weight=1.0, contrastive_dim=8, text_encoder_mode="joint_d", text_dropout=0.0)
+    data = batch()
+    opt = torch.optim.Adam([p for n, p in m.named_parameters() if not n.startswith("generator")], lr=3e-3)
+    first = None
+    for _ in range(60):
+        loss, logs = m.compute_loss("d", data, {})
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else logs["d_contrastive"]
+    assert first > 1.0 and logs["d_contrastive"] < 0.25 * first
+
+
+def test_run_folders_written_before_truncation_form_keep_sampling_as_they_did(tmp_path):
+    """A config.json without ``truncation_form`` (runs saved before the option) loads as "clip"."""
+    import json
+
+    m = tiny()
+    voc = Vocabulary(["<pad>", "<unk>"] + [f"w{i}" for i in range(V - 2)])
+    save_run(tmp_path, {"model": "dfgan"}, m, voc)
+    assert load_run(tmp_path)[0].config.truncation_form == "scaled"
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["model_config"]["truncation_form"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert load_run(tmp_path)[0].config.truncation_form == "clip"
+
+
+def test_contrastive_embedding_sees_where_things_are_unless_summed():
+    """Flattened 4x4 features tell a mirrored image apart (positions, relations); summed ones cannot."""
+    for pool, position_blind in (("flatten", False), ("sum", True)):
+        m = tiny(contrastive_weight=1.0, contrastive_dim=8, contrastive_pool=pool)
+        D = m.discriminator
+        feats = torch.randn(2, D.image_proj.in_features // (16 if pool == "flatten" else 1), 4, 4)
+        sent = torch.randn(2, 16)
+        a, _ = D.embeddings(feats, sent)
+        b, _ = D.embeddings(feats.flip(3), sent)
+        assert torch.allclose(a, b, atol=1e-6) == position_blind

@@ -5,18 +5,14 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
+from conftest import TINY_RUN
 from safetensors.torch import load_file
 
 from t2igan.trainer import list_checkpoints
 
-TINY = [
-    "data.image_size=32",
-    "data.train_args={num_images: 64}",
-    "data.test_args={num_images: 16}",
-    "model.nf=8",
-    "model.text_emb_dim=16",
-    "model.text_hidden_dim=16",
+TINY = TINY_RUN + [
     "train.batch_size=4",  # per process: the global batch is 8
     "train.log_every=1",
     "train.sample_every=0",
@@ -50,6 +46,7 @@ save_file({k: v.contiguous() for k, v in again.model.state_dict().items()}, f"{r
 """
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_keep_identical_weights(tmp_path):
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)

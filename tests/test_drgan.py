@@ -5,14 +5,14 @@ import math
 
 import pytest
 import torch
+from conftest import changed, make_batch, save_and_reload, shapes_vocab, snapshot
 
 from t2igan import create_model
 from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
-from t2igan.data.text import Vocabulary
 from t2igan.errors import T2IError
-from t2igan.hub import load_run, save_run
-from t2igan.models.attngan import image_pyramid
+from t2igan.hub import load_run
+from t2igan.nn.multistage import image_pyramid
 from t2igan.models.drgan import (
     distribution_alignment_loss,
     dnm_vae_loss,
@@ -37,21 +37,7 @@ def tiny(**kw):
 
 
 def batch(seed=0, size=32):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "image": torch.rand(B, 3, size, size, generator=g) * 2 - 1,
-        "tokens": torch.randint(2, V, (B, T), generator=g) * (torch.arange(T) < LENGTHS[:, None]),
-        "lengths": LENGTHS.clone(),
-        "class_id": torch.full((B,), -1),
-    }
-
-
-def snapshot(module):
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def changed(before, module):
-    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    return make_batch(V, LENGTHS, size, seed, class_ids=True)
 
 
 def generator_output(m, b):
@@ -290,14 +276,7 @@ def test_bad_settings_are_one_line_errors():
 
 
 def test_save_load_roundtrip_and_attention_and_masks_cli(tmp_path, capsys):
-    m = tiny()
-    vocab = Vocabulary(["<pad>", "<unk>", "a", "red", "circle", "green", "star"] + [f"w{i}" for i in range(V - 7)])
-    save_run(tmp_path, {"data": {"max_words": 6}}, m, vocab)
-    m2, _, _ = load_run(tmp_path)
-    m.eval()
-    b = batch()
-    noise = m.noise(B, generator=torch.Generator().manual_seed(0))
-    out1, out2 = m.generate(b["tokens"], b["lengths"], noise), m2.generate(b["tokens"], b["lengths"], noise)
+    out1, out2 = save_and_reload(tiny(), tmp_path, shapes_vocab(V), batch())
     assert torch.equal(out1.images, out2.images)
     assert all(torch.equal(x, y) for x, y in zip(out1.extras["masks"], out2.extras["masks"]))
     out = tmp_path / "s.png"

@@ -39,3 +39,20 @@ def test_mismatched_pairs_every_sample_with_another():
     x = torch.arange(4)
     m = mismatched(x)
     assert (m != x).all() and sorted(m.tolist()) == x.tolist()
+
+
+def test_contrastive_loss_by_hand_and_its_extremes():
+    from t2igan.losses import contrastive_loss
+
+    torch.manual_seed(0)
+    img, txt = torch.randn(5, 8), torch.randn(5, 8)
+    sim = torch.nn.functional.normalize(img, dim=1) @ torch.nn.functional.normalize(txt, dim=1).t() / 0.1
+    i2t = -(sim.diag() - sim.logsumexp(dim=1)).mean()
+    t2i = -(sim.diag() - sim.logsumexp(dim=0)).mean()
+    assert torch.allclose(contrastive_loss(img, txt, 0.1), (i2t + t2i) / 2, atol=1e-6)
+    assert torch.allclose(contrastive_loss(img, txt, 0.1, symmetric=False), i2t, atol=1e-6)
+    # matching embeddings far apart from each other: near 0; every caption alike: log(B)
+    eye = torch.eye(5) * 10
+    assert contrastive_loss(eye, eye, 0.1) < 1e-3
+    same = torch.ones(5, 8)
+    assert torch.allclose(contrastive_loss(img, same, 0.1, symmetric=False), torch.log(torch.tensor(5.0)), atol=1e-5)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import make_batch
 
 from t2igan import create_model
 from t2igan.cli import main
@@ -13,10 +14,11 @@ from t2igan.config import TrainConfig, resolve_config
 from t2igan.data.shapes import ShapesDataset
 from t2igan.errors import T2IError
 from t2igan.hub import load_run, save_run
-from t2igan.metrics.shapes_probe import PROBE_KEYS, probe_labels
+from t2igan.data.shapes import parse_shapes_caption
+from t2igan.metrics.bleu import corpus_bleu
+from t2igan.metrics.shapes_probe import PROBE_KEYS, probe_labels, scene_labels
 from t2igan.models.mirrorgan import (END_ID, SentenceAttention, StreamCaptioner, StreamConfig, caption_cross_entropy,
-                                     caption_loss, corpus_bleu, load_stream, parse_shapes_caption, pretrain_stream,
-                                     resolve_stream_config, scene_labels)
+                                     caption_loss, load_stream, pretrain_stream, resolve_stream_config)
 from t2igan.visualize import to_pil
 
 B, T = 4, 6
@@ -42,13 +44,7 @@ def tiny_mirrorgan(vocab_size=30, **kw):
 
 
 def batch(vocab_size=30, seed=0, size=32):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "image": torch.rand(B, 3, size, size, generator=g) * 2 - 1,
-        "tokens": torch.randint(2, vocab_size, (B, T), generator=g) * (torch.arange(T) < LENGTHS[:, None]),
-        "lengths": LENGTHS.clone(),
-        "class_id": torch.full((B,), -1),
-    }
+    return make_batch(vocab_size, LENGTHS, size, seed, class_ids=True)
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +144,7 @@ def test_teacher_forcing_is_causal_and_matches_step_by_step_decoding(inject):
     assert not torch.allclose(m(images.flip(0), tokens, torch.tensor([4, 2]))[1], logits[1])
 
 
+@pytest.mark.slow
 def test_greedy_decoding_stops_at_the_end_token(stream_run):
     m = tiny_stream()
     images = torch.rand(6, 3, 16, 16) * 2 - 1
@@ -253,6 +250,7 @@ def test_caption_loss_gradient_reaches_the_generator_and_stream_stays_frozen():
     assert "stream" not in m0.compute_loss("g", b, state)[1]
 
 
+@pytest.mark.slow
 def test_generator_learns_to_be_redescribed(stream_run):
     """Against the frozen pretrained STREAM, G learns to draw one batch of captions so that the
     STREAM reads them back: its caption loss falls."""
@@ -311,6 +309,7 @@ def test_corpus_bleu():
 # -- pretraining, loading, vocabularies, CLI -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pretrained_shapes_captioner_names_attributes_far_above_chance(stream_run):
     metrics = json.loads((stream_run / "metrics.jsonl").read_text().splitlines()[-1])
     assert metrics["num_images"] == 200
@@ -330,6 +329,7 @@ def test_pretrained_shapes_captioner_names_attributes_far_above_chance(stream_ru
     assert caption_images(stream, vocab, images) == [e["caption"] for e in metrics["examples"]]
 
 
+@pytest.mark.slow
 def test_stream_vocabulary_must_match_the_data(stream_run):
     stream, vocab = load_stream(stream_run)
     m = tiny_mirrorgan(vocab_size=len(vocab), stream_weights=str(stream_run), stream_embed_dim=99)
@@ -341,6 +341,7 @@ def test_stream_vocabulary_must_match_the_data(stream_run):
         tiny_mirrorgan(stream_weights=str(stream_run / "missing"))
 
 
+@pytest.mark.slow
 def test_caption_and_sample_mirror_commands(stream_run, tmp_path, capsys):
     ds = ShapesDataset("test", num_images=2, image_size=32)
     paths = []
@@ -415,6 +416,7 @@ def test_pretrain_command_and_presets(tmp_path, capsys):
     assert shapes.train == attn.train and shapes.data == attn.data
 
 
+@pytest.mark.slow
 def test_trains_end_to_end_on_tiny_shapes_with_a_frozen_pretrained_stream(stream_run, tmp_path):
     from t2igan.trainer import Trainer
 

@@ -11,6 +11,7 @@ import time
 
 import pytest
 import torch
+from conftest import TINY_RUN
 from safetensors.torch import load_file
 
 from t2igan.config import resolve_config
@@ -18,14 +19,7 @@ from t2igan.data.pickles import safe_pickle_load
 from t2igan.errors import T2IError
 from t2igan.trainer import Trainer, list_checkpoints
 
-TINY = [
-    "data.image_size=32",
-    "data.train_args={num_images: 64}",
-    "data.test_args={num_images: 16}",
-    "model.nf=8",
-    "model.text_emb_dim=16",
-    "model.text_hidden_dim=16",
-    "train.batch_size=8",
+TINY = TINY_RUN + [
     "train.log_every=1",
     "train.sample_every=0",
     "train.checkpoint_every=2",
@@ -41,6 +35,7 @@ def checkpoint_tensors(run_dir, step):
     return load_file(str(run_dir / "checkpoints" / f"step-{step:08d}.safetensors"))
 
 
+@pytest.mark.slow
 def test_run_killed_mid_step_resumes_bit_identically(tmp_path):
     """SIGKILL at an arbitrary moment after the second checkpoint, resume, and end with exactly the
     weights (model and EMA) of a run that was never interrupted."""

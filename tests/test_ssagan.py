@@ -3,6 +3,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import changed, make_batch, save_and_reload, shapes_vocab, snapshot
+from conftest import phase_step as step
 
 from t2igan import create_model
 from t2igan.cli import main
@@ -25,29 +27,7 @@ def tiny(**kw):
 
 
 def batch(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "image": torch.rand(B, 3, S, S, generator=g) * 2 - 1,
-        "tokens": torch.randint(2, V, (B, 6), generator=g),
-        "lengths": torch.tensor([6, 4, 5, 3]),
-        "class_id": torch.full((B,), -1),
-    }
-
-
-def step(model, phase, b, state, opts):
-    loss, logs = model.compute_loss(phase, b, state)
-    opts[phase].zero_grad(set_to_none=True)
-    loss.backward()
-    opts[phase].step()
-    return logs
-
-
-def snapshot(module):
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def changed(before, module):
-    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    return make_batch(V, (6, 4, 5, 3), S, seed, zero_pad=False, class_ids=True)
 
 
 def randomised_sscbn(channels=6, cond=5):
@@ -120,7 +100,7 @@ def test_fresh_block_is_its_shortcut_and_fresh_sscbn_ignores_text():
 
 
 def test_d_and_g_phases_train_only_their_networks_and_frozen_text_encoder_stays():
-    m = tiny(text_encoder_mode="frozen")
+    m = tiny(text_encoder_mode="frozen", d_update="one_step")
     opts = {k: torch.optim.Adam(g) for k, g in m.optimizer_groups(TrainConfig()).items()}
     g0, d0, t0 = snapshot(m.generator), snapshot(m.discriminator), snapshot(m.text_encoder)
     state = {}
@@ -131,6 +111,64 @@ def test_d_and_g_phases_train_only_their_networks_and_frozen_text_encoder_stays(
     step(m, "g", batch(), state, opts)
     assert changed(g0, m.generator) and not changed(d1, m.discriminator)
     assert not changed(t0, m.text_encoder)
+
+
+def reference_ma_gp(D, images, sent_emb, k=2.0, p=6.0):
+    """MA-GP written out: k * mean(||(d/dx, d/de) sum D(x, e)||^p), as the official second D step."""
+    x = images.detach().clone().requires_grad_(True)
+    e = sent_emb.detach().clone().requires_grad_(True)
+    out = D.logits(D.features(x), e)
+    gx, ge = torch.autograd.grad(out.sum(), (x, e), create_graph=True)
+    return k * torch.cat([gx.flatten(1), ge.flatten(1)], 1).norm(dim=1).pow(p).mean()
+
+
+def test_official_d_update_is_a_hinge_step_then_a_ma_gp_step_on_one_optimizer():
+    """Official main.py: Adam step on the hinge loss, then (D updated) a step on MA-GP alone."""
+    m = tiny()
+    assert m.phases == ("d", "d_gp", "g") and m.optimizer_name("d_gp") == "d"
+    assert set(m.optimizer_groups(TrainConfig())) == {"d", "g"}
+    opts = {k: torch.optim.Adam(g) for k, g in m.optimizer_groups(TrainConfig()).items()}
+    state = {}
+    logs = step(m, "d", batch(), state, opts)
+    assert "ma_gp" not in logs and logs["d_loss"] == logs["d_adv"]
+    d1, g1 = snapshot(m.discriminator), snapshot(m.generator)
+    expected = reference_ma_gp(m.discriminator, batch()["image"], state["sent_emb"]).item()
+    logs = step(m, "d_gp", batch(), state, opts)
+    assert logs["ma_gp"] == pytest.approx(expected, rel=1e-5) and logs["ma_gp"] > 0
+    assert changed(d1, m.discriminator) and not changed(g1, m.generator)
+    assert opts["d"].state[next(m.discriminator.parameters())]["step"].item() == 2  # one Adam, two steps
+
+
+def test_one_step_d_update_sums_hinge_and_ma_gp():
+    m = tiny(d_update="one_step")
+    assert m.phases == ("d", "g")
+    state = {}
+    loss, logs = m.compute_loss("d", batch(), state)
+    expected = reference_ma_gp(m.discriminator, batch()["image"], state["sent_emb"]).item()
+    assert logs["ma_gp"] == pytest.approx(expected, rel=1e-5)
+    assert loss.item() == pytest.approx(logs["d_adv"] + logs["ma_gp"], rel=1e-6)
+    with pytest.raises(T2IError, match="d_update"):
+        tiny(d_update="three")
+
+
+def test_mismatched_pairs_follow_the_official_shift_or_the_roll():
+    """Official SSA-GAN: real image i with caption i+1, B-1 pairs; roll: image j with caption j-1."""
+    from t2igan.models.ssagan import discriminator_loss
+
+    m = tiny()
+    D = m.discriminator
+    images, e = batch()["image"], torch.randn(B, 16)
+    fake = torch.rand(B, 3, S, S) * 2 - 1
+    feats = D.features(images)
+    shift_logits = torch.stack([D.logits(feats[i:i + 1], e[i + 1:i + 2])[0] for i in range(B - 1)])
+    roll_logits = torch.stack([D.logits(feats[j:j + 1], e[j - 1:j] if j else e[-1:])[0] for j in range(B)])
+    _, logs = discriminator_loss(D, images, e, fake, with_gp=False)
+    assert logs["d_mismatch"] == pytest.approx(shift_logits.mean().item(), abs=1e-6)
+    _, logs = discriminator_loss(D, images, e, fake, mismatch="roll", with_gp=False)
+    assert logs["d_mismatch"] == pytest.approx(roll_logits.mean().item(), abs=1e-6)
+    assert tiny(mismatch_pairs="shift").config.mismatch_pairs == "shift"
+    with pytest.raises(T2IError, match="mismatch_pairs"):
+        tiny(mismatch_pairs="random")
 
 
 def test_joint_mode_trains_the_text_encoder_with_g_only():
@@ -192,19 +230,16 @@ def test_presets_resolve_to_the_official_settings():
     assert cub.train.max_steps == 600 * (8855 // 24)
     coco = resolve_config("ssagan-coco")
     assert coco.train.max_steps == 120 * (82783 // 24) and coco.data.max_words == 12
+    for official in (cub, coco):  # the official code's training step and sampler
+        args = official.model_args
+        assert args.get("mismatch_pairs", "shift") == "shift" and args.get("d_update", "two_steps") == "two_steps"
+        assert official.train.ema_decay == 0
     shapes, dfgan = resolve_config("ssagan-shapes"), resolve_config("dfgan-shapes")
     assert shapes.data == dfgan.data and shapes.train == dfgan.train  # a like-for-like comparison
 
 
 def test_save_load_roundtrip_and_masks_cli(tmp_path, capsys):
-    m = tiny()
-    vocab = Vocabulary(["<pad>", "<unk>", "a", "red", "circle", "green", "star"] + [f"w{i}" for i in range(V - 7)])
-    save_run(tmp_path, {"data": {"max_words": 6}}, m, vocab)
-    m2, _, _ = load_run(tmp_path)
-    m.eval()
-    noise = m.noise(B, generator=torch.Generator().manual_seed(0))
-    out1 = m.generate(batch()["tokens"], batch()["lengths"], noise)
-    out2 = m2.generate(batch()["tokens"], batch()["lengths"], noise)
+    out1, out2 = save_and_reload(tiny(), tmp_path, shapes_vocab(V), batch())
     assert torch.equal(out1.images, out2.images)
     assert all(torch.equal(a, b) for a, b in zip(out1.extras["masks"], out2.extras["masks"]))
 
@@ -250,3 +285,41 @@ def test_trains_end_to_end_on_tiny_shapes(tmp_path):
     assert (run / "samples" / "step-00000003.png").is_file()
     model, _, _ = load_run(run)
     assert model.model_name == "ssagan"
+
+
+def test_trainer_steps_d_twice_per_iteration_with_the_official_d_update(tmp_path):
+    """The trainer runs the d, d_gp, g phases and steps D's one Adam in both D phases."""
+    cfg = resolve_config("ssagan-shapes", [
+        "data.image_size=32", "data.train_args={num_images: 16}", "data.test_args={num_images: 4}",
+        "model.nf=4", "model.text_emb_dim=16", "model.text_hidden_dim=8", "model.mask_hidden=8",
+        "model.d_update=two_steps", "model.mismatch_pairs=shift",
+        "train.batch_size=8", "train.max_steps=2", "train.sample_every=2", "train.checkpoint_every=2",
+        "train.num_sample_captions=2",
+    ])
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    trainer.fit()
+    assert set(trainer.optimizers) == {"d", "g"}
+    d_param = next(trainer.model.discriminator.parameters())
+    g_param = next(trainer.model.generator.parameters())
+    assert trainer.optimizers["d"].state[d_param]["step"].item() == 4  # 2 iterations x (hinge, MA-GP)
+    assert trainer.optimizers["g"].state[g_param]["step"].item() == 2
+
+
+def test_contrastive_term_is_dfgans_off_by_default_and_adds_to_both_phases():
+    """SSA-GAN shares DF-GAN's optional image-sentence contrastive term: off by default (no D heads,
+    keys unchanged); on, D's hinge + MA-GP and G's hinge + DAMSM each gain weight x InfoNCE."""
+    assert not any("proj" in k for k in tiny().state_dict())
+    m = tiny(contrastive_weight=0.5, contrastive_dim=8, d_update="one_step", damsm_weight=0.1)
+    state = {}
+    loss_d, logs_d = m.compute_loss("d", batch(), state)
+    assert logs_d["d_loss"] == pytest.approx(logs_d["d_adv"] + logs_d["ma_gp"] + 0.5 * logs_d["d_contrastive"], rel=1e-5)
+    loss_d.backward()
+    assert m.discriminator.image_proj.weight.grad.abs().sum() > 0
+    assert m.discriminator.text_proj.weight.grad.abs().sum() > 0
+    m.zero_grad()
+    with pytest.warns(UserWarning, match="randomly initialised image encoder"):
+        loss_g, logs_g = m.compute_loss("g", batch(), state)
+    assert logs_g["g_loss"] == pytest.approx(logs_g["g_adv"] + 0.5 * logs_g["g_contrastive"] + 0.1 * logs_g["damsm"],
+                                             rel=1e-5)
+    loss_g.backward()
+    assert m.generator.fc.weight.grad.abs().sum() > 0

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import TINY_RUN
 
 from t2igan import Text2ImagePipeline
 from t2igan.cli import main
@@ -11,14 +12,7 @@ from t2igan.config import resolve_config
 from t2igan.errors import T2IError
 from t2igan.trainer import Trainer, list_checkpoints
 
-TINY = [
-    "data.image_size=32",
-    "data.train_args={num_images: 64}",
-    "data.test_args={num_images: 16}",
-    "model.nf=8",
-    "model.text_emb_dim=16",
-    "model.text_hidden_dim=16",
-    "train.batch_size=8",
+TINY = TINY_RUN + [
     "train.log_every=1",
     "train.sample_every=3",
     "train.checkpoint_every=3",
@@ -71,6 +65,32 @@ def test_pipeline_bad_captions_give_one_line_errors(trained_run):
         pipe(["a red circle"], n=10_000)
     long = " ".join(["a red circle"] * 40)  # over max_words: truncated, not an error
     assert len(pipe([long])) == 1
+
+
+def test_generate_batches_keeps_every_caption_in_order_and_flags_bad_ones(trained_run):
+    """The lenient batched path of evaluation: nothing dropped or reordered, bad captions warned about
+    and listed, each image its caption's with its noise row whatever the batching."""
+    pipe = Text2ImagePipeline.from_pretrained(trained_run, device="cpu")
+    captions = ["a red circle", "zorblax quux", "", "a blue square", "a green star"]
+    noise = pipe.noise(len(captions), seed=3)
+    with pytest.warns(UserWarning, match="2 of 5 captions .*'zorblax quux', ''"):
+        batches = list(pipe.generate_batches(captions, noise, batch_size=2))
+    assert [b.start for b in batches] == [0, 2, 4]
+    assert [i for b in batches for i in b.bad] == [1, 2]
+    images = torch.cat([b.images for b in batches])
+    assert images.shape == (5, 3, 32, 32) and images.abs().max() <= 1
+    good = [0, 3, 4]
+    alone, _ = pipe.generate([captions[i] for i in good], noise[good], batch_size=1)
+    torch.testing.assert_close(images[good], alone, rtol=0, atol=1e-5)
+    with pytest.raises(T2IError, match="only unknown words: zorblax"):
+        next(pipe.generate_batches(captions, noise, strict=True))
+    with pytest.raises(T2IError, match="2 noise vectors for 5 captions"):
+        next(pipe.generate_batches(captions, noise[:2]))
+    # without noise: drawn batch by batch from one generator seeded `seed`
+    def seeded(seed):
+        return torch.cat([b.images for b in pipe.generate_batches(["a red circle"] * 3, seed=seed, batch_size=2)])
+    assert torch.equal(seeded(5), seeded(5)) and not torch.equal(seeded(5), seeded(6))
+    assert not torch.equal(seeded(5)[0], seeded(5)[1])  # every caption gets its own noise
 
 
 def test_interpolation_row_is_deterministic(trained_run):

@@ -68,6 +68,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3  # keep the last K checkpoints
     num_sample_captions: int = 8  # captions in the periodic sample grid (from the test split)
+    loggers: list | None = None  # trackers: [tensorboard, wandb]; None: tensorboard when installed (t2igan.loggers)
 
     def __post_init__(self):
         check_fields(self, "train")

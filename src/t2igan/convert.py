@@ -193,6 +193,15 @@ DFGAN_RULES = [
 ]
 
 
+def drop_unused_shortcuts(state: dict, prefix: str = "discriminator.blocks.") -> dict:
+    """Without the official 1x1 shortcut convs of equal-width D blocks (DF-GAN / SSA-GAN ``conv_s``):
+    the official forward pass never uses them and t2igan has no such layer."""
+    equal = {k[len(prefix):].split(".")[0] for k, v in state.items()
+             if k.startswith(prefix) and k.endswith(".res.0.weight") and v.shape[0] == v.shape[1]}
+    return {k: v for k, v in state.items()
+            if not (k.startswith(prefix) and ".shortcut." in k and k[len(prefix):].split(".")[0] in equal)}
+
+
 def dfgan_parts(obj: dict, source: str) -> dict[str, dict]:
     """``{"netG": ..., "netD": ..., "netC": ...}`` from a DF-GAN ``state_epoch_N.pth`` or a bare
     ``netG`` state dict."""
@@ -211,10 +220,6 @@ def convert_dfgan(checkpoint: str | Path, output: str | Path, text_encoder: str 
                   max_words: int = 18) -> Path:
     """Official DF-GAN checkpoint (+ the DAMSM ``text_encoder*.pth`` it was trained with) -> a t2igan
     ``dfgan`` run folder."""
-    from .config import DataConfig, ExperimentConfig, TrainConfig
-    from .hub import save_run
-    from .registry import create_model
-
     source = str(checkpoint)
     parts = dfgan_parts(load_official(checkpoint), source)
     flat = {f"{part}.{k}": v for part, state in parts.items() for k, v in state.items()}
@@ -224,42 +229,126 @@ def convert_dfgan(checkpoint: str | Path, output: str | Path, text_encoder: str 
     fc_rows, z_dim = g["fc.weight"].shape  # (8 * nf * 4 * 4, z)
     nf = fc_rows // (8 * 16)
     n_blocks = len({k.split(".")[1] for k in g if k.startswith("GBlocks.")})
-    image_size = 2 ** (n_blocks + 2)
     first_affine = "GBlocks.0.fuse1.affine0.fc_gamma.linear1.weight"
     if first_affine not in g or g[first_affine].dim() != 2:
         raise T2IError(f"{source}: NetG has no 2-D {first_affine} (not a DF-GAN NetG)")
     cond_dim = g[first_affine].shape[1] - z_dim
     if cond_dim % 2 or fc_rows != nf * 128:
         raise T2IError(f"{source}: NetG sizes do not fit DF-GAN (fc {tuple(g['fc.weight'].shape)}, cond {cond_dim})")
-
     state = rename(flat, DFGAN_RULES, source)
+    state = drop_unused_shortcuts(state)
+    sizes = {"image_size": 2 ** (n_blocks + 2), "nf": int(nf), "z_dim": int(z_dim), "text_hidden_dim": int(cond_dim) // 2,
+             "text_encoder_mode": "frozen"}
+    return _write_converted("dfgan", output, state, sizes, source, text_encoder, captions, vocab, max_words,
+                            optional=("discriminator.", "text_encoder."))
+
+
+# ---------------------------------------------------------------------------------------------
+# SSA-GAN
+
+SSAGAN_G_RULES = [
+    (r"fc\.(weight|bias)", r"generator.fc.\1"),
+    (r"conv_mask\.(\d)\.(.*)", r"generator.blocks.0.mask_predictor.net.\1.\2"),
+    (r"block(\d+)\.c([12])\.(weight|bias)", lambda m: f"generator.blocks.{m[1]}.conv{int(m[2]) - 1}.{m[3]}"),
+    (r"block(\d+)\.c_sc\.(weight|bias)", r"generator.blocks.\1.shortcut.\2"),
+    (r"block(\d+)\.gamma", r"generator.blocks.\1.gate"),
+    (r"block(\d+)\.affine([02])\.batch_norm2d\.(.*)", lambda m: f"generator.blocks.{m[1]}.norm{int(m[2]) // 2}.norm.{m[3]}"),
+    (r"block(\d+)\.affine([02])\.fc_(gamma|beta)\.linear([12])\.(weight|bias)",  # linear1, linear2: MLP layers 0, 2
+     lambda m: f"generator.blocks.{m[1]}.norm{int(m[2]) // 2}.affine.{m[3]}.{2 * int(m[4]) - 2}.{m[5]}"),
+    (r"block(\d+)\.conv_mask\.(\d)\.(.*)", r"generator.MASK\1.\2.\3"),  # moved one block later below
+    (r"conv_img\.(0|2)\.(.*)", r"generator.to_rgb.\1.\2"),
+]
+SSAGAN_D_RULES = [
+    (r"conv_img\.(weight|bias)", r"discriminator.from_rgb.\1"),
+    (r"block(\d+)\.conv_r\.([02])\.weight", r"discriminator.blocks.\1.res.\2.weight"),
+    (r"block(\d+)\.conv_s\.(weight|bias)", r"discriminator.blocks.\1.shortcut.\2"),
+    (r"block(\d+)\.gamma", r"discriminator.blocks.\1.gamma"),
+    (r"COND_DNET\.joint_conv\.([02])\.weight", r"discriminator.joint.\1.weight"),
+]
+
+
+def ssagan_state(netG: dict, netD: dict | None, source: str) -> tuple[dict, dict]:
+    """Official SSA-GAN ``NetG`` (+ ``NetD``) state dicts (wtliao/text2image ``model.py``) ->
+    (t2igan ``ssagan`` state without the text encoder, model sizes).
+
+    * ``affine``'s text MLPs ``fc_gamma``/``fc_beta`` (``linear1``, ``linear2``) are SSCBN's
+      ``affine.gamma``/``affine.beta``; the official scale is ``fc_gamma(e) * m + 1`` and t2igan's
+      ``m * (g(e) - 1) + 1`` (DF-GAN's Affine, ``g`` starting at 1), so ``gamma.2.bias`` is the
+      official ``linear2.bias + 1``.
+    * The official ``blockK.conv_mask`` predicts the mask of the *next* block from block K's output;
+      in t2igan each block owns the predictor of its own mask, so it is ``blocks[K+1].mask_predictor``
+      (the top-level ``conv_mask``, on the FC output, is ``blocks[0]``'s).
+    * ``NetD`` is DF-GAN's 2021 discriminator (``d_max_mult`` 16); ``conv_s`` of equal-width blocks
+      is unused by the official forward pass and dropped.
+    """
+    g = strip_module_prefix(netG)
+    if "fc.weight" not in g or "conv_mask.0.weight" not in g:
+        raise T2IError(f"{source} is not an SSA-GAN NetG state dict (no fc.weight / conv_mask.0.weight)")
+    state = rename(g, SSAGAN_G_RULES, source)
+    for key in list(state):
+        m = re.match(r"generator\.MASK(\d+)\.(.*)", key)
+        if m:
+            state[f"generator.blocks.{int(m.group(1)) + 1}.mask_predictor.net.{m.group(2)}"] = state.pop(key)
+        elif re.match(r"generator\.blocks\.\d+\.norm[01]\.affine\.gamma\.2\.bias", key):
+            state[key] = state[key] + 1
+    fc_rows, z_dim = g["fc.weight"].shape  # (8 nf * 4 * 4, z)
+    n_blocks = len({k.split(".")[0] for k in g if re.match(r"block\d+\.", k)})
+    sizes = {"nf": int(fc_rows // 128), "z_dim": int(z_dim), "image_size": 2 ** (n_blocks + 1),
+             "text_hidden_dim": int(g["block0.affine0.fc_gamma.linear1.weight"].shape[1]) // 2,
+             "mask_hidden": int(g["conv_mask.0.weight"].shape[0])}
+    if netD is not None:
+        d = strip_module_prefix(netD)
+        if "COND_DNET.joint_conv.0.weight" not in d:
+            raise T2IError(f"{source}: the NetD state dict has no COND_DNET.joint_conv.0.weight")
+        widest = d["COND_DNET.joint_conv.0.weight"].shape[1] - 2 * sizes["text_hidden_dim"]
+        sizes["d_max_mult"] = int(widest // d["conv_img.weight"].shape[0])
+        state.update(drop_unused_shortcuts(rename(d, SSAGAN_D_RULES, source)))
+    return state, sizes
+
+
+def convert_ssagan(checkpoint: str | Path, output: str | Path, discriminator: str | Path | None = None,
+                   text_encoder: str | Path | None = None, captions: str | Path | None = None,
+                   vocab: str | Path | None = None, max_words: int = 18) -> Path:
+    """Official SSA-GAN ``netG_XXX.pth`` (+ ``netD_XXX.pth``, + the DAMSM ``text_encoder*.pth``) ->
+    a t2igan ``ssagan`` run folder (official settings: ``damsm_paper_form`` False, no truncation)."""
+    source = str(checkpoint)
+    netD = load_official(discriminator) if discriminator else None
+    state, sizes = ssagan_state(load_official(checkpoint), netD, source)
+    sizes.setdefault("d_max_mult", 16)
+    return _write_converted("ssagan", output, state, sizes, source, text_encoder, captions, vocab, max_words,
+                            optional=("discriminator.", "text_encoder."))
+
+
+def _write_converted(model_name: str, output: str | Path, state: dict, sizes: dict, source: str, text_encoder, captions, vocab,
+                     max_words: int, optional: tuple[str, ...], extra_args: dict | None = None) -> Path:
+    """Add the DAMSM text encoder, build the t2igan model, load ``state`` and write the run folder."""
+    from .config import DataConfig, ExperimentConfig, TrainConfig
+    from .hub import save_run
+    from .registry import create_model
+
+    cond_dim = 2 * sizes["text_hidden_dim"]
     if text_encoder:
-        text_state, sizes = convert_text_encoder(load_official(text_encoder), str(text_encoder))
-        if 2 * sizes["text_hidden_dim"] != cond_dim:
-            raise T2IError(f"{text_encoder}: sentence features have {2 * sizes['text_hidden_dim']} dimensions, "
-                           f"DF-GAN's G expects {cond_dim}")
+        text_state, text_sizes = convert_text_encoder(load_official(text_encoder), str(text_encoder))
+        if 2 * text_sizes["text_hidden_dim"] != cond_dim:
+            raise T2IError(f"{text_encoder}: sentence features have {2 * text_sizes['text_hidden_dim']} dimensions, "
+                           f"{source} expects {cond_dim}")
         state.update({f"text_encoder.{k}": v for k, v in text_state.items()})
-        voc = read_vocabulary(captions, vocab, sizes["vocab_size"], str(text_encoder))
+        voc = read_vocabulary(captions, vocab, text_sizes["vocab_size"], str(text_encoder))
+        sizes = {**sizes, "text_emb_dim": text_sizes["text_emb_dim"]}
     else:
-        sizes = {"text_hidden_dim": cond_dim // 2}
         voc = read_vocabulary(captions, vocab, None, source)
-    model_args = {"vocab_size": len(voc), "image_size": image_size, "nf": int(nf), "z_dim": int(z_dim),
-                  "text_encoder_mode": "frozen", **{k: v for k, v in sizes.items() if k != "vocab_size"}}
-    model = create_model("dfgan", **model_args)
-    # the official shortcut convs of equal-width D blocks are never used: t2igan has no such layer
-    own = model.state_dict()
-    state = {k: v for k, v in state.items() if k in own or not re.match(r"discriminator\.blocks\.\d+\.shortcut\.", k)}
-    left = load_into(model, state, source, optional_prefixes=("discriminator.", "text_encoder."))
+    model_args = {**sizes, **(extra_args or {})}
+    model = create_model(model_name, vocab_size=len(voc), **model_args)
+    left = load_into(model, state, source, optional_prefixes=optional)
     if left:
-        print(f"warning: {source}: {', '.join(left)} not in the given files and left random "
-              f"({'give --text-encoder for the DAMSM text encoder' if 'text_encoder' in left else 'sampling works'})",
-              file=sys.stderr)
-    exp = ExperimentConfig(model="dfgan", model_args={k: v for k, v in model_args.items() if k != "vocab_size"},
-                           data=DataConfig(dataset="cub", image_size=image_size, max_words=max_words),
-                           train=TrainConfig(), name=f"dfgan-converted-{Path(source).stem}")
+        print(f"warning: {source}: {', '.join(left)} not in the given files and left random"
+              f"{' (give --text-encoder)' if 'text_encoder' in left else ''}", file=sys.stderr)
+    exp = ExperimentConfig(model=model_name, model_args=model_args,
+                           data=DataConfig(dataset="cub", image_size=model.config.image_size, max_words=max_words),
+                           train=TrainConfig(), name=f"{model_name}-converted-{Path(source).stem}")
     output = Path(output)
     save_run(output, exp.to_dict(), model, voc)
     return output
 
 
-CONVERTERS = {"dfgan": convert_dfgan, "damsm": convert_damsm}
+CONVERTERS = {"dfgan": convert_dfgan, "damsm": convert_damsm, "ssagan": convert_ssagan}

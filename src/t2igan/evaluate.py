@@ -100,29 +100,6 @@ def real_image_batches(dataset, batch_size: int, limit: int | None = None):
 
 
 # ---------------------------------------------------------------------------------------------------
-# generation
-# ---------------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def generate_batches(pipe, captions: list[str], batch_size: int, seed: int):
-    """Yield ``(start, images (B, 3, H, W) in [-1, 1] on the CPU)`` for ``captions``, in order.
-
-    Captions are tokenised with the run's vocabulary (unknown words become ``<unk>``, long captions are
-    shortened deterministically); noise comes from one CPU generator seeded with ``seed``."""
-    from .data.text import encode_captions
-
-    truncation = getattr(pipe.model.config, "truncation", None)
-    gen = torch.Generator().manual_seed(seed)
-    for s in range(0, len(captions), batch_size):
-        chunk = captions[s:s + batch_size]
-        tokens, lengths = encode_captions(pipe.vocab, chunk, pipe.max_words, strict=False)
-        noise = pipe.model.noise(len(chunk), truncation, gen)
-        out = pipe.model.generate(tokens.to(pipe.device), lengths.to(pipe.device), noise.to(pipe.device))
-        yield s, out.images.float().clamp(-1, 1)
-
-
-# ---------------------------------------------------------------------------------------------------
 # scorers: prepare (fail early: missing weights), consume batches, finish into records
 # ---------------------------------------------------------------------------------------------------
 
@@ -330,7 +307,10 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
     names = parse_metrics(metrics)
     if n < 2:
         raise T2IError(f"--n must be at least 2, got {n}")
-    run_dir = Path(run_dir)
+    from .pretrained import is_bundled, resolve_run_dir
+
+    run_dir = resolve_run_dir(run_dir)
+    write = write and not is_bundled(run_dir)  # a bundled model's folder is part of the package: read-only
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     pipe = Text2ImagePipeline.from_pretrained(run_dir, device=device)
     experiment = pipe.config.get("experiment", {})
@@ -363,14 +343,15 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
 
     bar = tqdm(total=n + (len(heldout.captions) if heldout else 0), desc=f"eval {run_dir.name}", unit="img",
                disable=not progress)
-    for _, images in generate_batches(pipe, captions.captions, batch_size, seed):
+    # the pipeline's lenient batches: no caption dropped or reordered (one with only unknown words is warned about)
+    for batch in pipe.generate_batches(captions.captions, seed=seed, batch_size=batch_size):
         for scorer in scorers.values():
-            scorer.add(images)
-        bar.update(len(images))
+            scorer.add(batch.images)
+        bar.update(len(batch.images))
     if heldout is not None:
-        for _, images in generate_batches(pipe, heldout.captions, batch_size, seed + 1):
-            scorers["shapes"].add(images, heldout=True)
-            bar.update(len(images))
+        for batch in pipe.generate_batches(heldout.captions, seed=seed + 1, batch_size=batch_size):
+            scorers["shapes"].add(batch.images, heldout=True)
+            bar.update(len(batch.images))
     bar.close()
 
     records = []

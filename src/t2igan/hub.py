@@ -14,6 +14,8 @@ A trained model lives in a run folder::
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import tempfile
@@ -109,12 +111,18 @@ def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         raise T2IError(f"cannot read weights {path}: corrupt or not safetensors ({e})") from None
 
 
-def load_safetensors_into(module: torch.nn.Module, path: str | Path, prefix: str = "") -> None:
+def load_safetensors_into(module: torch.nn.Module, path: str | Path, prefix: str = "",
+                          may_lack: tuple[str, ...] = ()) -> None:
     """Load ``path`` into ``module``. Keys may carry ``prefix`` (e.g. ``text_encoder.``); any
-    missing or unexpected key is an error naming the file."""
+    missing or unexpected key is an error naming the file, except missing keys that start with one
+    of ``may_lack`` (an inference-only file without the discriminator)."""
     tensors = load_safetensors(path)
     if prefix and any(k.startswith(prefix) for k in tensors):
         tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if may_lack:
+        for key, value in module.state_dict().items():
+            if key not in tensors and key.startswith(may_lack):
+                tensors[key] = value
     try:
         module.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
@@ -144,7 +152,9 @@ def save_run(run_dir: str | Path, experiment: dict, model, vocab, ema_generator=
 
 
 def read_run_config(run_dir: str | Path) -> dict:
-    run_dir = Path(run_dir)
+    from .pretrained import resolve_run_dir
+
+    run_dir = resolve_run_dir(run_dir)
     path = run_dir / CONFIG_NAME
     if not run_dir.is_dir():
         raise T2IError(f"run folder not found: {run_dir}")
@@ -164,24 +174,37 @@ def read_run_config(run_dir: str | Path) -> dict:
     return config
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild ``(model, vocab, config_dict)`` from a run folder; the model is in eval mode."""
-    from .data.text import Vocabulary
-    from .registry import create_model
+# model config fields added after run folders were written, with the value those runs were made with:
+# before ``truncation_form`` existed every truncation cut N(0, 1) at the bound ("clip"); before
+# ``contrastive_pool`` the contrastive term summed D's 4x4 features ("sum")
+LEGACY_MODEL_FIELDS = {"truncation_form": "clip", "contrastive_pool": "sum"}
 
-    run_dir = Path(run_dir)
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """Rebuild ``(model, vocab, config_dict)`` from a run folder or a bundled model's name
+    (:mod:`t2igan.pretrained`); the model is in eval mode. Weights stored in fp16 are loaded into
+    the model's fp32 parameters."""
+    from .data.text import Vocabulary
+    from .pretrained import resolve_run_dir
+    from .registry import create_model, model_config_class
+
+    run_dir = resolve_run_dir(run_dir)
     config = read_run_config(run_dir)
     # config fields named *_weights point at pretrained parts used to start training; a run's own
     # model.safetensors already holds those parts, so they are not read again
     model_config = {k: (None if k.endswith("_weights") else v) for k, v in config["model_config"].items()}
+    fields = {f.name for f in dataclasses.fields(model_config_class(config["model_name"]))}
+    legacy = {k: v for k, v in LEGACY_MODEL_FIELDS.items() if k in fields and k not in model_config}
     try:
-        model = create_model(config["model_name"], **model_config)
+        model = create_model(config["model_name"], **legacy, **model_config)
     except TypeError as e:  # a model config's own checks meeting a value of the wrong type
         raise T2IError(f"{run_dir / CONFIG_NAME}: bad model config ({e})") from None
     weights = run_dir / WEIGHTS_NAME
     if not weights.is_file():
         raise T2IError(f"{run_dir} has no trained weights yet: {WEIGHTS_NAME} is written with the first checkpoint")
-    load_safetensors_into(model, weights)
+    # a bundled model ships its inference weights only: the training-only networks stay as built
+    may_lack = tuple(f"{name}." for name in model.training_only_modules) if config.get("inference_only") else ()
+    load_safetensors_into(model, weights, may_lack=may_lack)
     bad = first_bad_tensor(model.state_dict())
     if bad:
         raise T2IError(f"{weights} holds {bad}: the model cannot generate images")

@@ -1,8 +1,8 @@
 """The one training loop every model uses.
 
 It schedules each model's phases (see :mod:`t2igan.models.base`), keeps the moving average of G,
-writes the run folder (config, vocabulary, checkpoints, sample grids, ``log.jsonl``, TensorBoard
-scalars when ``tensorboard`` is installed), resumes, and under ``torchrun`` averages gradients over
+writes the run folder (config, vocabulary, checkpoints, sample grids, ``log.jsonl``, and the
+``train.loggers`` trackers, see :mod:`t2igan.loggers`), resumes, and under ``torchrun`` averages gradients over
 processes. It knows nothing about any particular model.
 
 Reliability:
@@ -68,6 +68,7 @@ from .distributed import (DistInfo, all_reduce_gradients, broadcast_tensors, gat
                           init_distributed, resolve_device, rng_state, seed_everything, set_rng_state)
 from .errors import T2IError, describe_error
 from .hub import atomic_write_bytes, first_bad_tensor, load_safetensors, read_run_config, save_run
+from .loggers import Loggers, open_loggers, resolve_names
 from .registry import create_model, model_config_class
 from .runfolder import check_resume_config, check_run_dir, clear_run
 from .visualize import captioned_grid, to_pil
@@ -166,6 +167,7 @@ class Trainer:
         if t.amp not in ("none", "bf16", "fp16"):
             raise T2IError(f"train.amp must be none, bf16 or fp16, got {t.amp!r}")
         elapsed_seconds(t.time_limit_clock, 0.0, 0.0)  # an unknown clock fails before any work
+        resolve_names(t.loggers)  # so does an unknown or missing tracker
         self.dist = init_distributed(t.device)
         self.device = resolve_device(t.device, self.dist)
         seed_everything(t.seed)  # the same model in every process
@@ -198,7 +200,7 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.checkpoint_step: int | None = None  # the step last_checkpoint was written at
         self.run_dir = Path(run_dir) if run_dir else None
-        self._tb = None
+        self._loggers: Loggers | None = None
 
     # -- run folder ------------------------------------------------------------------------------
     def open_run_dir(self, resume: bool, overwrite: bool) -> bool:
@@ -247,17 +249,13 @@ class Trainer:
             return
         with open(self.run_dir / "log.jsonl", "a") as f:
             f.write(json.dumps({"step": self.step, **logs}) + "\n")
-        if self._tb is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+        self.trackers().log_scalars(self.step, logs)
 
-                self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
-            except ImportError:
-                self._tb = False
-        if self._tb:
-            for k, v in logs.items():
-                if isinstance(v, (int, float)):
-                    self._tb.add_scalar(k, v, self.step)
+    def trackers(self) -> Loggers:
+        """The ``train.loggers`` of this run (TensorBoard, W&B), opened on first use (main process)."""
+        if self._loggers is None:
+            self._loggers = open_loggers(self.cfg.train.loggers, self.run_dir, self.cfg.to_dict())
+        return self._loggers
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -410,7 +408,9 @@ class Trainer:
         self.model.train(was)
         path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
         path.parent.mkdir(exist_ok=True)
-        captioned_grid(to_pil(out.images), captions, ncol=min(8, len(captions))).save(path)
+        grid = captioned_grid(to_pil(out.images), captions, ncol=min(8, len(captions)))
+        grid.save(path)
+        self.trackers().log_images(self.step, {"samples": grid})
         return path
 
     # -- main loop -------------------------------------------------------------------------------
@@ -491,7 +491,8 @@ class Trainer:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16,
                                   enabled=amp != "none" and self.device.type == "cuda")
         for phase in self.model.phases:
-            opt, scaler = self.optimizers[phase], self.scalers[phase]
+            name = self.model.optimizer_name(phase)
+            opt, scaler = self.optimizers[name], self.scalers[name]
             with autocast:
                 loss, phase_logs = self.model.compute_loss(phase, batch, state)
             if self.dist.world_size == 1:
@@ -538,6 +539,9 @@ class Trainer:
         try:
             self.train_loop()
         except (T2IError, OSError) as e:  # name where training stopped and what is safe
+            if self._loggers is not None:
+                self._loggers.close()
+                self._loggers = None
             msg = describe_error(e)
             if "last good checkpoint" not in msg:
                 last = self.last_checkpoint or "none yet"
@@ -577,6 +581,9 @@ class Trainer:
                 tqdm.write(f"time limit reached after {self.step} steps")
             if grid:
                 tqdm.write(f"samples: {grid}")
+            if self._loggers is not None:  # closed, not opened just to close
+                self._loggers.close()
+                self._loggers = None
         if self.dist.world_size > 1:
             dist.barrier()
 

@@ -88,3 +88,33 @@ def attention_figure(image: Image.Image, words: list[str], attn_maps, title: str
         blend = (1.0 - alpha) * base + alpha * heat_colours(m)
         cells.append(Image.fromarray(blend.round().astype(np.uint8), "RGB"))
     return captioned_grid(cells, [title or "", *words], ncol=len(cells), caption_lines=3)
+
+
+def mask_images(masks: list[torch.Tensor], size: int) -> list[list[Image.Image]]:
+    """Per-block masks ``[(B, C, h, w)]`` in [0, 1] -> for each of the B images, one grey-scale RGB
+    image per block (the channel mean: black = 0, white = 1), enlarged to ``size x size`` with
+    nearest neighbour so each block's true resolution stays visible."""
+    rows: list[list[Image.Image]] = [[] for _ in range(masks[0].shape[0])]
+    for mask in masks:
+        grey = mask.detach().float().cpu().mean(dim=1).clamp(0, 1)
+        grey = (grey * 255).round().to(torch.uint8).numpy()  # (B, h, w)
+        for i, m in enumerate(grey):
+            rows[i].append(Image.fromarray(m, "L").resize((size, size), Image.NEAREST).convert("RGB"))
+    return rows
+
+
+def masks_figure(image: Image.Image, masks: list[Image.Image], sizes: list[tuple[int, int]],
+                 title: str | None = None) -> Image.Image:
+    """One row: the image (labelled ``title``), then each block's mask labelled with its resolution."""
+    labels = [title or "", *(f"mask {h}x{w}" for h, w in sizes)]
+    return captioned_grid([image, *masks], labels, ncol=1 + len(masks), caption_lines=3)
+
+
+def stack_rows(rows: list[Image.Image]) -> Image.Image:
+    """Rows of possibly different widths, top to bottom on white."""
+    canvas = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), (255, 255, 255))
+    y = 0
+    for r in rows:
+        canvas.paste(r, (0, y))
+        y += r.height
+    return canvas

@@ -1,6 +1,7 @@
-"""Extra CLI commands and ``sample`` flags, one module each (eval, pretrain, convert, serve, ...).
+"""The CLI's commands, one module each, listed in :data:`t2igan.cli.COMMANDS`.
 
-Each module here is imported by :mod:`t2igan.plugins` and registers itself in
-``t2igan.cli.EXTRA_COMMANDS`` (``name -> (add_arguments, run, help)``), ``t2igan.cli.SAMPLE_FLAGS``
-(``f(parser)``) or ``t2igan.cli.SAMPLE_HOOKS`` (``f(args, pipe, output, out_path)``).
+A command module has ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args)``; it imports
+what it runs inside ``run``, so ``t2igan --help`` stays fast. Besides the commands, ``attention``,
+``masks`` and ``style`` write the extra figures of ``t2igan sample`` (``--attention``, ``--masks``,
+``--style-transfer``); ``caption`` also prints ``sample --mirror``.
 """

@@ -12,52 +12,24 @@ from pathlib import Path
 
 from PIL import Image
 
-from .. import cli
 from ..errors import T2IError
-from ..visualize import attention_figure
-
-
-def stack_rows(rows: list[Image.Image]) -> Image.Image:
-    """Rows of possibly different widths, top to bottom on white."""
-    canvas = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), (255, 255, 255))
-    y = 0
-    for r in rows:
-        canvas.paste(r, (0, y))
-        y += r.height
-    return canvas
+from ..visualize import stack_rows
 
 
 def attention_rows(pipe, out) -> list[Image.Image]:
     """One :func:`attention_figure` row per image of a pipeline output (``return_output=True``),
     from its last attention stage."""
-    attention = out.extras.get("attention")
-    if not attention:
+    rows = pipe.attention_figures(out)
+    if rows is None:
         raise T2IError(f"--attention: the {pipe.model_name} model has no word attention "
                        "(AttnGAN with num_stages >= 2 has)")
-    maps = attention[-1]  # (N, T, h, w)
-    tokens, lengths = pipe.encode(out.captions)  # the same deterministic encoding the images used
-    rows = []
-    for i, (image, caption) in enumerate(zip(out.images, out.captions)):
-        n = int(lengths[i])
-        words = [pipe.vocab.words[t] for t in tokens[i, :n].tolist()]
-        rows.append(attention_figure(image, words, maps[i, :n], title=caption))
     return rows
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--attention", action="store_true",
-                        help="also write <output>-attention.png: each word's attention map over the image (AttnGAN)")
-
-
-def write_attention(args, pipe, out, out_path) -> None:
-    if not getattr(args, "attention", False):
-        return
+def write_attention(pipe, out, out_path) -> None:
+    """``<output stem>-attention.png`` next to ``out_path``."""
     rows = attention_rows(pipe, out)
     path = Path(out_path)
     path = path.with_name(f"{path.stem}-attention.png")
     stack_rows(rows).save(path)
     print(f"wrote {path} ({len(rows)} rows of per-word attention maps)")
-
-
-cli.SAMPLE_FLAGS.append(add_arguments)
-cli.SAMPLE_HOOKS.append(write_attention)

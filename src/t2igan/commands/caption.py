@@ -15,8 +15,9 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from .. import cli
 from ..errors import T2IError
+
+HELP = "caption images with a MirrorGAN STREAM"
 
 
 def image_tensor(path, size: int) -> torch.Tensor:
@@ -33,7 +34,7 @@ def image_tensor(path, size: int) -> torch.Tensor:
     return from_pil(img)
 
 
-def add_caption_arguments(parser) -> None:
+def add_arguments(parser) -> None:
     parser.add_argument("run_dir", help="a STREAM run (`t2igan pretrain stream`) or a MirrorGAN run")
     parser.add_argument("images", nargs="+", help="image files to caption")
     parser.add_argument("--beam", type=int, default=1, help="beam width (1: greedy decoding)")
@@ -41,8 +42,8 @@ def add_caption_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu")
 
 
-def run_caption(args) -> None:
-    from ..models.mirrorgan import caption_images, load_stream
+def run(args) -> None:
+    from ..models.stream import caption_images, load_stream
 
     if args.beam < 1:
         raise T2IError(f"--beam must be at least 1, got {args.beam}")
@@ -54,23 +55,16 @@ def run_caption(args) -> None:
         print(f"{path}: {caption}")
 
 
-def add_sample_arguments(parser) -> None:
-    parser.add_argument("--mirror", action="store_true",
-                        help="print the caption the STREAM regenerates from each generated image (MirrorGAN)")
-    parser.add_argument("--stream", default=None,
-                        help="with --mirror: the STREAM run to caption with (default: the MirrorGAN run's own)")
-
-
-def print_mirror(args, pipe, out, out_path) -> None:
-    if not getattr(args, "mirror", False):
-        return
-    from ..models.mirrorgan import caption_images, load_stream
+def print_mirror(pipe, out, stream_run: str | None = None) -> None:
+    """``sample --mirror``: each input caption next to the STREAM caption of its generated image, from
+    ``stream_run`` (a STREAM run folder) or else the pipeline's model's own STREAM."""
+    from ..models.stream import caption_images, load_stream
     from ..visualize import from_pil
 
-    if args.stream:
-        stream, vocab = load_stream(args.stream, pipe.device)
+    if stream_run:
+        stream, vocab = load_stream(stream_run, pipe.device)
         if vocab.words != pipe.vocab.words:
-            print(f"note: the STREAM in {args.stream} has its own vocabulary; captions use its words")
+            print(f"note: the STREAM in {stream_run} has its own vocabulary; captions use its words")
     elif getattr(pipe.model, "stream", None) is not None:
         stream, vocab = pipe.model.stream, pipe.vocab
     else:
@@ -82,8 +76,3 @@ def print_mirror(args, pipe, out, out_path) -> None:
     print(f"{'input caption':<{width}}  ->  STREAM caption of the generated image")
     for given, again in zip(out.captions, regenerated):
         print(f"{given:<{width}}  ->  {again}")
-
-
-cli.EXTRA_COMMANDS["caption"] = (add_caption_arguments, run_caption, "caption images with a MirrorGAN STREAM")
-cli.SAMPLE_FLAGS.append(add_sample_arguments)
-cli.SAMPLE_HOOKS.append(print_mirror)

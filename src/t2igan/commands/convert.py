@@ -1,36 +1,49 @@
-"""``t2igan convert dfgan|damsm OFFICIAL.pth [--captions captions.pickle] -o RUN_DIR``: official
-checkpoints -> t2igan run folders (see :mod:`t2igan.convert` for the key layouts)."""
+"""``t2igan convert dfgan|damsm|ssagan|attngan|mirrorgan OFFICIAL.pth [--captions captions.pickle] -o RUN_DIR``:
+official checkpoints -> t2igan run folders (key layouts: :mod:`t2igan.convert`,
+:mod:`t2igan.convert_attngan`). Every file is read with ``torch.load(weights_only=True)``."""
 
 from __future__ import annotations
 
-from .. import cli
+HELP = "convert an official checkpoint to a run folder"
+
+FAMILIES = ("dfgan", "damsm", "ssagan", "attngan", "mirrorgan")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("what", choices=("dfgan", "damsm"), help="which official model the file holds")
-    parser.add_argument("checkpoint", help="dfgan: state_epoch_N.pth (netG/netD/netC); damsm: text_encoder*.pth")
+    parser.add_argument("what", choices=FAMILIES, help="which official model the file holds")
+    parser.add_argument("checkpoint", help="dfgan: state_epoch_N.pth (netG/netD/netC); damsm: text_encoder*.pth; "
+                                           "ssagan: netG_XXX.pth; attngan, mirrorgan: netG_epoch_N.pth")
     parser.add_argument("-o", "--output", required=True, help="run folder to write")
     parser.add_argument("--captions", help="AttnGAN/DF-GAN captions.pickle of the data set (the vocabulary)")
     parser.add_argument("--vocab", help="a t2igan vocab.json instead of --captions")
-    parser.add_argument("--text-encoder", help="dfgan: the DAMSM text_encoder*.pth it was trained with")
+    parser.add_argument("--text-encoder", help="dfgan, ssagan, attngan, mirrorgan: the DAMSM text_encoder*.pth it was trained with")
+    parser.add_argument("--discriminator", nargs="+", default=[],
+                        help="ssagan: netD_XXX.pth; attngan, mirrorgan: netD0.pth netD1.pth netD2.pth (stage order)")
     parser.add_argument("--image-encoder", help="damsm: the image_encoder*.pth saved with the text encoder")
-    parser.add_argument("--max-words", type=int, default=18, help="dfgan: longest caption in tokens (CUB 18, COCO 12)")
+    parser.add_argument("--max-words", type=int, default=18, help="longest caption in tokens (CUB 18, COCO 12)")
 
 
 def run(args) -> None:
     from pathlib import Path
 
-    from ..convert import convert_damsm, convert_dfgan
+    from ..convert import convert_damsm, convert_dfgan, convert_ssagan
+    from ..convert_attngan import convert_attngan, convert_mirrorgan
     from ..errors import T2IError
     from ..runfolder import holds_run
 
     if holds_run(Path(args.output)):
         raise T2IError(f"{args.output} already holds a run; convert into a new folder (-o)")
+    if args.what == "ssagan" and len(args.discriminator) > 1:
+        raise T2IError("ssagan: give one --discriminator file (netD_XXX.pth)")
     if args.what == "dfgan":
         out = convert_dfgan(args.checkpoint, args.output, args.text_encoder, args.captions, args.vocab, args.max_words)
+    elif args.what == "ssagan":
+        out = convert_ssagan(args.checkpoint, args.output, (args.discriminator or [None])[0], args.text_encoder,
+                             args.captions, args.vocab, args.max_words)
+    elif args.what in ("attngan", "mirrorgan"):
+        convert = convert_attngan if args.what == "attngan" else convert_mirrorgan
+        out = convert(args.checkpoint, args.output, args.discriminator, args.text_encoder, args.captions,
+                              args.vocab, args.max_words)
     else:
         out = convert_damsm(args.checkpoint, args.output, args.image_encoder, args.captions, args.vocab)
     print(f"run folder: {out}")
-
-
-cli.EXTRA_COMMANDS["convert"] = (add_arguments, run, "convert an official DF-GAN / DAMSM checkpoint to a run folder")

@@ -13,20 +13,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .. import cli
 from ..errors import T2IError
-from ..visualize import captioned_grid
-
-
-def mask_images(masks: list[torch.Tensor], size: int) -> list[list[Image.Image]]:
-    """Per-block masks ``[(B, 1, h, w)]`` in [0, 1] -> for each of the B images, one grey-scale RGB
-    image per block, enlarged to ``size x size``."""
-    rows: list[list[Image.Image]] = [[] for _ in range(masks[0].shape[0])]
-    for mask in masks:
-        grey = (mask.detach().float().clamp(0, 1)[:, 0] * 255).round().to(torch.uint8).cpu().numpy()  # (B, h, w)
-        for i, m in enumerate(grey):
-            rows[i].append(Image.fromarray(m, "L").resize((size, size), Image.NEAREST).convert("RGB"))
-    return rows
+from ..visualize import captioned_grid, mask_images
 
 
 def masks_grid(images: list[Image.Image], masks: list[torch.Tensor], captions: list[str]) -> Image.Image:
@@ -42,14 +30,8 @@ def masks_grid(images: list[Image.Image], masks: list[torch.Tensor], captions: l
     return captioned_grid(cells, labels, ncol=1 + len(masks))
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--masks", action="store_true",
-                        help="also write <output>-masks.png: each generator block's predicted mask (SSA-GAN)")
-
-
-def write_masks(args, pipe, out, out_path) -> None:
-    if not getattr(args, "masks", False):
-        return
+def write_masks(pipe, out, out_path) -> None:
+    """``<output stem>-masks.png`` next to ``out_path``."""
     masks = out.extras.get("masks")
     if not masks:
         raise T2IError(f"--masks: the {pipe.model_name} model predicts no masks (SSA-GAN does)")
@@ -57,7 +39,3 @@ def write_masks(args, pipe, out, out_path) -> None:
     path = path.with_name(f"{path.stem}-masks.png")
     masks_grid(out.images, masks, out.captions).save(path)
     print(f"wrote {path} ({len(masks)} masks per image)")
-
-
-cli.SAMPLE_FLAGS.append(add_arguments)
-cli.SAMPLE_HOOKS.append(write_masks)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 
-from .. import cli
 from ..errors import T2IError
+
+HELP = "pretrain a DAMSM text/image encoder pair or a MirrorGAN STREAM"
 
 WHAT = ("damsm", "stream")
 
@@ -34,7 +35,7 @@ def run(args) -> None:
     if args.what == "damsm":
         from ..models.damsm import pretrain_damsm as pretrain, resolve_damsm_config as resolve
     elif args.what == "stream":
-        from ..models.mirrorgan import pretrain_stream as pretrain, resolve_stream_config as resolve
+        from ..models.stream import pretrain_stream as pretrain, resolve_stream_config as resolve
     else:
         raise T2IError(f"cannot pretrain {args.what!r}")
     exp = resolve(args.preset, args.overrides)
@@ -43,6 +44,3 @@ def run(args) -> None:
         return
     run_dir = pretrain(exp, args.run_dir, progress=not args.no_progress)
     print(f"run folder: {run_dir}")
-
-
-cli.EXTRA_COMMANDS["pretrain"] = (add_arguments, run, "pretrain a DAMSM text/image encoder pair or a MirrorGAN STREAM")

@@ -42,25 +42,28 @@ red triangle, blue star, green square, yellow circle, purple diamond -- never oc
 freely, so held-out pairs appear there at their natural rate; every image of ``"test_heldout"``
 contains at least one held-out object (the other object, if any, is drawn freely).
 
-Rendering. :func:`render_scene` draws with PIL at 4x the target size and box-filters down
-(``Image.reduce``), so edges are antialiased at any size from 32 to 256 px. ``ShapesDataset`` keeps
+Reading captions. :func:`parse_shapes_caption` reads the scene a caption (a generated one too,
+maybe incomplete) describes, with the same word lists that write the captions.
+
+Rendering. :func:`render_scene` draws with PIL (:mod:`.shapes_render`) at 4x the target size and
+box-filters down (``Image.reduce``), so edges are antialiased at any size from 32 to 256 px. ``ShapesDataset`` keeps
 rendered images (uint8) in memory when ``cache=True`` (64 px: 12 KiB per image).
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import operator
 import random
 import re
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import T2IError
+from .shapes_render import BACKGROUND_RGB, COLOUR_RGB, check_image_size, draw_scene  # noqa: F401
 
 # ----------------------------------------------------------------------------- class names
 SHAPES = ("circle", "square", "triangle", "star", "diamond")
@@ -97,26 +100,6 @@ LABEL_CLASSES = {
 DEFAULT_NUM_IMAGES = {"train": 10000, "test": 1000, "test_heldout": 1000}
 MAX_CAPTIONS_PER_IMAGE = 10
 
-# ----------------------------------------------------------------------------- geometry and colour
-BACKGROUND_RGB = (230, 230, 230)
-COLOUR_RGB = {
-    "red": (220, 40, 40),
-    "green": (40, 160, 60),
-    "blue": (40, 80, 220),
-    "yellow": (240, 210, 20),
-    "purple": (140, 60, 180),
-    "orange": (245, 125, 20),
-    "cyan": (20, 190, 210),
-    "pink": (240, 110, 180),
-}
-SIZE_FRACTION = {"small": 0.22, "large": 0.42}  # object extent / image width
-POSITION_CENTRE = {  # (x, y) as fractions of the image, y downwards
-    "left": (0.25, 0.5),
-    "right": (0.75, 0.5),
-    "top": (0.5, 0.25),
-    "bottom": (0.5, 0.75),
-    "centre": (0.5, 0.5),
-}
 # Relation of object 0 to object 1 -> (position of object 0, position of object 1).
 RELATION_POSITIONS = {
     "left of": ("left", "right"),
@@ -125,13 +108,6 @@ RELATION_POSITIONS = {
     "below": ("bottom", "top"),
 }
 INVERSE_RELATION = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
-
-SUPERSAMPLE = 4  # draw at 4x, then box-filter down
-SIZE_JITTER = 0.06  # relative
-CENTRE_JITTER = 0.06  # fraction of the image
-MAX_ROTATION = 10.0  # degrees, non-circles
-EDGE_MARGIN = 0.02  # fraction of the image kept free at the border
-HALF_GAP = 0.01  # an object at a side stays this far from the middle line
 
 # ----------------------------------------------------------------------------- words
 SHAPE_WORDS = {
@@ -299,88 +275,72 @@ def caption_set(attributes: dict, num_captions: int, rng: random.Random) -> list
     raise T2IError(f"could not make {num_captions} distinct captions for {attributes!r}")
 
 
-# ----------------------------------------------------------------------------- rendering
-def _object_layout(obj: dict, rng: random.Random | None) -> tuple[float, float, float, float]:
-    """Centre ``(cx, cy)``, extent (all fractions of the image) and rotation (degrees) of one object.
-
-    An object at a side stays inside that half of the image; every object stays inside the image.
-    ``rng=None`` gives the canonical layout (no jitter).
-    """
-
-    def jitter(scale: float) -> float:
-        return 0.0 if rng is None else rng.uniform(-scale, scale)
-
-    extent = SIZE_FRACTION[obj["size"]] * (1.0 + jitter(SIZE_JITTER))
-    half = extent / 2
-    position = obj["position"]
-    base_x, base_y = POSITION_CENTRE[position]
-    lo_x = lo_y = half + EDGE_MARGIN
-    hi_x = hi_y = 1.0 - half - EDGE_MARGIN
-    if position == "left":
-        hi_x = min(hi_x, 0.5 - half - HALF_GAP)
-    elif position == "right":
-        lo_x = max(lo_x, 0.5 + half + HALF_GAP)
-    elif position == "top":
-        hi_y = min(hi_y, 0.5 - half - HALF_GAP)
-    elif position == "bottom":
-        lo_y = max(lo_y, 0.5 + half + HALF_GAP)
-    cx = min(max(base_x + jitter(CENTRE_JITTER), lo_x), hi_x)
-    cy = min(max(base_y + jitter(CENTRE_JITTER), lo_y), hi_y)
-    angle = 0.0 if obj["shape"] == "circle" else jitter(MAX_ROTATION)
-    return cx, cy, extent, angle
+# ----------------------------------------------------------------------------- reading captions
+# word -> attribute, from the phrases above: a phrase's first word names a shape ("round shape"), a
+# position phrase's content word its position ("in the upper part"); one-word relations only ("left
+# of" / "right of" are read as a pair)
+_POSITION_FILLER = {"on", "the", "side", "at", "in", "part", "near", "of", "image"}
+_SHAPE_TOKENS = {p.split()[0]: shape for shape, phrases in SHAPE_WORDS.items() for p in phrases}
+_SIZE_TOKENS = {w: size for size, words in SIZE_WORDS.items() for w in words}
+_POSITION_TOKENS = {w: pos for pos, phrases in POSITION_WORDS.items() for p in phrases for w in p.split()
+                    if w not in _POSITION_FILLER}
+_RELATION_TOKENS = {p: rel for rel, phrases in RELATION_WORDS.items() for p in phrases if " " not in p}
 
 
-def _unit_outline(shape: str) -> list[tuple[float, float]]:
-    """Polygon of a shape with extent 1, centred at the origin (y downwards)."""
-    if shape == "square":
-        h = 0.44
-        return [(-h, -h), (h, -h), (h, h), (-h, h)]
-    if shape == "triangle":
-        return [(0.0, -0.46), (0.5, 0.42), (-0.5, 0.42)]
-    if shape == "diamond":
-        return [(0.0, -0.5), (0.38, 0.0), (0.0, 0.5), (-0.38, 0.0)]
-    if shape == "star":
-        points = []
-        shift = 0.5 * (1 - math.cos(math.pi / 5)) / 2  # centre the star's bounding box vertically
-        for k in range(10):
-            r = 0.5 if k % 2 == 0 else 0.21
-            a = -math.pi / 2 + k * math.pi / 5
-            points.append((r * math.cos(a), r * math.sin(a) + shift))
-        return points
-    raise T2IError(f"no outline for shape {shape!r}")
+def parse_shapes_caption(caption: str) -> dict:
+    """The scene a Shapes caption (this module's templates) describes, read from its words:
+    ``{"objects": [{"shape", "colour", "size", "position"}, ...], "relation"}`` with ``None`` for
+    whatever the caption does not say (a generated caption may be incomplete or garbled).
+
+    Each object is one shape mention ("circle", "round shape", ...); in a two-object caption each noun
+    phrase starts at its article, and the relation's subject is the first phrase unless the relation
+    comes first ("above X there is Y") or ends in "it" ("X with Y above it")."""
+    from .text import tokenize
+
+    words = tokenize(caption)
+    mentions = [(i, _SHAPE_TOKENS[w]) for i, w in enumerate(words)
+                if w in _SHAPE_TOKENS and not (w == "star" and i > 0 and words[i - 1] in ("round", "triangular"))]
+    relation, rel_at, rel_end = None, None, None
+    for i, w in enumerate(words):
+        if w in ("left", "right") and i + 1 < len(words) and words[i + 1] == "of":
+            relation, rel_at, rel_end = f"{w} of", i, i + 1
+        elif w in _RELATION_TOKENS:
+            relation, rel_at, rel_end = _RELATION_TOKENS[w], i, i
+        if relation:
+            break
+
+    def first(span, table, skip=()):
+        return next((table[words[i]] for i in span if words[i] in table and i not in skip), None)
+
+    colour_of = {c: c for c in COLOURS}
+    if len(mentions) <= 1:
+        span = range(len(words))
+        rel_words = set() if rel_at is None else set(range(rel_at, rel_end + 1))
+        obj = {"shape": mentions[0][1] if mentions else None, "colour": first(span, colour_of),
+               "size": first(span, _SIZE_TOKENS), "position": first(span, _POSITION_TOKENS, rel_words)}
+        return {"objects": [obj], "relation": None}
+    (i0, shape0), (i1, shape1) = mentions[:2]
+    articles = [i for i in range(i0 + 1, i1) if words[i] in ("a", "an")]
+    split = articles[-1] if articles else i0 + 1
+    phrases = []
+    for span, shape in ((range(0, split), shape0), (range(split, len(words)), shape1)):
+        phrases.append({"shape": shape, "colour": first(span, colour_of), "size": first(span, _SIZE_TOKENS)})
+    subject_second = rel_at is not None and (rel_at < i0 or (rel_end + 1 < len(words) and words[rel_end + 1] == "it"))
+    objects = phrases[::-1] if subject_second else phrases
+    positions = RELATION_POSITIONS.get(relation, (None, None))
+    for obj, pos in zip(objects, positions):
+        obj["position"] = pos
+    return {"objects": objects, "relation": relation}
 
 
 def render_scene(attributes: dict, image_size: int = 64, rng: random.Random | None = None) -> Image.Image:
-    """Draw a scene as an RGB ``image_size`` x ``image_size`` PIL image.
+    """Draw a scene as an RGB ``image_size`` x ``image_size`` PIL image (:mod:`.shapes_render`).
 
     ``rng`` jitters each object's centre, size and rotation a little; ``None`` draws the canonical
-    layout. Drawn at :data:`SUPERSAMPLE` x the size and box-filtered down (antialiasing).
+    layout. Drawn at 4x the size and box-filtered down (antialiasing).
     """
     _check_attributes(attributes)
-    _check_image_size(image_size)
-    canvas = image_size * SUPERSAMPLE
-    image = Image.new("RGB", (canvas, canvas), BACKGROUND_RGB)
-    draw = ImageDraw.Draw(image)
-    for obj in attributes["objects"]:
-        cx, cy, extent, angle = _object_layout(obj, rng)
-        cx, cy, scale = cx * canvas, cy * canvas, extent * canvas
-        fill = COLOUR_RGB[obj["colour"]]
-        if obj["shape"] == "circle":
-            r = scale / 2
-            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
-            continue
-        cos_a, sin_a = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-        points = [
-            (cx + scale * (x * cos_a - y * sin_a), cy + scale * (x * sin_a + y * cos_a))
-            for x, y in _unit_outline(obj["shape"])
-        ]
-        draw.polygon(points, fill=fill)
-    return image.reduce(SUPERSAMPLE)
-
-
-def _check_image_size(image_size: int) -> None:
-    if not isinstance(image_size, int) or not 32 <= image_size <= 256:
-        raise T2IError(f"Shapes image_size must be an integer from 32 to 256, got {image_size!r}")
+    return draw_scene(attributes, image_size, rng)
 
 
 def _stable_seed(*parts) -> int:
@@ -413,7 +373,7 @@ class ShapesDataset(Dataset):
     ):
         if split not in SPLITS:
             raise T2IError(f"unknown Shapes split {split!r} (use one of {', '.join(SPLITS)})")
-        _check_image_size(image_size)
+        check_image_size(image_size)
         if num_images is None:
             num_images = DEFAULT_NUM_IMAGES[split]
         if not isinstance(num_images, int) or num_images < 1:

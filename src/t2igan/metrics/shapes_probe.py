@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.shapes import INVERSE_RELATION, LABEL_CLASSES, ShapesDataset, attribute_labels
+from ..data.shapes import INVERSE_RELATION, LABEL_CLASSES, ShapesDataset, attribute_labels, parse_shapes_caption
 from ..errors import T2IError
 
 PROBE_KEYS = tuple(LABEL_CLASSES)  # count, relation, shape0, colour0, size0, position0, shape1, ...
@@ -194,6 +194,31 @@ def attribute_accuracy(preds: torch.Tensor, labels: torch.Tensor) -> dict:
             "per_attribute": per_attribute_accuracy(preds, labels), "num_images": int(len(labels))}
 
 
+def scene_labels(scene: dict) -> list[int]:
+    """Labels of a (possibly incomplete) scene in :data:`PROBE_KEYS` order,
+    read in the probe's canonical object order (left or top object first); -1 where unknown."""
+    if len(scene["objects"]) == 2:
+        scene = canonical_attributes(scene)
+    objects, relation = list(scene["objects"]), scene.get("relation")
+    labels = {"count": LABEL_CLASSES["count"].index(len(objects)) if len(objects) in (1, 2) else -1,
+              "relation": LABEL_CLASSES["relation"].index(relation) if relation else -1}
+    for k in range(2):
+        for key in ("shape", "colour", "size", "position"):
+            value = objects[k].get(key) if k < len(objects) else None
+            names = LABEL_CLASSES[f"{key}{k}"]
+            labels[f"{key}{k}"] = names.index(value) if value in names else -1
+    return [labels[k] for k in PROBE_KEYS]
+
+
+def shapes_caption_accuracy(captions: list[str], attributes: list[dict]) -> dict:
+    """How well captions name their Shapes scenes: :func:`attribute_accuracy`
+    of the attributes read from each caption (:func:`t2igan.data.shapes.parse_shapes_caption`) against the true ones
+    (``mean``: fraction of a scene's attributes named correctly, averaged; ``exact``: fraction of
+    captions naming every attribute right)."""
+    preds = torch.tensor([scene_labels(parse_shapes_caption(c)) for c in captions], dtype=torch.long)
+    return attribute_accuracy(preds, labels_tensor(attributes))
+
+
 def shapes_fid(fake_feats: torch.Tensor | np.ndarray, real_feats: torch.Tensor | np.ndarray) -> float:
     """Frechet distance between probe features of generated and real images (domain-specific FID)."""
     from .fid import feature_statistics, frechet_distance
@@ -208,17 +233,26 @@ def shapes_fid(fake_feats: torch.Tensor | np.ndarray, real_feats: torch.Tensor |
 # ---------------------------------------------------------------------------------------------------
 
 
+PACKAGED_PROBE_DIR = Path(__file__).parent / "weights"  # probes shipped with the package (fp16)
+
+
 def default_probe_path(image_size: int) -> Path:
+    """The shipped probe for this size if there is one (so every user scores with the same probe),
+    else ``$T2IGAN_CACHE/shapes_probe-<size>.safetensors`` (trained there on first use)."""
     from .inception import cache_dir
 
-    return cache_dir() / f"shapes_probe-{image_size}.safetensors"
+    name = f"shapes_probe-{image_size}.safetensors"
+    packaged = PACKAGED_PROBE_DIR / name
+    return packaged if packaged.is_file() else cache_dir() / name
 
 
-def save_probe(probe: ShapesProbe, path: str | Path, info: dict | None = None) -> None:
+def save_probe(probe: ShapesProbe, path: str | Path, info: dict | None = None, half: bool = False) -> None:
+    """Weights + config + info as safetensors metadata; ``half`` stores fp16 (the shipped probes)."""
     from ..hub import save_safetensors
 
     meta = {"config": json.dumps(probe.config()), "info": json.dumps(info or {})}
-    save_safetensors(probe.state_dict(), path, meta)
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in probe.state_dict().items()}
+    save_safetensors(state, path, meta)
 
 
 def load_probe(path: str | Path, device: str | torch.device = "cpu") -> tuple[ShapesProbe, dict]:

@@ -1,1 +1,8 @@
-"""Model families, one file each. Importing a module registers its model by name."""
+"""Model families, one file each (importing a module registers its model by name), on shared layers:
+
+* :mod:`.base` -- :class:`~.base.T2IModel`: phase dispatch, frozen and unsaved submodules, optimizer groups;
+* :mod:`.damsm` -- the DAMSM, the :class:`~.damsm.DAMSMCritic` the GANs share, the multi-stage GANs' config;
+* :mod:`.stream` -- MirrorGAN's STREAM captioner; :mod:`.pretrain` -- DAMSM / STREAM pretraining.
+
+A family imports only these, :mod:`t2igan.nn` and :mod:`t2igan.losses`; never another family.
+"""

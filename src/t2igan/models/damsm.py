@@ -1,32 +1,31 @@
-"""DAMSM: the Deep Attentional Multimodal Similarity Model of AttnGAN [Xu et al., CVPR 2018, Sec. 3.3].
+"""DAMSM: the Deep Attentional Multimodal Similarity Model of AttnGAN [Xu et al., CVPR 2018, Sec. 3.3],
+and the frozen DAMSM critic that the GANs share.
 
 Two encoders map a caption and an image into one 256-d space:
 
 * the text encoder (:class:`t2igan.nn.text_encoder.RNNTextEncoder`, SPEC "Text encoder") gives word
   features ``e`` (D x T) and a sentence feature ``e_bar`` (D);
-* the image encoder (:class:`ImageEncoder`, SPEC "Image encoder (DAMSM)") gives region features ``v``
-  (D x h x w) and a global feature ``v_bar`` (D). With ``backbone="inception"`` it is AttnGAN's:
-  ImageNet Inception-v3 (frozen) on 299 x 299 input, ``Mixed_6e`` (768 x 17 x 17) projected by a 1x1
-  conv, the pooled 2048-d feature projected by a linear layer. ``backbone="small_cnn"`` is a small
-  trainable CNN for 16-64 px images (8 x 8 regions), so a DAMSM for the built-in Shapes data trains on
-  a CPU in minutes.
+* the image encoder (:class:`t2igan.nn.image_encoder.ImageEncoder`, SPEC "Image encoder (DAMSM)")
+  gives region features ``v`` (D x h x w) and a global feature ``v_bar`` (D).
 
-The matching losses are pure functions:
-
-* :func:`word_region_attention` -- Eq. 7-9: word-region dot products, normalised over words, then a
-  softmax over regions sharpened by ``gamma1``, giving a region-context vector per word;
-* :func:`damsm_word_loss` -- Eq. 10-13 on words: region-word relevance ``R(Q, D)`` for every
-  (image, caption) pair of the batch at once (the official ``words_loss`` loops over the batch in
-  Python; here one batched computation), cross-entropy in both directions;
-* :func:`damsm_sentence_loss` -- the same with ``R = cos(v_bar, e_bar)`` (Sec. 3.3, last paragraph);
-* :func:`damsm_loss` -- the sum of the four terms for a generator's images (``L_DAMSM``, Eq. 14).
+The matching losses are pure functions in :mod:`t2igan.losses` (re-exported here):
+:func:`word_region_attention` (Eq. 7-9), :func:`damsm_word_loss` (Eq. 10-13 on words, batched over
+every (image, caption) pair), :func:`damsm_sentence_loss` and :func:`damsm_loss` (``L_DAMSM``, Eq. 14).
 
 Paper vs. official code (SPEC "DAMSM loss"): Eq. 10 is ``R = log(sum_i exp(gamma2 cos))^(1/gamma2)``
-(``paper_form=True``); the official code drops the ``1/gamma2`` (``paper_form=False``). The official
+(``paper_form=True``); the official code drops the ``1/gamma2`` (``paper_form=False``).
+:data:`DAMSM_PAPER_FORM` (``False``, the official form) is the one default of every function, config
+and ``-cub``/``-coco`` preset here and of the GANs' ``damsm_paper_form``; the ``-shapes`` presets
+choose the paper's form (its word term is scaled like the sentence term). The official
 YAMLs use ``gamma1 = 4`` (code default 5), ``gamma2 = 5``, ``gamma3 = 10``. On CUB, captions of other
 images of the same class are not negatives: their scores are set to ``-inf`` (``class_ids``).
 
-Pretraining (:func:`pretrain`, ``t2igan pretrain damsm PRESET``) follows the official schedule: Adam
+GANs (AttnGAN, MirrorGAN, DR-GAN, SSA-GAN) score their images with a :class:`DAMSMCritic`: the frozen
+image encoder of a DAMSM run, a submodule (moved by ``.to()``, cast by ``.half()``) whose weights
+are left out of the GAN's state dict (:attr:`t2igan.models.base.T2IModel.unsaved_modules`).
+:class:`MultiStageConfig` holds the fields shared by the multi-stage GANs that such a DAMSM scores.
+
+Pretraining (:func:`pretrain_damsm`, ``t2igan pretrain damsm PRESET``) follows the official schedule: Adam
 (lr 0.002, betas (0.5, 0.999)), lr x 0.98 per epoch down to lr / 10, gradient norm clipped at 0.25,
 batch 48. A run folder holds ``config.json``, ``vocab.json``, ``model.safetensors`` (keys
 ``text_encoder.*`` and ``image_encoder.*``) and ``log.jsonl``; :func:`load_damsm` reads it back.
@@ -36,294 +35,185 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import time
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import T2IError
+from ..losses import (  # noqa: F401 (the DAMSM losses, re-exported)
+    DAMSM_PAPER_FORM,
+    MISMATCH_FORMS,
+    cosine_matrix,
+    damsm_loss,
+    damsm_sentence_loss,
+    damsm_word_loss,
+    kl_normal_loss,
+    same_class_mask,
+    word_region_attention,
+    word_relevance,
+)
+from ..nn.image_encoder import BACKBONES, ImageEncoder, InceptionBackbone, SmallCNN  # noqa: F401
 from ..nn.text_encoder import RNNTextEncoder, TextFeatures
-
-BACKBONES = ("inception", "small_cnn")
+from .pretrain import PretrainExperiment, PretrainSchedule, append_jsonl, run_pretraining
 
 
 # ---------------------------------------------------------------------------------------------------
-# Losses (pure functions)
+# The critic the GANs share
 # ---------------------------------------------------------------------------------------------------
 
 
-def _keep_one_word(mask: torch.Tensor) -> torch.Tensor:
-    """A caption with no word at all (every position padding) keeps its first position, as the text
-    encoder does (it reads at least one token), so softmaxes over words stay finite."""
-    empty = mask.all(dim=-1, keepdim=True)  # (..., 1)
-    first = torch.zeros_like(mask)
-    first[..., 0] = True
-    return mask & ~(empty & first)
-
-
-def word_region_attention(query: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None,
-                          gamma1: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention of each query vector (a word) over the context vectors (image regions) [AttnGAN, Eq. 7-9].
-
-    ``s = e^T v`` (Eq. 7); ``s_bar`` normalises ``s`` over the query positions (words) for each region
-    (Eq. 8); ``alpha = softmax(gamma1 * s_bar)`` over the regions for each word (Eq. 9); the result is
-    ``c_i = sum_j alpha_ij v_j``.
-
-    query: (..., D, T) words (or any query vectors); context: (..., D, h, w) or (..., D, L) regions;
-    leading dimensions broadcast, so ``query[:, None]`` against ``context[None]`` scores every pair.
-    mask: (..., T) True at padding of the query; padded positions take no part in the Eq. 8 softmax and
-    get an all-zero attention row (and a zero context vector).
-    Returns (weighted context (..., D, T), attention (..., T, h, w) or (..., T, L)); each non-padding
-    attention row sums to 1 over the regions.
-    """
-    spatial = context.dim() == query.dim() + 1
-    regions = context.flatten(-2) if spatial else context  # (..., D, L)
-    scores = query.transpose(-1, -2) @ regions  # (..., T, L) Eq. 7
-    if mask is not None:
-        mask = _keep_one_word(mask.bool())
-        scores = scores.masked_fill(mask[..., :, None], float("-inf"))
-    word_norm = scores.softmax(dim=-2)  # (..., T, L) Eq. 8: over words
-    attn = (gamma1 * word_norm).softmax(dim=-1)  # (..., T, L) Eq. 9: over regions
-    if mask is not None:
-        attn = attn.masked_fill(mask[..., :, None], 0.0)
-    weighted = regions @ attn.transpose(-1, -2)  # (..., D, T)
-    if spatial:
-        attn = attn.unflatten(-1, context.shape[-2:])  # (..., T, h, w)
-    return weighted, attn
-
-
-def same_class_mask(class_ids: torch.Tensor | None, batch_size: int, device) -> torch.Tensor | None:
-    """(B, B) True where pair (j, i) has the same known class and j != i (not a negative on CUB);
-    None when there are no class ids. Class id -1 means "no class" and never masks."""
-    if class_ids is None:
+def batch_class_ids(batch: dict) -> torch.Tensor | None:
+    """Class labels for DAMSM's same-class masking, or None when the data has none (-1)."""
+    ids = batch.get("class_id")
+    if not torch.is_tensor(ids) or (ids < 0).any():
         return None
-    class_ids = torch.as_tensor(class_ids, device=device).reshape(-1)
-    if class_ids.numel() != batch_size:
-        raise T2IError(f"class_ids has {class_ids.numel()} entries for a batch of {batch_size}")
-    same = (class_ids[:, None] == class_ids[None, :]) & (class_ids[:, None] >= 0)
-    same.fill_diagonal_(False)
-    return same if same.any() else None
+    return ids
 
 
-def _both_directions(scores: torch.Tensor, same_class: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """scores (B images, B captions) -> (CE over captions per image, CE over images per caption)."""
-    if same_class is not None:
-        scores = scores.masked_fill(same_class, float("-inf"))
-    labels = torch.arange(scores.shape[0], device=scores.device)
-    return F.cross_entropy(scores, labels), F.cross_entropy(scores.t(), labels)
+class DAMSMCritic(nn.Module):
+    """``L_DAMSM`` [AttnGAN, Eq. 14] of a generator's images against their captions, scored by a frozen
+    DAMSM image encoder (``encoder``); gradients reach only the images (and whatever made them).
 
-
-def word_relevance(region_feats: torch.Tensor, word_embs: torch.Tensor, mask: torch.Tensor,
-                   gamma1: float = 4.0, gamma2: float = 5.0,
-                   paper_form: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Region-word relevance ``R(Q_j, D_i)`` of every image j with every caption i [AttnGAN, Eq. 10].
-
-    region_feats (B, D, h, w); word_embs (B, D, T); mask (B, T) True at padding.
-    Returns (R (B images, B captions), attention (B, T, h, w) of each caption over its own image).
+    The encoder comes from a DAMSM run (:meth:`load`, which also starts the GAN's text encoder from
+    the run's); without one, a randomly initialised encoder is built on first use, with a warning
+    (meaningful in tests only). It is in no optimizer and always in eval mode; the GAN lists the
+    critic in ``unsaved_modules``, so it never enters checkpoints or ``model.safetensors``.
     """
-    B = word_embs.shape[0]
-    if region_feats.shape[0] != B or region_feats.shape[1] != word_embs.shape[1]:
-        raise T2IError(f"DAMSM: region features {tuple(region_feats.shape)} do not fit word features "
-                       f"{tuple(word_embs.shape)} (same batch and feature size needed)")
-    mask = _keep_one_word(mask.bool())
-    regions = region_feats.flatten(2)  # (B_j, D, L)
-    # Eq. 7-9 for every pair (caption i, image j), as word_region_attention(word_embs[:, None],
-    # region_feats[None], mask[:, None]) computes it, with einsums that never materialise a
-    # (B, B, D, L) broadcast (nor its gradient)
-    scores = torch.einsum("idt,jdl->ijtl", word_embs, regions)  # (B_i, B_j, T, L) Eq. 7
-    pad = mask[:, None, :, None]
-    attn = (gamma1 * scores.masked_fill(pad, float("-inf")).softmax(dim=2)).softmax(dim=3)  # Eq. 8, 9
-    attn = attn.masked_fill(pad, 0.0)  # (B_i, B_j, T, L)
-    D, L = regions.shape[1:]
-    if 2 * L <= D:
-        # few regions (small CNN, 8 x 8): skip the (B, B, D, T) context vectors c; their dot products
-        # with the words and their norms come from the scores and the region Gram matrices:
-        #   e . c = sum_l alpha_l (e . v_l),   |c|^2 = alpha^T (V^T V) alpha
-        dot = (attn * scores).sum(dim=3)  # (B_i, B_j, T)
-        gram = regions.transpose(1, 2) @ regions  # (B_j, L, L)
-        context_sq = (torch.einsum("ijtl,jlm->ijtm", attn, gram) * attn).sum(dim=3)  # (B_i, B_j, T)
-        context_norm = context_sq.clamp_min(1e-16).sqrt()
-    else:
-        context = torch.einsum("ijtl,jdl->ijdt", attn, regions)  # (B_i, B_j, D, T) c = sum_l alpha_l v_l
-        dot = torch.einsum("ijdt,idt->ijt", context, word_embs)  # (B_i, B_j, T)
-        context_norm = context.norm(dim=2)
-    norms = context_norm * word_embs.norm(dim=1)[:, None]  # (B_i, B_j, T)
-    cos = dot / norms.clamp_min(1e-8)  # Eq. 10's cos(c_i, e_i)
-    cos = cos.masked_fill(mask[:, None], float("-inf"))  # padding words are not summed over
-    relevance = torch.logsumexp(gamma2 * cos, dim=-1)  # (B_i, B_j) log sum_t exp(gamma2 cos)
-    if paper_form:
-        relevance = relevance / gamma2
-    own = torch.arange(B, device=word_embs.device)
-    own_attn = attn[own, own].unflatten(-1, region_feats.shape[-2:])  # (B, T, h, w)
-    return relevance.t(), own_attn
 
-
-def damsm_word_loss(region_feats: torch.Tensor, word_embs: torch.Tensor, mask: torch.Tensor,
-                    class_ids: torch.Tensor | None = None, gamma1: float = 4.0, gamma2: float = 5.0,
-                    gamma3: float = 10.0, paper_form: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Word-level DAMSM loss [AttnGAN, Eq. 10-13], vectorised over all (image, caption) pairs.
-
-    ``P(D_i | Q_i) = softmax_j(gamma3 R(Q_i, D_j))`` (Eq. 11) and its converse ``P(Q_i | D_i)``;
-    ``L_1^w = -mean log P(D_i | Q_i)``, ``L_2^w = -mean log P(Q_i | D_i)`` (Eq. 12-13, batch mean as the
-    official code). ``R`` is Eq. 10 (``paper_form``) or the official code's form without ``1/gamma2``.
-
-    region_feats (B, D, h, w) image local features; word_embs (B, D, T); mask (B, T) True at padding;
-    class_ids (B,) or None: other pairs of the same class (id >= 0) are dropped from the softmaxes.
-    Returns (loss image->text L_1^w, loss text->image L_2^w, attn (B, T, h, w) of each caption's words
-    over its own image, zero for padding words).
-    """
-    relevance, attn = word_relevance(region_feats, word_embs, mask, gamma1, gamma2, paper_form)
-    same = same_class_mask(class_ids, word_embs.shape[0], word_embs.device)
-    loss_i2t, loss_t2i = _both_directions(gamma3 * relevance, same)
-    return loss_i2t, loss_t2i, attn
-
-
-def cosine_matrix(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """(N, D), (M, D) -> (N, M) cosine similarities."""
-    norms = a.norm(dim=1, keepdim=True) * b.norm(dim=1, keepdim=True).t()  # (N, M)
-    return (a @ b.t()) / norms.clamp_min(eps)
-
-
-def damsm_sentence_loss(image_emb: torch.Tensor, sent_emb: torch.Tensor, class_ids: torch.Tensor | None = None,
-                        gamma3: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sentence-level DAMSM loss [AttnGAN, Sec. 3.3]: Eq. 11-13 with ``R(Q, D) = cos(v_bar, e_bar)``.
-
-    image_emb (B, D) global image features; sent_emb (B, D). Returns (loss image->text L_1^s,
-    loss text->image L_2^s); ``class_ids`` masks same-class pairs as in :func:`damsm_word_loss`.
-    """
-    if image_emb.shape != sent_emb.shape:
-        raise T2IError(f"DAMSM: image features {tuple(image_emb.shape)} do not fit sentence features "
-                       f"{tuple(sent_emb.shape)}")
-    scores = gamma3 * cosine_matrix(image_emb, sent_emb)  # (B images, B captions)
-    same = same_class_mask(class_ids, image_emb.shape[0], image_emb.device)
-    return _both_directions(scores, same)
-
-
-def damsm_loss(image_encoder: nn.Module, images: torch.Tensor, text: TextFeatures,
-               class_ids: torch.Tensor | None = None, gamma1: float = 4.0, gamma2: float = 5.0,
-               gamma3: float = 10.0, paper_form: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
-    """``L_DAMSM = L_1^w + L_2^w + L_1^s + L_2^s`` [AttnGAN, Eq. 14] of ``images`` against their own
-    captions (``text``), for a generator: the (frozen) image encoder scores the images, gradients reach
-    whatever produced ``images`` and ``text``. Returns (loss, logs with each term as a float)."""
-    region_feats, image_emb = image_encoder(images)  # (B, D, h, w), (B, D)
-    w0, w1, _ = damsm_word_loss(region_feats, text.word_embs, text.mask, class_ids,
-                                gamma1=gamma1, gamma2=gamma2, gamma3=gamma3, paper_form=paper_form)
-    s0, s1 = damsm_sentence_loss(image_emb, text.sent_emb, class_ids, gamma3=gamma3)
-    loss = w0 + w1 + s0 + s1
-    return loss, {"damsm_w": (w0 + w1).item(), "damsm_s": (s0 + s1).item()}
-
-
-# ---------------------------------------------------------------------------------------------------
-# Image encoder
-# ---------------------------------------------------------------------------------------------------
-
-
-def group_norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(math.gcd(8, channels), channels)
-
-
-class SmallCNN(nn.Module):
-    """A small trainable backbone for 16-256 px images: stride-2 4x4 convs (channels doubling) down to
-    8 x 8, one 3x3 conv there (the local features), one more stride-2 conv to 4 x 4 and a spatial mean
-    (the global feature). Cheap enough to train on a CPU at 64 px.
-
-    GroupNorm, not BatchNorm: an image's features never depend on the rest of its batch, and eval mode
-    behaves as training did (with BatchNorm the contrastive DAMSM loss learns to lean on batch
-    statistics that the running averages, trailing lr-0.002 updates, do not match: measured on Shapes,
-    R-precision 29% in eval mode against 87% with batch statistics)."""
-
-    def __init__(self, image_size: int, channels: int = 32, max_channels: int = 256):
-        super().__init__()
-        if image_size < 16 or image_size & (image_size - 1):
-            raise T2IError(f"small_cnn backbone needs a power-of-two image_size >= 16, got {image_size}")
-        layers: list[nn.Module] = []
-        ch_in, ch, size = 3, channels, image_size
-        while size > 8:
-            layers += [nn.Conv2d(ch_in, ch, 4, stride=2, padding=1), group_norm(ch), nn.LeakyReLU(0.2)]
-            ch_in, ch, size = ch, min(ch * 2, max_channels), size // 2
-        ch = ch_in
-        layers += [nn.Conv2d(ch, ch, 3, padding=1), group_norm(ch), nn.LeakyReLU(0.2)]
-        self.local = nn.Sequential(*layers)
-        out = min(ch * 2, max_channels * 2)
-        self.glob = nn.Sequential(nn.Conv2d(ch, out, 4, stride=2, padding=1), group_norm(out), nn.LeakyReLU(0.2))
-        self.image_size = image_size
-        self.local_dim, self.global_dim = ch, out
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
-            images = F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear",
-                                   align_corners=False)
-        local = self.local(images)  # (B, C, 8, 8)
-        return local, self.glob(local).mean(dim=(2, 3))  # (B, C, 8, 8), (B, C')
-
-
-class InceptionBackbone(nn.Module):
-    """ImageNet Inception-v3 (:class:`t2igan.metrics.inception.ImageNetInceptionV3`), frozen and always
-    in eval mode: ``Mixed_6e`` output (B, 768, 17, 17) as local features, the pooled ``Mixed_7c``
-    output (B, 2048) as the global feature. Images in [-1, 1] are resized to 299 bilinearly and fed
-    as they are (the official DAMSM does the same)."""
-
-    local_dim, global_dim = 768, 2048
-
-    def __init__(self, weights: str | None = None):
-        super().__init__()
-        from ..metrics.inception import ImageNetInceptionV3, load_inception_weights
-
-        self.net = ImageNetInceptionV3()
-        if weights is not None:
-            self.net.load_official_state_dict(load_inception_weights("imagenet", weights), source=str(weights))
-        self.net.fc = nn.Identity()  # the classifier is not used
-        self.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> "InceptionBackbone":
-        return super().train(False)
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n = self.net
-        x = F.interpolate(images, size=(299, 299), mode="bilinear", align_corners=False)
-        x = n.maxpool1(n.Conv2d_2b_3x3(n.Conv2d_2a_3x3(n.Conv2d_1a_3x3(x))))  # (B, 64, 73, 73)
-        x = n.maxpool2(n.Conv2d_4a_3x3(n.Conv2d_3b_1x1(x)))  # (B, 192, 35, 35)
-        x = n.Mixed_6a(n.Mixed_5d(n.Mixed_5c(n.Mixed_5b(x))))  # (B, 768, 17, 17)
-        local = n.Mixed_6e(n.Mixed_6d(n.Mixed_6c(n.Mixed_6b(x))))  # (B, 768, 17, 17)
-        x = n.Mixed_7c(n.Mixed_7b(n.Mixed_7a(local)))  # (B, 2048, 8, 8)
-        return local, x.mean(dim=(2, 3))  # (B, 768, 17, 17), (B, 2048)
-
-
-class ImageEncoder(nn.Module):
-    """DAMSM image encoder: backbone -> 1x1 conv on local features (regions ``v``), linear on the
-    global feature (``v_bar``) [AttnGAN, Sec. 3.3, Eq. 5-6]."""
-
-    def __init__(
-        self,
-        embed_dim: int = 256,  # D, the joint text-image feature size
-        backbone: str = "inception",  # inception (frozen ImageNet Inception-v3) | small_cnn (trainable)
-        image_size: int = 299,  # small_cnn: side of its input (images are resized to it); inception: 299 always
-        inception_weights: str | None = None,  # inception_v3_google-*.pth; None: random (tests; a run loads its own)
-        cnn_channels: int = 32,  # small_cnn: channels of its first conv (doubled at each down-sampling)
-    ):
+    def __init__(self, owner: str, embed_dim: int, backbone: str = "inception", image_size: int = 299,
+                 gamma1: float = 4.0, gamma2: float = 5.0, gamma3: float = 10.0,
+                 paper_form: bool = DAMSM_PAPER_FORM, weight_field: str = "damsm_lambda"):
         super().__init__()
         if backbone not in BACKBONES:
-            raise T2IError(f"DAMSM image encoder backbone must be one of {BACKBONES}, got {backbone!r}")
-        self.backbone_name = backbone
-        if backbone == "inception":
-            self.backbone = InceptionBackbone(inception_weights)
-        else:
-            self.backbone = SmallCNN(image_size, cnn_channels)
-        self.emb_features = nn.Conv2d(self.backbone.local_dim, embed_dim, 1, bias=False)  # Eq. 5: v = W f
-        self.emb_code = nn.Linear(self.backbone.global_dim, embed_dim)  # Eq. 6: v_bar = W_bar f_bar
-        nn.init.uniform_(self.emb_features.weight, -0.1, 0.1)
-        nn.init.uniform_(self.emb_code.weight, -0.1, 0.1)
+            raise T2IError(f"{owner}: damsm_backbone must be inception or small_cnn, got {backbone!r}")
+        self.owner, self.weight_field = owner, weight_field  # for messages
+        self.embed_dim, self.backbone, self.image_size = embed_dim, backbone, image_size
+        self.gammas, self.paper_form = (gamma1, gamma2, gamma3), paper_form
+        self.register_module("encoder", None)
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (B, 3, H, W) RGB in [-1, 1] -> (region_feats (B, D, h, w), image_emb (B, D))."""
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise T2IError(f"DAMSM image encoder expects images (B, 3, H, W), got {tuple(images.shape)}")
-        local, glob = self.backbone(images)
-        return self.emb_features(local), self.emb_code(glob)
+    def train(self, mode: bool = True) -> "DAMSMCritic":
+        return super().train(False)
+
+    def load(self, path: str, text_encoder: nn.Module, vocab_size: int) -> None:
+        """Take the image encoder of the DAMSM run at ``path`` (frozen) and load its text encoder
+        into ``text_encoder``; the run's vocabulary must be the data's."""
+        damsm, vocab = load_damsm(path)
+        if len(vocab) != vocab_size:
+            raise T2IError(f"the DAMSM in {path} has a {len(vocab)}-word vocabulary but the data's has "
+                           f"{vocab_size}; train with data.vocab=<DAMSM run>/vocab.json")
+        try:
+            text_encoder.load_state_dict(damsm.text_encoder.state_dict())
+        except RuntimeError:
+            raise T2IError(f"the text encoder in {path} does not fit model.text_emb_dim="
+                           f"{text_encoder.embedding.embedding_dim}, model.text_hidden_dim="
+                           f"{text_encoder.rnn.hidden_size}") from None
+        self.encoder = damsm.image_encoder.requires_grad_(False).eval()
+
+    def frozen_encoder(self, device: torch.device) -> nn.Module:
+        """The image encoder on ``device`` (built on first use when no DAMSM run was loaded)."""
+        if self.encoder is None:
+            warnings.warn(f"{self.owner}: no damsm_weights given, so the DAMSM loss uses a randomly initialised "
+                          "image encoder; pretrain one with `t2igan pretrain damsm ...` or set "
+                          f"model.{self.weight_field}=0")
+            self.encoder = ImageEncoder(self.embed_dim, self.backbone, self.image_size).requires_grad_(False)
+        param = next(self.encoder.parameters(), None)
+        if param is not None and param.device != device:
+            self.encoder.to(device)
+        return self.encoder.eval()
+
+    def forward(self, images: torch.Tensor, text: TextFeatures,
+                class_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        g1, g2, g3 = self.gammas
+        return damsm_loss(self.frozen_encoder(images.device), images, text, class_ids,
+                          gamma1=g1, gamma2=g2, gamma3=g3, paper_form=self.paper_form)
+
+    def add_to(self, loss, logs: dict, weight: float, images: torch.Tensor, text: TextFeatures, batch: dict):
+        """``loss + weight * L_DAMSM(images)`` (``loss`` unchanged when ``weight`` is 0), the terms logged."""
+        if weight <= 0:
+            return loss
+        damsm, damsm_logs = self(images, text, batch_class_ids(batch))
+        logs.update(damsm_logs, damsm=damsm.item())  # damsm_w, damsm_s: word and sentence terms
+        return loss + weight * damsm
+
+
+def add_kl_and_damsm(loss, logs: dict, critic: DAMSMCritic, config, mu: torch.Tensor, logvar: torch.Tensor,
+                     images: torch.Tensor, text: TextFeatures, batch: dict):
+    """The tail of a multi-stage generator's loss [AttnGAN, Eq. 2; StackGAN's CA term]:
+    ``loss + kl_weight KL(N(mu, sigma^2) || N(0, I)) + damsm_lambda L_DAMSM(last stage's images)``."""
+    kl = kl_normal_loss(mu, logvar)
+    loss = loss + config.kl_weight * kl
+    logs["kl"] = kl.item()
+    return critic.add_to(loss, logs, config.damsm_lambda, images, text, batch)
+
+
+def generate_for_step(model: nn.Module, batch: dict, state: dict):
+    """A multi-stage GAN's images of one training step, made once in the D phase for both phases:
+    the batch's text features (detached: the text encoder is frozen), noise, every stage's image
+    (:class:`t2igan.nn.multistage.GeneratorOutput`). ``state`` gets ``gen``, its ``fakes``, ``mu``,
+    ``logvar``, and ``text``."""
+    text = model.encode_text(batch["tokens"], batch["lengths"]).detach()
+    out = model.generator(model.draw_noise(batch), text.sent_emb, text.word_embs, text.mask)
+    state.update(gen=out, fakes=out.images, mu=out.mu, logvar=out.logvar, text=text)
+    return out
+
+
+@dataclass
+class MultiStageConfig:
+    """Fields of the multi-stage GANs (AttnGAN, MirrorGAN, DR-GAN): sizes of
+    :class:`t2igan.nn.multistage.MultiStageGenerator` and its stage discriminators, the frozen text
+    encoder, and the DAMSM loss that scores the last stage."""
+
+    vocab_size: int = 5000  # words in the vocabulary (set from the data)
+    image_size: int = 256  # output side of the last stage = base_size * 2^(num_stages - 1)
+    base_size: int = 64  # output side of the first stage (official 64; 16 or 32 for CPU presets)
+    num_stages: int = 3  # generator stages / discriminators (official 3: 64, 128, 256 px)
+    ngf: int = 32  # generator width (official CUB 32, COCO 48); F_0 starts at 2^k ngf channels
+    ndf: int = 64  # discriminator width (official CUB 64, COCO 96)
+    num_residual: int = 2  # GLU residual blocks per attention stage (official CUB 2, COCO 3)
+    z_dim: int = 100  # noise size
+    c_dim: int = 100  # conditioning-augmentation code size
+    text_emb_dim: int = 300  # text encoder word embedding
+    text_hidden_dim: int = 128  # per LSTM direction; word and sentence features are 2x this (256)
+    text_dropout: float = 0.5
+    uncond_logits: bool = True  # D's unconditional (real/fake) logit besides the conditional one
+    damsm_weights: str | None = None  # DAMSM run folder (or its model.safetensors): text + image encoders
+    damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn
+    damsm_lambda: float = 5.0  # weight of L_DAMSM in G's loss (official CUB 5, COCO 50); 0 disables it
+    damsm_gamma1: float = 4.0  # word-region attention sharpness (official YAMLs 4)
+    damsm_gamma2: float = 5.0  # region-word relevance sharpness
+    damsm_gamma3: float = 10.0  # image-text matching sharpness
+    damsm_paper_form: bool = DAMSM_PAPER_FORM  # True: Eq. 10's ^(1/gamma2); False: the official code's form
+    mismatch_pairs: str = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
+    kl_weight: float = 1.0  # weight of CA's KL term
+    truncation: float = 0.0  # noise truncation at sampling (0 = none; AttnGAN samples plain N(0, I))
+
+    @property
+    def cond_dim(self) -> int:
+        return 2 * self.text_hidden_dim
+
+    @property
+    def stage_sizes(self) -> list[int]:
+        return [self.base_size * 2**i for i in range(self.num_stages)]
+
+    def check(self, owner: str) -> None:
+        """One ``error: owner: ...`` line for sizes that do not fit together."""
+        if self.base_size < 16 or self.base_size & (self.base_size - 1):
+            raise T2IError(f"{owner}: base_size must be a power of two >= 16, got {self.base_size}")
+        if self.num_stages < 1:
+            raise T2IError(f"{owner}: num_stages must be at least 1, got {self.num_stages}")
+        if self.image_size != self.stage_sizes[-1]:
+            raise T2IError(f"{owner}: image_size {self.image_size} must equal base_size * 2^(num_stages - 1) = "
+                           f"{self.stage_sizes[-1]} (base_size={self.base_size}, num_stages={self.num_stages})")
+        if self.mismatch_pairs not in MISMATCH_FORMS:
+            raise T2IError(f"{owner}: mismatch_pairs must be one of {', '.join(MISMATCH_FORMS)}, "
+                           f"got {self.mismatch_pairs!r}")
+
+    def damsm_critic(self, owner: str) -> DAMSMCritic:
+        return DAMSMCritic(owner, self.cond_dim, self.damsm_backbone, self.image_size, self.damsm_gamma1,
+                           self.damsm_gamma2, self.damsm_gamma3, self.damsm_paper_form)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -347,11 +237,11 @@ class DAMSMConfig:
     gamma1: float = 4.0  # word-region attention sharpness (official YAMLs 4, code default 5)
     gamma2: float = 5.0  # region-word relevance sharpness
     gamma3: float = 10.0  # image-text matching sharpness
-    paper_form: bool = True  # True: Eq. 10's log(sum exp)^(1/gamma2); False: the official code's (no 1/gamma2)
+    paper_form: bool = DAMSM_PAPER_FORM  # True: Eq. 10's log(sum exp)^(1/gamma2); False: the official code's (no 1/gamma2)
 
 
 @dataclass
-class DAMSMTrainConfig:
+class DAMSMTrainConfig(PretrainSchedule):
     """Pretraining schedule (official AttnGAN DAMSM defaults)."""
 
     batch_size: int = 48
@@ -361,12 +251,6 @@ class DAMSMTrainConfig:
     lr_min_factor: float = 0.1  # ... but never below lr * lr_min_factor
     grad_clip: float = 0.25  # max gradient norm of the text encoder (the official code clips the RNN only)
     epochs: int = 600  # passes over the training split
-    max_steps: int | None = None  # stop after this many steps (overrides epochs)
-    time_limit_min: float | None = None  # stop after this many minutes
-    time_limit_clock: str = "wall"  # wall | cpu (this process's CPU time: fair budgets on a shared machine)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    log_every: int = 50  # steps between log.jsonl lines
     rprec_captions: int = 100  # R-precision at the end: true caption + (this - 1) mismatched
     rprec_splits: int = 10  # ... mean and std over this many splits
 
@@ -427,32 +311,13 @@ def damsm_run_dir(path_or_run_dir: str | Path) -> Path:
 
 def load_damsm(path_or_run_dir: str | Path, device: str | torch.device = "cpu"):
     """``(DAMSM in eval mode, Vocabulary)`` from a pretraining run folder (or its ``model.safetensors``)."""
-    from ..data.text import Vocabulary
-    from ..hub import VOCAB_NAME, WEIGHTS_NAME, load_safetensors_into, read_run_config
+    from ..hub import read_run_config
 
     run_dir = damsm_run_dir(path_or_run_dir)
     config = read_run_config(run_dir)
     if config.get("model_name") != "damsm":
         raise T2IError(f"{run_dir} is not a DAMSM run (its config.json names model {config.get('model_name')!r})")
-    values = dict(config.get("model_config", {}))
-    values["inception_weights"] = None  # the run's own weights hold the backbone
-    try:
-        model = DAMSM(build_config(DAMSMConfig, values, f"{run_dir}/config.json model_config"))
-    except TypeError as err:
-        raise T2IError(f"{run_dir}/config.json: bad DAMSM config ({err})") from None
-    load_safetensors_into(model, run_dir / WEIGHTS_NAME)
-    vocab = Vocabulary.load(run_dir / VOCAB_NAME)
-    if len(vocab) != model.config.vocab_size:
-        raise T2IError(f"{run_dir}: vocab.json has {len(vocab)} words but the DAMSM was built for "
-                       f"{model.config.vocab_size}")
-    return model.to(device).eval(), vocab
-
-
-def build_config(cls, values: dict, what: str):
-    """``cls(**values)`` with a one-line error for unknown keys."""
-    from ..config import build_dataclass
-
-    return build_dataclass(cls, values, what)
+    return DAMSMExperiment.load_network(run_dir, config, device)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -460,54 +325,13 @@ def build_config(cls, values: dict, what: str):
 # ---------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class DAMSMExperiment:
+class DAMSMExperiment(PretrainExperiment, kind="damsm", network=DAMSM, model_class=DAMSMConfig,
+                      train_class=DAMSMTrainConfig):
     """A DAMSM pretraining preset: ``model: damsm``, ``model_args`` (:class:`DAMSMConfig`), ``data``
-    (:class:`t2igan.config.DataConfig`) and ``train`` (:class:`DAMSMTrainConfig`)."""
-
-    model: str = "damsm"
-    model_args: dict = field(default_factory=dict)
-    data: dict = field(default_factory=dict)
-    train: dict = field(default_factory=dict)
-    name: str = "damsm"
-    runs_dir: str = "runs"
-
-    def data_config(self):
-        from ..config import DataConfig
-
-        return build_config(DataConfig, self.data, "data")
-
-    def train_config(self) -> DAMSMTrainConfig:
-        return build_config(DAMSMTrainConfig, self.train, "train")
-
-    def model_config(self, vocab_size: int = 0) -> DAMSMConfig:
-        values = dict(self.model_args, vocab_size=vocab_size)
-        values.setdefault("image_size", self.data_config().image_size)
-        return build_config(DAMSMConfig, values, "model_args")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    and ``train`` (:class:`DAMSMTrainConfig`)."""
 
 
-def resolve_damsm_config(preset: str, overrides: list[str] | None = None) -> DAMSMExperiment:
-    """A DAMSM preset (``damsm-shapes``) or YAML file plus ``section.key=value`` overrides, validated."""
-    from ..config import apply_overrides, load_preset
-
-    d = apply_overrides(load_preset(preset), overrides or [])
-    unknown = set(d) - {f.name for f in dataclasses.fields(DAMSMExperiment)}
-    if unknown:
-        raise T2IError(f"unknown top-level keys in DAMSM preset {preset!r}: {sorted(unknown)}")
-    if d.get("model", "damsm") != "damsm":
-        raise T2IError(f"preset {preset!r} is for model {d['model']!r}, not damsm (use `t2igan train`)")
-    exp = DAMSMExperiment(**d)
-    exp.data_config(), exp.train_config(), exp.model_config()  # unknown keys fail here, in one line
-    return exp
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+resolve_damsm_config = DAMSMExperiment.resolve  # a DAMSM preset (``damsm-shapes``) or YAML + overrides
 
 
 def epoch_lr(train: DAMSMTrainConfig, epoch: int) -> float:
@@ -527,84 +351,19 @@ def pretrain_damsm(exp: DAMSMExperiment, run_dir: str | Path | None = None, prog
     clips the RNN only). Same-class pairs are masked on data sets with class ids (CUB). At the end the
     run folder gets the weights and R-precision of the real test images is printed and logged.
     """
-    import random
-    from types import SimpleNamespace
-
-    from tqdm import tqdm
-
-    from ..data.text import CaptionCollator
     from ..metrics.r_precision import dataset_r_precision
-    from ..trainer import build_datasets, build_vocab, elapsed_seconds, new_run_dir
 
-    data, train = exp.data_config(), exp.train_config()
-    torch.manual_seed(train.seed)
-    random.seed(train.seed)
-    device = resolve_device(train.device)
-    inception_weights = exp.model_config().inception_weights
-    if exp.model_config().backbone == "inception":
-        from ..metrics.inception import resolve_weights_path
+    run = exp.prepare(run_dir)
+    data, train, device, model, vocab, run_dir = run.data, run.train, run.device, run.model, run.vocab, run.run_dir
 
-        # ImageNet weights are required (a random frozen backbone learns nothing): fail before loading data
-        inception_weights = str(resolve_weights_path("imagenet", inception_weights))
-    data_only = SimpleNamespace(data=data)  # what the trainer's data helpers read
-    train_set, test_set = build_datasets(data_only)
-    vocab = build_vocab(data_only, train_set)
-    config = dataclasses.replace(exp.model_config(len(vocab)), inception_weights=inception_weights)
-    model = DAMSM(config).to(device)
-    loader = torch.utils.data.DataLoader(
-        train_set, batch_size=train.batch_size, shuffle=True, drop_last=len(train_set) >= train.batch_size,
-        num_workers=data.num_workers, collate_fn=CaptionCollator(vocab, data.max_words, data.shorten, train=True),
-        generator=torch.Generator().manual_seed(train.seed),
-    )
-    params = model.trainable_parameters()
-    optimizer = torch.optim.Adam(params, lr=train.lr, betas=tuple(train.betas))
-    steps_per_epoch = len(loader)
-    total = train.max_steps if train.max_steps is not None else train.epochs * steps_per_epoch
-    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(exp.runs_dir, exp.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / "log.jsonl"
-    start, cpu_start, step, epoch, running, lr = time.time(), time.process_time(), 0, 0, [], train.lr
-    bar = tqdm(total=total, desc=f"damsm {exp.name}", unit="step", disable=not progress)
-    model.train()
-    done = False
-    try:
-        while not done:
-            lr = epoch_lr(train, epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            for batch in loader:
-                images = batch["image"].to(device)
-                class_ids = batch.get("class_id")
-                loss, logs = model.losses(images, batch["tokens"].to(device), batch["lengths"].to(device),
-                                          None if class_ids is None else class_ids.to(device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.text_encoder.parameters(), train.grad_clip)
-                optimizer.step()
-                step += 1
-                running.append(logs)
-                bar.update(1)
-                bar.set_postfix(loss=f"{logs['loss']:.3f}", lr=f"{lr:.2g}")
-                if step % train.log_every == 0 or step == total:
-                    mean = {k: sum(r[k] for r in running) / len(running) for k in running[0]}
-                    _append_jsonl(log_path, {"step": step, "epoch": epoch, "lr": lr,
-                                             "time_s": round(time.time() - start, 1), **mean})
-                    running = []
-                out_of_time = (train.time_limit_min is not None
-                               and elapsed_seconds(train.time_limit_clock, start, cpu_start) > 60 * train.time_limit_min)
-                if step >= total or out_of_time:
-                    done = True
-                    break
-            else:
-                epoch += 1
-    except KeyboardInterrupt:
-        print("interrupted: saving the DAMSM as it is", flush=True)
-    finally:
-        bar.close()
-    if running:
-        mean = {k: sum(r[k] for r in running) / len(running) for k in running[0]}
-        _append_jsonl(log_path, {"step": step, "epoch": epoch, "lr": lr,
-                                 "time_s": round(time.time() - start, 1), **mean})
+    def train_step(batch):
+        class_ids = batch.get("class_id")
+        return model.losses(batch["image"].to(device), batch["tokens"].to(device), batch["lengths"].to(device),
+                            None if class_ids is None else class_ids.to(device))
+
+    step, epoch = run_pretraining(run, train_step, "DAMSM", list(model.text_encoder.parameters()), progress,
+                                  lr_at=lambda e: epoch_lr(train, e))
+    test_set, log_path = run.test_set, run.log_path
     model.eval()
     save_damsm(run_dir, model, vocab, exp.to_dict())
     splits = min(train.rprec_splits, len(test_set))
@@ -615,15 +374,10 @@ def pretrain_damsm(exp: DAMSMExperiment, run_dir: str | Path | None = None, prog
     except T2IError as e:  # e.g. a test split too small for 99 mismatched captions: the weights are saved
         print(f"R-precision of real test images not computed: {e}", flush=True)
         return run_dir
-    _append_jsonl(log_path, {"step": step, "epoch": epoch, "test_r_precision": result["mean"],
-                             "test_r_precision_std": result["std"]})
-    _append_jsonl(run_dir / "metrics.jsonl", {"metric": "r_precision", "split": "test", "images": "real", **result})
+    append_jsonl(log_path, {"step": step, "epoch": epoch, "test_r_precision": result["mean"],
+                            "test_r_precision_std": result["std"]})
+    append_jsonl(run_dir / "metrics.jsonl", {"metric": "r_precision", "split": "test", "images": "real", **result})
     print(f"R-precision of real test images: {100 * result['mean']:.2f} +- {100 * result['std']:.2f} % "
           f"(chance {100 / train.rprec_captions:.0f}%, {result['num_images']} images, {splits} splits, "
           f"DAMSM {run_dir})")
     return run_dir
-
-
-def _append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")

@@ -3,9 +3,22 @@ IEEE TNNLS 2022, arXiv 2204.07945]: AttnGAN's generator with a Semantic Disentan
 in every attention stage, and discriminators with a Distribution Normalization Module (DNM).
 
 The equations below are written in the paper's notation (SP(x) = ln(1 + e^x), mu(.) and sigma(.)
-the mean and variance of a feature, ``H*`` the feature map of the real image). The paper's text
-was not available when this was written, so they were checked against its published summary and
-the official code, not against its numbered equations; no equation numbers are cited.
+the mean and variance of a feature, ``H*`` the feature map of the real image).
+
+Equation check (issue 17). Every equation below was checked line by line against the authors'
+code (github.com/Tan-H-C/DR-GAN-Distribution-Regularization-for-Text-to-Image-Generation, commit
+eb1fad0): SSAM and the key / non-key split against ``model.py`` ``NEXT_STAGE_G.forward`` (``x11 =
+c_code1 * sigmoid(reduct(c_code1) / B)``, ``r11 = c_code1 - x11``, the same for ``h_code``; only
+``x12, x11`` go on), SDL against ``NEXT_STAGE_G`` (the ``loss1``/``loss2`` softplus terms of the
+means and "variances" and their extra ``exp`` terms), the G total against ``G_NET.forward``
+(``10.1 ** (loss1 / 64^2 + loss2 / 128^2) + 1e-5 * (H* reconstructions)``), DNM against ``D_NET64/128/
+256`` (the CA layer on the pooled D features, ``muD, logvarD``) and DAL / the D terms against
+``trainer.py``. Each difference is listed at the end of this docstring with its reason. The
+paper's numbered equations (arXiv 2204.07945, Sec. III) could not be read where this was written
+(only its abstract was reachable), so no equation numbers are cited and the forms marked "paper"
+below follow the paper's description of SDL (softplus of key-minus-non-key distances of means and
+variances) and DNM (a VAE on D's image features, KL to N(0, I)); a check against the numbered
+equations is still open.
 
 Generator (stages 0 .. m-1, as AttnGAN [AttnGAN, Eq. 1])::
 
@@ -69,7 +82,9 @@ and this implementation differ:
   every batch mean to its shift, so the mean terms nearly vanish too. The statistics here are
   those of the pooled features themselves (a learnable projection could also collapse every
   statistic to one point, where the shifted loss is 0).
-* ``H*``: here the real-image encoder learns only from its reconstruction term (``H*`` is detached
+* ``H*``: the official reconstruction of the real image from ``H*`` by the previous stage's image
+  head is weighted ``1e-5`` (summed squared error / side^2); here ``sdl_recon_weight`` on a mean
+  squared error. Here the real-image encoder learns only from its reconstruction term (``H*`` is detached
   in the SDL, and the image head is held fixed in the reconstruction); the official code lets SDL
   and the reconstruction train both the encoder and the image head.
 * SSAM: the official code's masks have one value per channel and pixel, ``sigmoid(BN(conv(f)) / B)``
@@ -90,7 +105,8 @@ and this implementation differ:
 * The official G's image heads are three convs (ngf -> ngf/2 -> ngf/4 -> 3, BN, tanh); AttnGAN's
   single conv + tanh is used. Official D outputs go through a sigmoid + BCELoss; logits here.
 
-Frozen parts (text encoder, DAMSM image encoder) are handled as in :class:`~t2igan.models.attngan.AttnGAN`.
+Networks: :mod:`t2igan.nn.multistage`'s generator with SDM stages and stage discriminators with a DNM;
+frozen parts (text encoder, the DAMSM critic) as AttnGAN's.
 """
 
 from __future__ import annotations
@@ -101,30 +117,16 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import T2IError
-from ..losses import kl_normal_loss
+from ..losses import discriminator_loss_from_features, generator_loss_from_features, kl_normal_loss
+from ..nn.attention import WordAttention
+from ..nn.blocks import ResidualBlock, UpBlock, add_spectral_norm, conv3x3, init_weights, rgb_head, strip_batch_norm
+from ..nn.conditioning import ConditioningAugmentation
+from ..nn.multistage import InitialStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators, image_pyramid
 from ..registry import register_model
-from .attngan import (
-    AttnGAN,
-    AttnGANConfig,
-    ConditioningAugmentation,
-    Discriminators,
-    InitialStage,
-    ResidualBlock,
-    StageDiscriminator,
-    UpBlock,
-    WordAttention,
-    batch_class_ids,
-    check_config,
-    discriminator_loss_from_features,
-    generator_loss_from_features,
-    conv3x3,
-    image_pyramid,
-    init_weights,
-)
 from .base import SampleOutput, T2IModel
+from .damsm import MultiStageConfig, add_kl_and_damsm, generate_for_step
 
 SDL_FORMS = ("shifted", "paper", "official")
 SDL_VARIANCES = ("paper", "official")
@@ -132,7 +134,7 @@ MASK_FORMS = ("spatial", "channel")
 
 
 @dataclass
-class DRGANConfig(AttnGANConfig):
+class DRGANConfig(MultiStageConfig):
     ngf: int = 64  # generator width (official DR-GAN GF_DIM 64 on CUB and COCO; AttnGAN 32)
     ndf: int = 32  # discriminator width (official DF_DIM 32)
     num_refine: int = 2  # residual blocks refining Q' into Q (official: R_NUM, as num_residual)
@@ -150,10 +152,7 @@ class DRGANConfig(AttnGANConfig):
 
 
 def check_drgan_config(c: DRGANConfig) -> None:
-    try:
-        check_config(c)
-    except T2IError as e:
-        raise T2IError(str(e).replace("attngan:", "drgan:", 1)) from None
+    c.check("drgan")
     for name, value, allowed in (("sdl_form", c.sdl_form, SDL_FORMS), ("sdl_variance", c.sdl_variance, SDL_VARIANCES),
                                  ("mask_form", c.mask_form, MASK_FORMS)):
         if value not in allowed:
@@ -268,7 +267,7 @@ class SDMStage(nn.Module):
         self.residual = nn.Sequential(*(ResidualBlock(2 * ngf) for _ in range(num_residual)))
         self.up = UpBlock(2 * ngf, ngf)
 
-    def forward(self, h, word_embs, mask):
+    def forward(self, h, c_code, word_embs, mask):
         context, attn = self.attention(h, word_embs, mask)  # Q'_i (B, C, s, s), beta (B, T, s, s)
         q = self.refine(context)  # Q_i
         mask_q, mask_h = self.mask_q(q), self.mask_h(h)
@@ -276,38 +275,6 @@ class SDMStage(nn.Module):
         key_h, nonkey_h = split_key(h, mask_h)
         h_next = self.up(self.residual(torch.cat([key_h, key_q], dim=1)))  # (B, C, 2s, 2s)
         return h_next, attn, SDMParts(q, h, mask_q, mask_h, key_q, nonkey_q, key_h, nonkey_h)
-
-
-class GeneratorOutput(NamedTuple):
-    images: list  # per stage (B, 3, s, s)
-    attention: list  # per SDM stage (B, T, s, s)
-    parts: list  # per SDM stage SDMParts
-    mu: torch.Tensor  # CA (B, c_dim)
-    logvar: torch.Tensor
-
-
-class Generator(nn.Module):
-    """AttnGAN's generator with an SDM in every attention stage."""
-
-    def __init__(self, ngf: int, z_dim: int, c_dim: int, sent_dim: int, base_size: int, num_stages: int,
-                 num_residual: int, num_refine: int, mask_channels: int = 1):
-        super().__init__()
-        self.ca = ConditioningAugmentation(sent_dim, c_dim)
-        self.initial = InitialStage(ngf, z_dim + c_dim, base_size)
-        self.stages = nn.ModuleList(SDMStage(ngf, sent_dim, num_residual, num_refine, mask_channels)
-                                    for _ in range(num_stages - 1))
-        self.to_rgb = nn.ModuleList(nn.Sequential(conv3x3(ngf, 3), nn.Tanh()) for _ in range(num_stages))
-
-    def forward(self, noise, sent_emb, word_embs, mask) -> GeneratorOutput:
-        c_code, mu, logvar = self.ca(sent_emb)
-        h = self.initial(noise, c_code)
-        images, attention, parts = [self.to_rgb[0](h)], [], []
-        for stage, to_rgb in zip(self.stages, self.to_rgb[1:]):
-            h, attn, sdm = stage(h, word_embs, mask)
-            images.append(to_rgb(h))
-            attention.append(attn)
-            parts.append(sdm)
-        return GeneratorOutput(images, attention, parts, mu, logvar)
 
 
 class RealFeatureEncoder(nn.Module):
@@ -341,7 +308,7 @@ class FeatureVAE(nn.Module):
         super().__init__()
         self.encoder = ConditioningAugmentation(feat_dim, z_dim)
         self.decoder = InitialStage(ngf, z_dim + sent_dim, out_size)
-        self.to_rgb = nn.Sequential(conv3x3(ngf, 3), nn.Tanh())
+        self.to_rgb = rgb_head(ngf)
 
     def forward(self, features: torch.Tensor, sent_emb: torch.Tensor):
         z, mu, logvar = self.encoder(features.mean(dim=(2, 3)))  # (B, z)
@@ -349,27 +316,9 @@ class FeatureVAE(nn.Module):
         return recon, mu, logvar
 
 
-def strip_batch_norm(module: nn.Module) -> None:
-    """In place: every BatchNorm2d becomes an identity and every bias-free conv gets a bias."""
-    for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d):
-            setattr(module, name, nn.Identity())
-        elif isinstance(child, nn.Conv2d) and child.bias is None:
-            setattr(module, name, nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size,
-                                            child.stride, child.padding, bias=True))
-        else:
-            strip_batch_norm(child)
-
-
-def add_spectral_norm(module: nn.Module) -> None:
-    """In place: spectral normalisation [Miyato et al. 2018] of every conv's weight."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            spectral_norm(m)
-
-
 class DNMStageDiscriminator(StageDiscriminator):
-    """AttnGAN's D_i (features, unconditional and sentence-conditional logits) plus the DNM VAE on
+    """The shared stage discriminator D_i (:class:`t2igan.nn.multistage.StageDiscriminator`: features,
+    unconditional and sentence-conditional logits) plus the DNM VAE on
     its features. With ``spectral_norm`` the feature and joint convs lose their batch norms and get
     biases (call :meth:`add_spectral_norm` after initialising the weights)."""
 
@@ -388,46 +337,45 @@ class DNMStageDiscriminator(StageDiscriminator):
             add_spectral_norm(self.joint)
 
 
-class DNMDiscriminators(Discriminators):
-    """One :class:`DNMStageDiscriminator` per stage (one module, one optimizer)."""
-
-    def __init__(self, ndf: int, cond_dim: int, stage_sizes: list[int], uncond_logits: bool, z_dim: int,
-                 dec_ngf: int, spectral_norm: bool = True):
-        nn.Module.__init__(self)
-        self.stages = nn.ModuleList(
-            DNMStageDiscriminator(ndf, cond_dim, s, uncond_logits, z_dim, dec_ngf, stage_sizes[0], spectral_norm)
-            for s in stage_sizes)
-
-
 # ---------------------------------------------------------------------------------------------
 # the model
 
 
 @register_model("drgan", DRGANConfig)
-class DRGAN(AttnGAN):
-    """Networks: ``text_encoder`` (frozen DAMSM), ``generator`` (:class:`Generator`), ``sdl_heads``
-    (one :class:`RealFeatureEncoder` per SDM stage, trained in the G phase, unused at inference),
-    ``discriminator`` (:class:`DNMDiscriminators`)."""
+class DRGAN(T2IModel):
+    """Networks: ``text_encoder`` (frozen DAMSM), ``generator`` (a
+    :class:`~t2igan.nn.multistage.MultiStageGenerator` of :class:`SDMStage`), ``sdl_heads`` (one
+    :class:`RealFeatureEncoder` per SDM stage, trained in the G phase, unused at inference),
+    ``discriminator`` (one :class:`DNMStageDiscriminator` per stage) and the unsaved ``damsm_critic``."""
+
+    eval_modules = ("text_encoder",)
+    unsaved_modules = ("damsm_critic",)
 
     def __init__(self, config: DRGANConfig):
-        T2IModel.__init__(self, config)  # AttnGAN's networks are not built; its DAMSM handling is reused
+        super().__init__(config)
         c = config
         check_drgan_config(c)
-        self.build_frozen_text_encoder()
+        self.text_encoder = self.build_text_encoder().requires_grad_(False)
+        self.damsm_critic = c.damsm_critic("drgan")
+        if c.damsm_weights:
+            self.damsm_critic.load(c.damsm_weights, self.text_encoder, c.vocab_size)
         mask_channels = 1 if c.mask_form == "spatial" else c.ngf
-        self.generator = Generator(c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages, c.num_residual,
-                                   c.num_refine, mask_channels)
+        self.generator = MultiStageGenerator(
+            c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,
+            lambda: SDMStage(c.ngf, c.cond_dim, c.num_residual, c.num_refine, mask_channels))
         self.sdl_heads = nn.ModuleList(RealFeatureEncoder(c.ngf) for _ in range(c.num_stages - 1))
-        self.discriminator = DNMDiscriminators(c.ndf, c.cond_dim, c.stage_sizes, c.uncond_logits, c.dnm_z_dim,
-                                               c.dnm_ngf, c.spectral_norm)
+        self.discriminator = StageDiscriminators([
+            DNMStageDiscriminator(c.ndf, c.cond_dim, s, c.uncond_logits, c.dnm_z_dim, c.dnm_ngf, c.stage_sizes[0],
+                                  c.spectral_norm) for s in c.stage_sizes])
         init_weights(self.generator)
         init_weights(self.sdl_heads)
         init_weights(self.discriminator)
         for D in self.discriminator:
             D.add_spectral_norm()  # after the initialisation: it wraps the initialised weights
+        self.train()
 
     def optimizer_groups(self, train) -> dict[str, list[dict]]:
-        """AttnGAN's groups, with the ``H*`` encoders trained by the G phase."""
+        """The default groups (G, D), with the ``H*`` encoders trained by the G phase."""
         groups = super().optimizer_groups(train)
         heads = list(self.sdl_heads.parameters())
         if heads:
@@ -451,17 +399,14 @@ class DRGAN(AttnGAN):
         """Generate once (reused by the G phase); per stage: adversarial terms + the DNM's VAE
         terms on the real and the fake image."""
         c = self.config
-        text = self.encode_text(batch["tokens"], batch["lengths"]).detach()
-        real = batch["image"]
-        noise = torch.randn(real.shape[0], c.z_dim, device=real.device)
-        out = self.generator(noise, text.sent_emb, text.word_embs, text.mask)
-        state.update(gen=out, text=text)
-        reals = image_pyramid(real, c.stage_sizes)
+        out = generate_for_step(self, batch, state)
+        text = state["text"]
+        reals = image_pyramid(batch["image"], c.stage_sizes)
         loss, logs = 0.0, {}
         for i, (D, real_i, fake_i) in enumerate(zip(self.discriminator, reals, out.images)):
             fake_i = fake_i.detach()
             real_feats, fake_feats = D.features(real_i), D.features(fake_i)
-            adv, adv_logs = discriminator_loss_from_features(D, real_feats, fake_feats, text.sent_emb)
+            adv, adv_logs = discriminator_loss_from_features(D, real_feats, fake_feats, text.sent_emb, c.mismatch_pairs)
             rec_real, mu_r, logvar_r = D.vae(real_feats, text.sent_emb)
             rec_fake, mu_f, logvar_f = D.vae(fake_feats, text.sent_emb)
             recon_r, kl_r = dnm_vae_loss(rec_real, reals[0], mu_r, logvar_r)
@@ -509,12 +454,6 @@ class DRGAN(AttnGAN):
             sdl, recon = self.sdl_loss(out.parts, batch["image"])
             loss = loss + c.sdl_weight * sdl + c.sdl_recon_weight * recon
             logs.update(sdl=sdl.item(), sdl_recon=recon.item())
-        kl = kl_normal_loss(out.mu, out.logvar)
-        loss = loss + c.kl_weight * kl
-        logs["kl"] = kl.item()
-        if c.damsm_lambda > 0:
-            damsm, damsm_logs = self.damsm_loss(out.images[-1], text, batch_class_ids(batch))
-            loss = loss + c.damsm_lambda * damsm
-            logs.update(damsm_logs, damsm=damsm.item())
+        loss = add_kl_and_damsm(loss, logs, self.damsm_critic, c, out.mu, out.logvar, out.images[-1], text, batch)
         logs["g_loss"] = loss.item()
         return loss, logs

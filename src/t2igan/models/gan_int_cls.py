@@ -48,10 +48,10 @@ from torch import nn
 
 from ..errors import T2IError
 from ..losses import bce_logits_loss, mismatched
+from ..nn.blocks import init_weights
 from ..nn.text_encoder import TextFeatures
 from ..registry import register_model
-from .base import SampleOutput, T2IModel
-from .dfgan import load_text_encoder_weights
+from .base import SampleOutput, T2IModel, load_text_encoder_weights
 
 VARIANTS = ("gan", "gan_cls", "gan_int", "gan_int_cls")
 
@@ -177,19 +177,6 @@ def d_channels(ndf: int, image_size: int) -> list[int]:
     return [ndf * min(8, 2**k) for k in range(_num_doublings(image_size))]
 
 
-def dcgan_init(module: nn.Module) -> None:
-    """DCGAN initialisation, as the official code: conv weights N(0, 0.02), BN weights N(1, 0.02),
-    biases 0 (linear layers keep PyTorch's default)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
-
-
 class BottleneckResidual(nn.Module):
     """Official G block at 4x4 and 8x8: ``relu(x + BN(conv3(relu(BN(conv3(relu(BN(conv1(x)))))))))``,
     with a 1x1 conv down to ``c / 4`` channels first."""
@@ -225,7 +212,7 @@ class Generator(nn.Module):
             layers.append(nn.Sequential(*up))
         layers.append(nn.Sequential(nn.ConvTranspose2d(chs[-1], 3, 4, 2, 1, bias=False), nn.Tanh()))
         self.layers = nn.Sequential(*layers)
-        dcgan_init(self)
+        init_weights(self, "dcgan")
 
     def forward(self, noise: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
         h = torch.cat([noise, self.text_proj(sent_emb)], dim=1)  # (B, z + 128)
@@ -255,7 +242,7 @@ class Discriminator(nn.Module):
             nn.Conv2d(top + text_proj_dim, top, 1, bias=False), nn.BatchNorm2d(top), nn.LeakyReLU(0.2, True),
             nn.Conv2d(top, 1, 4, 1, 0, bias=False),
         )
-        dcgan_init(self)
+        init_weights(self, "dcgan")
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.trunk(images)  # (B, top, 4, 4)
@@ -328,11 +315,6 @@ class GANINTCLS(T2IModel):
         if not c.lr_decay_every_epochs:
             return 1.0
         return c.lr_decay ** (epoch // c.lr_decay_every_epochs)
-
-    def compute_loss(self, phase, batch, state):
-        if phase == "d":
-            return self.d_loss(batch, state)
-        return self.g_loss(batch, state)
 
     def d_loss(self, batch, state):
         """[Alg. 1]: (real, right) as real; (fake, right) and, with CLS, (real, wrong) as fake."""

@@ -20,7 +20,8 @@ BN without its own affine, gamma and beta two-layer MLPs of the sentence feature
 layers start at zero (a fresh block is plain BN). ``m`` decides *where* and *how much* the text
 changes the features; ``m = 1`` everywhere is DF-GAN's channel-wise text affine of ``BN(x)``.
 
-Discriminator and losses are DF-GAN's (:mod:`t2igan.models.dfgan`): hinge on (real, e),
+Discriminator and losses are DF-GAN's (:class:`t2igan.nn.blocks.OneWayDiscriminator`,
+:func:`t2igan.losses.one_way_discriminator_loss`): hinge on (real, e),
 (fake, e), (real, e_mismatched), MA-GP on real matched pairs, plus the DAMSM loss of the generated
 image (weight 0.05; 0.1 when the text encoder is fine-tuned, ``text_encoder_mode="joint"``).
 
@@ -33,20 +34,29 @@ Where the official code (github.com/wtliao/text2image) and the paper differ, bot
   2022 code stops at ``8 nf``.
 * DAMSM: the official code uses gamma1 = 5 (AttnGAN's code default) and drops the ``1/gamma2`` of
   the paper's region-word relevance (``damsm_paper_form=False``).
+* ``mismatch_pairs``: the official ``main.py`` pairs real image ``i`` with caption ``i + 1`` (``B - 1``
+  pairs, ``"shift"``, the default); ``"roll"`` pairs all ``B`` (DF-GAN's code; ``ssagan-shapes``).
+* ``d_update``: the official ``main.py`` steps D's Adam on the hinge loss, then recomputes D on the
+  real pairs and steps it again on MA-GP alone (``"two_steps"``, the default: phases ``d``, ``d_gp``,
+  ``g``, the second D phase using D's optimizer); ``"one_step"`` takes one step on their sum, as
+  DF-GAN's 2022 code (``ssagan-shapes``).
 * Text-encoder fine-tuning: ``"joint"`` trains the text encoder end to end by the generator's
   losses (DAMSM on the generated image + the adversarial loss through ``e``) at lr 4e-5, the
   paper's "end-to-end" training. The official ``main_finetune.py`` instead updates it (and the
   DAMSM image projections) with a DAMSM loss on *real* images in a separate optimizer; that form
   is not implemented.
 
-The frozen DAMSM image encoder is held outside the module tree: it is in no optimizer, never in
-train mode, and not written to checkpoints or ``model.safetensors`` (it comes from
-``damsm_weights``, like the FID Inception comes from its file).
+The frozen DAMSM image encoder is the :class:`~t2igan.models.damsm.DAMSMCritic` submodule
+``damsm_critic``: in no optimizer, never in train mode, and not written to checkpoints or
+``model.safetensors`` (it comes from ``damsm_weights``, like the FID Inception comes from its file).
+
+Beyond the paper (off by default): DF-GAN's optional image-sentence contrastive term in D and G
+(``contrastive_weight``, ``contrastive_dim``, ``contrastive_temperature``; D's ``image_proj`` /
+``text_proj`` heads exist only when it is on).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -54,13 +64,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import T2IError
-from ..losses import d_hinge_loss, g_hinge_loss, matching_aware_gradient_penalty, mismatched
+from ..losses import MISMATCH_FORMS, ma_gp_loss, one_way_discriminator_loss, one_way_generator_loss
+from ..losses import one_way_discriminator_loss as discriminator_loss  # noqa: F401 (public name)
+from ..nn.blocks import OneWayDiscriminator, channel_plan
+from ..nn.conditioning import SSCBN
 from ..registry import register_model
-from .base import SampleOutput, T2IModel
-from .damsm import ImageEncoder, damsm_loss, load_damsm
-from .dfgan import Affine, Discriminator, channel_plan
+from .base import TRUNCATION_FORMS, SampleOutput, T2IModel
+from .damsm import DAMSM_PAPER_FORM, DAMSMCritic
 
 TEXT_ENCODER_MODES = ("frozen", "joint", "joint_d")
+D_UPDATES = ("two_steps", "one_step")
 
 
 @dataclass
@@ -80,13 +93,20 @@ class SSAGANConfig:
     damsm_gamma1: float = 5.0  # word-region attention sharpness (official SSA-GAN code: 5)
     damsm_gamma2: float = 5.0  # region-word relevance sharpness
     damsm_gamma3: float = 10.0  # image-text matching sharpness
-    damsm_paper_form: bool = False  # True: AttnGAN paper's log(sum exp)^(1/gamma2); False: official code's
+    damsm_paper_form: bool = DAMSM_PAPER_FORM  # True: AttnGAN paper's log(sum exp)^(1/gamma2); False: official code's
     mask_hidden: int = 100  # channels of the mask predictor's hidden conv (official 100)
     upsample_mode: str = "nearest"  # feature up-sampling: nearest (official code) | bilinear (paper)
     d_max_mult: int = 16  # D's widest layer is d_max_mult * nf (official SSA-GAN 16, DF-GAN 2022: 8)
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
+    mismatch_pairs: str = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
+    d_update: str = "two_steps"  # two_steps (official: an Adam step on the hinge loss, then one on MA-GP) | one_step (their sum)
     truncation: float = 0.0  # noise truncation at sampling (official SSA-GAN samples plain N(0, I): 0)
+    truncation_form: str = "scaled"  # how a truncation > 0 applies: scaled (DF-GAN's) | clip (see models.base)
+    contrastive_weight: float = 0.0  # lambda of DF-GAN's image-sentence contrastive term in D and G (0 = off; not in the paper)
+    contrastive_dim: int = 128  # size of D's shared image/sentence embedding space for that term
+    contrastive_temperature: float = 0.1
+    contrastive_pool: str = "flatten"  # D's image side of that term: flatten (keeps positions) | sum
 
     @property
     def cond_dim(self) -> int:
@@ -114,26 +134,6 @@ class MaskPredictor(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)  # (B, 1, h, w)
-
-
-class SSCBN(nn.Module):
-    """Semantic-spatial condition batch norm [SSA-GAN, Sec. 3.2]:
-    ``(gamma(e) m + 1) BN(x) + beta(e) m``, BN without affine.
-
-    The text affine is DF-GAN's :class:`~t2igan.models.dfgan.Affine` (``a(h) = g(e) h + beta(e)``
-    with ``g`` starting at 1), so with ``gamma = g - 1`` the formula is ``BN(x) + m (a(BN(x)) -
-    BN(x))``: plain BN where ``m = 0``, DF-GAN's affine of ``BN(x)`` where ``m = 1``. The MLPs'
-    hidden width is the sentence size, as in the official code.
-    """
-
-    def __init__(self, cond_dim: int, num_features: int):
-        super().__init__()
-        self.norm = nn.BatchNorm2d(num_features, affine=False)
-        self.affine = Affine(cond_dim, num_features, hidden_dim=cond_dim)
-
-    def forward(self, x: torch.Tensor, sent_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.norm(x)  # (B, C, H, W)
-        return h + mask * (self.affine(h, sent_emb) - h)  # mask (B, 1, H, W)
 
 
 class SSACNBlock(nn.Module):
@@ -190,82 +190,39 @@ class Generator(nn.Module):
         return self.to_rgb(h), masks  # (B, 3, S, S), [(B, 1, 4, 4), (B, 1, 8, 8), ..., (B, 1, S, S)]
 
 
-def discriminator_loss(D: Discriminator, images: torch.Tensor, sent_emb: torch.Tensor, fake: torch.Tensor,
-                       ma_gp_weight: float = 2.0, ma_gp_power: float = 6.0) -> tuple[torch.Tensor, dict]:
-    """DF-GAN's D objective [DF-GAN, Eq. 3], which SSA-GAN keeps: hinge on (real, e), (fake, e),
-    (real, e_mismatched) + MA-GP on (real, e). ``images`` and ``sent_emb`` must require grad."""
-    real_feats = D.features(images)
-    real_logits = D.logits(real_feats, sent_emb)
-    mis_logits = D.logits(real_feats, mismatched(sent_emb))
-    fake_logits = D.logits(D.features(fake.detach()), sent_emb)
-    adv = d_hinge_loss(real_logits, fake_logits, mis_logits)
-    gp = matching_aware_gradient_penalty(real_logits, images, sent_emb, ma_gp_weight, ma_gp_power)
-    loss = adv + gp
-    return loss, {
-        "d_loss": loss.item(),
-        "d_adv": adv.item(),
-        "ma_gp": gp.item(),
-        "d_real": real_logits.mean().item(),
-        "d_fake": fake_logits.mean().item(),
-        "d_mismatch": mis_logits.mean().item(),
-    }
-
-
-def _class_ids(batch: dict) -> torch.Tensor | None:
-    """Class labels for DAMSM's same-class masking, or None when the data has none (-1)."""
-    ids = batch.get("class_id")
-    if not torch.is_tensor(ids) or (ids < 0).any():
-        return None
-    return ids
-
-
 @register_model("ssagan", SSAGANConfig)
 class SSAGAN(T2IModel):
+    unsaved_modules = ("damsm_critic",)
+
     def __init__(self, config: SSAGANConfig):
         super().__init__(config)
         c = config
         if c.text_encoder_mode not in TEXT_ENCODER_MODES:
             raise T2IError(f"text_encoder_mode must be one of {', '.join(TEXT_ENCODER_MODES)}, got {c.text_encoder_mode!r}")
+        if c.mismatch_pairs not in MISMATCH_FORMS:
+            raise T2IError(f"mismatch_pairs must be one of {', '.join(MISMATCH_FORMS)}, got {c.mismatch_pairs!r}")
+        if c.d_update not in D_UPDATES:
+            raise T2IError(f"d_update must be one of {', '.join(D_UPDATES)}, got {c.d_update!r}")
+        if c.truncation_form not in TRUNCATION_FORMS:
+            raise T2IError(f"truncation_form must be one of {', '.join(TRUNCATION_FORMS)}, got {c.truncation_form!r}")
+        self.phases = ("d", "d_gp", "g") if c.d_update == "two_steps" else ("d", "g")
         if c.upsample_mode not in ("nearest", "bilinear"):
             raise T2IError(f"upsample_mode must be nearest or bilinear, got {c.upsample_mode!r}")
         self.text_encoder = self.build_text_encoder()
-        # the frozen DAMSM image encoder: an attribute outside the module tree (see the module docstring)
-        object.__setattr__(self, "image_encoder", None)
+        self.damsm_critic = DAMSMCritic("ssagan", c.cond_dim, c.damsm_backbone, c.image_size, c.damsm_gamma1,
+                                        c.damsm_gamma2, c.damsm_gamma3, c.damsm_paper_form, weight_field="damsm_weight")
         if c.damsm_weights:
-            self._load_damsm(c.damsm_weights)
+            self.damsm_critic.load(c.damsm_weights, self.text_encoder, c.vocab_size)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.mask_hidden, c.upsample_mode)
-        self.discriminator = Discriminator(c.nf, c.cond_dim, c.image_size, c.d_max_mult)
+        self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size, c.d_max_mult,
+                                                 contrastive_dim=c.contrastive_dim if c.contrastive_weight else 0,
+                                                 contrastive_pool=c.contrastive_pool)
 
-    # -- DAMSM -----------------------------------------------------------------------------------
-    def _load_damsm(self, path: str) -> None:
-        """Start the text encoder from a DAMSM run and keep its image encoder, frozen."""
-        damsm, vocab = load_damsm(path)
-        if len(vocab) != self.config.vocab_size:
-            raise T2IError(f"the DAMSM in {path} has a {len(vocab)}-word vocabulary but the data's has "
-                           f"{self.config.vocab_size}; train with data.vocab={path}/vocab.json")
-        try:
-            self.text_encoder.load_state_dict(damsm.text_encoder.state_dict())
-        except RuntimeError:
-            raise T2IError(f"the text encoder in {path} does not fit model.text_emb_dim={self.config.text_emb_dim}, "
-                           f"model.text_hidden_dim={self.config.text_hidden_dim}") from None
-        self._set_image_encoder(damsm.image_encoder)
-
-    def _set_image_encoder(self, encoder: nn.Module) -> None:
-        object.__setattr__(self, "image_encoder", encoder.eval().requires_grad_(False))
-
-    def frozen_image_encoder(self, device: torch.device) -> nn.Module:
-        """The DAMSM image encoder on ``device``, in eval mode; without ``damsm_weights`` a randomly
-        initialised one (meaningful only in tests), built on first use."""
-        if self.image_encoder is None:
-            warnings.warn("ssagan: no damsm_weights given, so the DAMSM loss uses a randomly initialised "
-                          "image encoder; pretrain one (t2igan pretrain damsm ...) or set model.damsm_weight=0")
-            c = self.config
-            self._set_image_encoder(ImageEncoder(embed_dim=c.cond_dim, backbone=c.damsm_backbone, image_size=c.image_size))
-        enc = self.image_encoder
-        if next(enc.parameters()).device != device:
-            enc.to(device)
-        return enc.eval()
+    @property
+    def image_encoder(self):
+        """The frozen DAMSM image encoder (None until loaded or first used)."""
+        return self.damsm_critic.encoder
 
     # -- inference -------------------------------------------------------------------------------
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:
@@ -283,10 +240,8 @@ class SSAGAN(T2IModel):
             groups["g"].append({"params": list(self.text_encoder.parameters()), "lr": lr, "betas": tuple(train.betas_g)})
         return groups
 
-    def compute_loss(self, phase, batch, state):
-        if phase == "d":
-            return self.d_loss(batch, state)
-        return self.g_loss(batch, state)
+    def optimizer_name(self, phase: str) -> str:
+        return "d" if phase == "d_gp" else phase
 
     def d_loss(self, batch, state):
         """[DF-GAN, Eq. 3] on SSA-GAN's generator. Only in ``joint_d`` mode does this loss reach the
@@ -299,13 +254,27 @@ class SSAGAN(T2IModel):
         else:
             text = text.detach()
             sent_emb = text.sent_emb.requires_grad_(True)  # a leaf, for MA-GP's gradient
-        noise = torch.randn(images.shape[0], c.z_dim, device=images.device)
+        noise = self.draw_noise(batch)
         fake, _ = self.generator(noise, sent_emb.detach())
-        state.update(fake=fake, noise=noise, text=text.detach())
-        return discriminator_loss(self.discriminator, images, sent_emb, fake, c.ma_gp_weight, c.ma_gp_power)
+        state.update(fake=fake, noise=noise, text=text.detach(), sent_emb=sent_emb)
+        return one_way_discriminator_loss(self.discriminator, images, sent_emb, fake, c.ma_gp_weight, c.ma_gp_power,
+                                          c.mismatch_pairs, with_gp=c.d_update == "one_step",
+                                          contrastive_weight=c.contrastive_weight,
+                                          contrastive_temperature=c.contrastive_temperature)
+
+    def d_gp_loss(self, batch, state):
+        """The official second D step: MA-GP alone on the updated D's real matched pairs."""
+        c = self.config
+        images = batch["image"].detach().requires_grad_(True)
+        if c.text_encoder_mode == "joint_d":  # a graph into the text encoder, as in the D phase
+            sent_emb = self.encode_text(batch["tokens"], batch["lengths"]).sent_emb
+        else:
+            sent_emb = state["sent_emb"].detach().requires_grad_(True)
+        return ma_gp_loss(self.discriminator, images, sent_emb, c.ma_gp_weight, c.ma_gp_power)
 
     def g_loss(self, batch, state):
-        """``-E[D(G(z, e), e)]`` [DF-GAN, Eq. 4] ``+ lambda * L_DAMSM(G(z, e), text)`` [AttnGAN, Eq. 8].
+        """``-E[D(G(z, e), e)]`` [DF-GAN, Eq. 4] ``+ lambda * L_DAMSM(G(z, e), text)`` [AttnGAN, Eq. 8]
+        (+ the optional contrastive term).
 
         In ``joint`` mode the text features are computed afresh (the D phase used detached ones) and
         the images regenerated from them with the D phase's noise, so both terms train the text
@@ -317,16 +286,8 @@ class SSAGAN(T2IModel):
             fake, _ = self.generator(state["noise"], text.sent_emb)
         else:
             text, fake = state["text"], state["fake"]
-        D = self.discriminator
-        adv = g_hinge_loss(D.logits(D.features(fake), text.sent_emb))
-        loss, logs = adv, {"g_adv": adv.item()}
-        weight = c.damsm_loss_weight
-        if weight > 0:
-            damsm, damsm_logs = damsm_loss(
-                self.frozen_image_encoder(fake.device), fake, text, class_ids=_class_ids(batch),
-                gamma1=c.damsm_gamma1, gamma2=c.damsm_gamma2, gamma3=c.damsm_gamma3, paper_form=c.damsm_paper_form,
-            )
-            loss = loss + weight * damsm
-            logs.update(damsm_logs, damsm=damsm.item())  # damsm_w, damsm_s: word and sentence terms
+        loss, logs = one_way_generator_loss(self.discriminator, fake, text.sent_emb, c.contrastive_weight,
+                                            c.contrastive_temperature)
+        loss = self.damsm_critic.add_to(loss, logs, c.damsm_loss_weight, fake, text, batch)
         logs["g_loss"] = loss.item()
         return loss, logs

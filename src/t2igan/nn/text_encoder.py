@@ -13,7 +13,6 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..data.text import padding_mask
 
 
 @dataclass
@@ -24,6 +23,11 @@ class TextFeatures:
 
     def detach(self) -> "TextFeatures":
         return TextFeatures(self.word_embs.detach(), self.sent_emb.detach(), self.mask)
+
+
+def padding_mask(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Bool mask ``(B, T)``, True at padded positions (never to be attended)."""
+    return torch.arange(tokens.shape[1], device=tokens.device)[None, :] >= lengths[:, None]
 
 
 class RNNTextEncoder(nn.Module):

@@ -1,0 +1,134 @@
+"""Bundle a trained Shapes run into the package as a pretrained model, or ship a Shapes probe.
+
+    python tools/bundle_pretrained.py model RUN_DIR shapes-dfgan --command "t2igan train ..." \
+        --hardware "2-core CPU, 1 thread" --train-time "38 CPU min"
+    python tools/bundle_pretrained.py probe CACHED_PROBE.safetensors
+
+``model`` writes ``src/t2igan/pretrained/<name>/``: ``config.json`` (marked ``inference_only``),
+``vocab.json``, ``model.safetensors`` (fp16, without the discriminator), ``grid.png`` (the demo
+captions, 8 seeds each), ``card.json`` and ``MODEL_CARD.md``. The probe scores in the card are
+measured on the bundled fp16 files themselves (``t2igan eval NAME --metrics shapes``), so the card
+describes exactly what ships. ``probe`` stores a probe in fp16 under ``src/t2igan/metrics/weights/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from t2igan.evaluate import evaluate
+from t2igan.hub import CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME, load_run, read_run_config, save_safetensors
+from t2igan.metrics.shapes_probe import PACKAGED_PROBE_DIR, evaluate_probe, load_probe, save_probe
+from t2igan.pipeline import Text2ImagePipeline
+from t2igan.pretrained import BUNDLED_DIR
+from t2igan.visualize import captioned_grid
+
+DEMO_CAPTIONS = ["a red circle", "a blue square", "a green triangle", "a yellow star",
+                 "a large purple circle on the left", "a small orange square at the top"]
+
+
+def bundle_model(args) -> None:
+    run_dir, out = Path(args.run_dir), BUNDLED_DIR / args.name
+    model, _, _ = load_run(run_dir)
+    config = read_run_config(run_dir)
+    config["inference_only"] = True
+    config["model_config"] = {k: (None if k.endswith("_weights") else v) for k, v in config["model_config"].items()}
+    skip = tuple(f"{m}." for m in model.training_only_modules)
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items() if not k.startswith(skip)}
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    shutil.copy(run_dir / VOCAB_NAME, out / VOCAB_NAME)
+    save_safetensors(state, out / WEIGHTS_NAME, {"format": "pt", "dtype": "float16"})
+
+    records = evaluate(out, metrics="shapes", n=args.n, seed=0, write=False, progress=True, device="cpu")
+    by_name = {r["metric"]: r for r in records}
+    pipe = Text2ImagePipeline.from_pretrained(out, device="cpu")
+    images = pipe(DEMO_CAPTIONS, n=8, seed=0)
+    captioned_grid(images, [c for c in DEMO_CAPTIONS for _ in range(8)], ncol=8).save(out / "grid.png")
+    exp = config["experiment"]
+    card = {
+        "name": args.name, "model": config["model_name"], "image_size": exp["data"]["image_size"],
+        "steps": args.steps, "command": args.command, "hardware": args.hardware, "train_time": args.train_time,
+        "probe": {"n": args.n, "seed": 0, "mean": by_name["shapes_attr"]["value"],
+                  "exact": by_name["shapes_attr"]["exact"], "per_attribute": by_name["shapes_attr"]["per_attribute"],
+                  "heldout_mean": by_name.get("shapes_attr_heldout", {}).get("value"),
+                  "heldout_per_attribute": by_name.get("shapes_attr_heldout", {}).get("per_attribute"),
+                  "shapes_fid": by_name.get("shapes_fid", {}).get("value")},
+        "records": records, "weights_mb": round((out / WEIGHTS_NAME).stat().st_size / 2**20, 2),
+    }
+    (out / "card.json").write_text(json.dumps(card, indent=2))
+    write_model_card(out, card, records)
+    print(json.dumps(card["probe"], indent=2))
+
+
+def write_model_card(out: Path, card: dict, records: list[dict]) -> None:
+    rows = "\n".join(f"| {r['metric']} | {r['value']:.4g} | {json.dumps({k: v for k, v in r.items() if k not in ('metric', 'value', 'run', 'time')})[:300]} |"
+                     for r in records)
+    text = f"""# {card['name']}
+
+{card['model']} trained on the built-in Shapes data at {card['image_size']} px, shipped in fp16 without its
+discriminator ({card['weights_mb']} MB). Use it offline by name:
+
+```bash
+t2igan sample {card['name']} "a red circle on the left" --n 8 -o grid.png
+t2igan eval {card['name']} --metrics shapes --n 1000
+```
+
+- Command: `{card['command']}`
+- Steps: {card['steps']}
+- Hardware: {card['hardware']}
+- Training time: {card['train_time']}
+
+## Probe scores (these fp16 weights, {card['probe']['n']} test captions, seed 0)
+
+| metric | value | details |
+|---|---|---|
+{rows}
+
+## Samples
+
+![grid](grid.png)
+
+Captions (rows): {', '.join(repr(c) for c in DEMO_CAPTIONS)}; 8 seeds each.
+"""
+    (out / "MODEL_CARD.md").write_text(text)
+
+
+def bundle_probe(args) -> None:
+    probe, info = load_probe(args.probe)
+    info = {**info, "stored": "fp16"}
+    path = PACKAGED_PROBE_DIR / f"shapes_probe-{probe.image_size}.safetensors"
+    save_probe(probe, path, info, half=True)
+    shipped, _ = load_probe(path)
+    print(f"wrote {path}: {path.stat().st_size / 2**20:.2f} MB")
+    print(json.dumps(evaluate_probe(shipped, probe.image_size), indent=1))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    m = sub.add_parser("model")
+    m.add_argument("run_dir")
+    m.add_argument("name")
+    m.add_argument("--command", required=True, help="the command that trained the run")
+    m.add_argument("--hardware", required=True)
+    m.add_argument("--train-time", required=True)
+    m.add_argument("--steps", type=int, required=True)
+    m.add_argument("--n", type=int, default=1000, help="test captions scored by the probe")
+    m.set_defaults(func=bundle_model)
+    q = sub.add_parser("probe")
+    q.add_argument("probe", help="a probe file written by `t2igan shapes-probe`")
+    q.set_defaults(func=bundle_probe)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
