@@ -45,6 +45,8 @@ def bundle_model(args) -> None:
     (out / CONFIG_NAME).write_text(json.dumps(config, indent=2))
     shutil.copy(run_dir / VOCAB_NAME, out / VOCAB_NAME)
     save_safetensors(state, out / WEIGHTS_NAME, {"format": "pt", "dtype": "float16"})
+    for path in out.iterdir():
+        path.chmod(0o644)
 
     records = evaluate(out, metrics="shapes", n=args.n, seed=0, write=False, progress=True, device="cpu")
     by_name = {r["metric"]: r for r in records}
