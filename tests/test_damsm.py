@@ -223,8 +223,11 @@ def test_pretrain_command_writes_a_loadable_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "R-precision of real test images" in out and str(run) in out
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log if "loss" in r] == [2, 4]
-    assert "test_r_precision" in log[-1]
+    assert [r["step"] for r in log if "loss" in r] == [1, 2, 4]
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[-1]["metric"] == "r_precision" and metrics[-1]["step"] == 4 and 0 <= metrics[-1]["mean"] <= 1
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000004.safetensors",
+                                                                       "step-00000004.state.pt"]
     model, vocab = load_damsm(run)
     assert model.config.image_size == 32 and model.config.vocab_size == len(vocab)
     experiment = json.loads((run / "config.json").read_text())["experiment"]
@@ -238,9 +241,9 @@ def test_pretrain_command_writes_a_loadable_run(tmp_path, capsys):
 
 
 def test_lr_schedule_decays_per_epoch_to_a_floor():
-    from t2igan.models.damsm import DAMSMTrainConfig, epoch_lr
+    from t2igan.models.damsm import DAMSMConfig, epoch_lr
 
-    t = DAMSMTrainConfig(lr=0.002, lr_decay=0.98, lr_min_factor=0.1)
+    t = DAMSMConfig(lr=0.002, lr_decay=0.98, lr_min_factor=0.1)
     assert epoch_lr(t, 0) == 0.002
     assert epoch_lr(t, 1) == pytest.approx(0.002 * 0.98)
     assert epoch_lr(t, 1000) == pytest.approx(epoch_lr(t, 2000)) and 0.0002 * 0.98 <= epoch_lr(t, 1000) <= 0.0002

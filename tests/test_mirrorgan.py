@@ -18,7 +18,8 @@ from t2igan.data.shapes import parse_shapes_caption
 from t2igan.metrics.bleu import corpus_bleu
 from t2igan.metrics.shapes_probe import PROBE_KEYS, probe_labels, scene_labels
 from t2igan.models.mirrorgan import (END_ID, SentenceAttention, StreamCaptioner, StreamConfig, caption_cross_entropy,
-                                     caption_loss, load_stream, pretrain_stream, resolve_stream_config)
+                                     caption_loss, load_stream)
+from t2igan.trainer import Trainer
 from t2igan.visualize import to_pil
 
 B, T = 4, 6
@@ -51,11 +52,11 @@ def batch(vocab_size=30, seed=0, size=32):
 def stream_run(tmp_path_factory):
     """A tiny STREAM pretrained for a few seconds on 32 px Shapes (shared by several tests)."""
     run = tmp_path_factory.mktemp("stream") / "run"
-    exp = resolve_stream_config("stream-shapes", [
+    cfg = resolve_config("stream-shapes", [
         "data.image_size=32", "data.train_args={num_images: 1000}", "data.test_args={num_images: 200}",
         "model.cnn_channels=8", "model.embed_dim=32", "model.hidden_dim=64", "model.inject=every",
-        "train.batch_size=32", "train.max_steps=300", "train.lr=0.01", "train.log_every=100"])
-    pretrain_stream(exp, run, progress=False)
+        "train.batch_size=32", "train.max_steps=300", "model.lr=0.01", "train.log_every=100"])
+    Trainer(cfg, run, progress=False).fit()
     return run
 
 
@@ -318,7 +319,8 @@ def test_pretrained_shapes_captioner_names_attributes_far_above_chance(stream_ru
     assert metrics["bleu4"] > metrics["bleu4_chance"] + 0.1
     log = [json.loads(line) for line in (stream_run / "log.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in log if "loss" in r]
-    assert [r["step"] for r in log if "loss" in r] == [100, 200, 300] and losses[-1] < losses[0]
+    assert [r["step"] for r in log if "loss" in r] == [1, 100, 200, 300] and losses[-1] < losses[0]
+    assert metrics["step"] == 300 and metrics["metric"] == "stream_captions"
     stream, vocab = load_stream(stream_run)
     assert not stream.training and stream.config.image_size == 32 and stream.config.vocab_size == len(vocab)
     # the loaded captioner gives the same captions as it did when scored
@@ -391,7 +393,7 @@ def test_pretrain_command_and_presets(tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     args = d["model_args"]
     assert (args["backbone"], args["embed_dim"], args["hidden_dim"], args["inject"]) == ("inception", 256, 512, "init")
-    assert d["train"]["lr"] == 0.001 and d["train"]["batch_size"] == 128
+    assert args["lr"] == 0.001 and d["train"]["batch_size"] == 128 and d["train"]["max_steps"] == 13800
     assert main(["pretrain", "stream", "stream-shapes", "model.colour=1", "--dry-run"]) == 2
     assert main(["pretrain", "stream", "damsm-shapes", "--dry-run"]) == 2
     assert "not stream" in capsys.readouterr().err
@@ -418,7 +420,6 @@ def test_pretrain_command_and_presets(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_trains_end_to_end_on_tiny_shapes_with_a_frozen_pretrained_stream(stream_run, tmp_path):
-    from t2igan.trainer import Trainer
 
     cfg = resolve_config("mirrorgan-shapes", [
         "data.image_size=32", "model.base_size=16", "data.train_args={num_images: 32}",

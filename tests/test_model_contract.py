@@ -371,18 +371,48 @@ def test_stream_contract(random_batch, tmp_path):
     assert loaded.greedy(batch["image"]) == model.greedy(batch["image"])
 
 
+PRETRAIN_SMALL = {"damsm": ["model.embed_dim=16", "model.text_emb_dim=8", "model.text_hidden_dim=8",
+                             "model.cnn_channels=4"],
+                  "stream": ["model.embed_dim=8", "model.hidden_dim=12", "model.cnn_channels=4", "model.max_len=4"]}
+
+
+@pytest.mark.parametrize("what", ["damsm", "stream"])
+def test_pretraining_runs_the_shared_trainer_with_its_hooks(what, tmp_path, monkeypatch):
+    """DAMSM and STREAM train through :class:`Trainer`: one phase, their own Adam, no moving average,
+    the model's clipping (DAMSM: the text encoder at 0.25) and per-epoch lr, checkpoints and resume."""
+    from t2igan.config import resolve_config
+
+    clipped = []
+    real_clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda ps, n: clipped.append((list(ps), n)) or real_clip(ps, n))
+    tiny = [f"data.image_size={TINY_SIZE}", "data.train_args={num_images: 8}", "data.test_args={num_images: 4}",
+            "train.batch_size=4", "train.device=cpu", "train.checkpoint_every=1", *PRETRAIN_SMALL[what]]
+    tiny.append("model.grad_clip=1.5" if what == "stream" else "model.rprec_captions=4")
+    trainer = Trainer(resolve_config(f"{what}-shapes", [*tiny, "train.max_steps=2"]), tmp_path, progress=False)
+    model = trainer.model
+    assert trainer.ema is None and list(trainer.optimizers) == list(model.phases) and len(model.phases) == 1
+    assert [p for g in trainer.optimizers[model.phases[0]].param_groups for p in g["params"]] == \
+        model.trainable_parameters()
+    trainer.fit()
+    want = (list(model.text_encoder.parameters()), 0.25) if what == "damsm" else (model.trainable_parameters(), 1.5)
+    assert len(clipped) == 2 and all(ps == want[0] and n == want[1] for ps, n in clipped)
+    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
+    resumed = Trainer(resolve_config(f"{what}-shapes", [*tiny, "train.max_steps=3"]), tmp_path, progress=False)
+    resumed.fit(resume=True)
+    assert resumed.step == 3 and resumed.epoch == 1  # 2 batches per epoch
+    lr = resumed.optimizers[model.phases[0]].param_groups[0]["lr"]
+    assert lr == pytest.approx(0.002 * 0.98 if what == "damsm" else 0.003)  # DAMSM: x 0.98 after epoch 0
+
+
 @pytest.mark.parametrize("what", ["damsm", "stream"])
 def test_one_pretraining_step_from_the_preset(what, tmp_path, capsys):
     from t2igan.models.damsm import load_damsm
     from t2igan.models.mirrorgan import load_stream
 
-    small = {"damsm": ["model.embed_dim=16", "model.text_emb_dim=8", "model.text_hidden_dim=8",
-                       "model.cnn_channels=4"],
-             "stream": ["model.embed_dim=8", "model.hidden_dim=12", "model.cnn_channels=4", "model.max_len=4"]}
     run = tmp_path / "run"
     rc = main(["pretrain", what, f"{what}-shapes", f"data.image_size={TINY_SIZE}", "data.train_args={num_images: 8}",
                "data.test_args={num_images: 4}", "train.batch_size=4", "train.max_steps=1", "train.device=cpu",
-               *small[what], "--run-dir", str(run), "--no-progress"])
+               *PRETRAIN_SMALL[what], "--run-dir", str(run), "--no-progress"])
     assert rc == 0
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert log[0]["step"] == 1

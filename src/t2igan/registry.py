@@ -15,14 +15,17 @@ import importlib
 from .errors import T2IError
 
 _MODELS: dict[str, tuple[type, type]] = {}
+_PRETRAINING: set[str] = set()  # registered with text_to_image=False
 
 # model modules imported on first use, so registering never depends on import order
-_MODEL_MODULES = ("dfgan", "attngan", "gan_int_cls", "ssagan", "mirrorgan", "drgan")
+_MODEL_MODULES = ("dfgan", "attngan", "gan_int_cls", "ssagan", "mirrorgan", "drgan", "damsm", "stream")
 
 
-def register_model(name: str, config_class: type):
+def register_model(name: str, config_class: type, text_to_image: bool = True):
     def deco(cls):
         _MODELS[name] = (cls, config_class)
+        if not text_to_image:
+            _PRETRAINING.add(name)
         cls.model_name = name
         cls.config_class = config_class
         return cls
@@ -40,8 +43,15 @@ def _import_all() -> None:
 
 
 def list_models() -> list[str]:
+    """The text-to-image models."""
     _import_all()
-    return sorted(_MODELS)
+    return sorted(set(_MODELS) - _PRETRAINING)
+
+
+def list_pretraining_models() -> list[str]:
+    """The networks pretrained for the GANs (``damsm``, ``stream``)."""
+    _import_all()
+    return sorted(_PRETRAINING)
 
 
 def _lookup(name: str) -> tuple[type, type]:
@@ -53,6 +63,10 @@ def _lookup(name: str) -> tuple[type, type]:
 
 def model_config_class(name: str) -> type:
     return _lookup(name)[1]
+
+
+def model_class(name: str) -> type:
+    return _lookup(name)[0]
 
 
 def create_model(name: str, **config):

@@ -69,7 +69,7 @@ from .distributed import (DistInfo, all_reduce_gradients, broadcast_tensors, gat
 from .errors import T2IError, describe_error
 from .hub import atomic_write_bytes, first_bad_tensor, load_safetensors, read_run_config, save_run
 from .loggers import Loggers, open_loggers, resolve_names
-from .registry import create_model, model_config_class
+from .registry import create_model, model_class, model_config_class
 from .runfolder import check_resume_config, check_run_dir, clear_run
 from .visualize import captioned_grid, to_pil
 
@@ -107,7 +107,7 @@ def build_model(cfg: ExperimentConfig, vocab_size: int):
         if args.get("image_size", cfg.data.image_size) != cfg.data.image_size:
             raise T2IError(f"model.image_size={args['image_size']} differs from data.image_size={cfg.data.image_size}")
         args["image_size"] = cfg.data.image_size
-    return create_model(cfg.model, vocab_size=vocab_size, **args)
+    return create_model(cfg.model, vocab_size=vocab_size, **model_class(cfg.model).training_args(args))
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
@@ -178,9 +178,11 @@ class Trainer:
         self.model = build_model(cfg, len(self.vocab)).to(self.device)
         if self.dist.world_size > 1:  # rank 0's weights everywhere, whatever the initialisers did
             broadcast_tensors(list(self.model.parameters()) + list(self.model.buffers()))
+        generator = getattr(self.model, "generator", None)  # DAMSM and STREAM have none
         if t.channels_last:
-            self.model.generator.to(memory_format=torch.channels_last)
-            self.model.discriminator.to(memory_format=torch.channels_last)
+            for name in ("generator", "discriminator"):
+                if getattr(self.model, name, None) is not None:
+                    getattr(self.model, name).to(memory_format=torch.channels_last)
         self.model.train()
         seed_everything(t.seed + self.dist.rank)  # training noise and dropout differ per process
         self.optimizers = {
@@ -189,8 +191,8 @@ class Trainer:
         # fp16 needs its gradients scaled (one scaler per optimizer); bf16 has fp32's range and does not
         use_scaler = t.amp == "fp16" and self.device.type == "cuda"
         self.scalers = {phase: torch.amp.GradScaler("cuda", enabled=use_scaler) for phase in self.optimizers}
-        self.ema = EMA(self.model.generator, t.ema_decay) if t.ema_decay > 0 else None
-        if t.compile:
+        self.ema = EMA(generator, t.ema_decay) if t.ema_decay > 0 and generator is not None else None
+        if t.compile and generator is not None:
             # in place (state_dict keys unchanged), after the EMA copy. Only G: D's MA-GP / R1 take a
             # gradient of a gradient, which torch.compile does not support.
             self.model.generator.compile()
@@ -394,7 +396,7 @@ class Trainer:
     # -- sampling --------------------------------------------------------------------------------
     @torch.no_grad()
     def write_samples(self) -> Path | None:
-        if not self.dist.is_main or not self.cfg.train.sample_every:
+        if not self.dist.is_main or not self.cfg.train.sample_every or getattr(self.model, "generator", None) is None:
             return None
         n = self.cfg.train.num_sample_captions
         captions = [self.test_set.captions(i)[0] for i in range(min(n, len(self.test_set)))]
@@ -503,6 +505,10 @@ class Trainer:
             mean_loss = all_reduce_gradients(params, self.dist.world_size, loss)
             if self.dist.world_size > 1:  # every process stops if any process's loss is non-finite
                 self.check_finite(phase, mean_loss, phase_logs)
+            clipped = self.model.clipped_parameters(phase)
+            if clipped is not None:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(clipped[0], clipped[1])
             scaler.step(opt)
             scaler.update()
             logs.update(phase_logs)
@@ -581,11 +587,25 @@ class Trainer:
                 tqdm.write(f"time limit reached after {self.step} steps")
             if grid:
                 tqdm.write(f"samples: {grid}")
+            self.write_end_of_run_metrics()
             if self._loggers is not None:  # closed, not opened just to close
                 self._loggers.close()
                 self._loggers = None
         if self.dist.world_size > 1:
             dist.barrier()
+
+    def write_end_of_run_metrics(self) -> None:
+        """The model's :meth:`end_of_run_metrics` (DAMSM's R-precision, STREAM's caption scores),
+        each record appended to ``metrics.jsonl`` with the step, each line printed."""
+        was = self.model.training
+        self.model.eval()
+        results = self.model.end_of_run_metrics(self.test_set, self.vocab, self.cfg, self.run_dir, self.progress)
+        self.model.train(was)
+        for record, line in results:
+            if record is not None:
+                with open(self.run_dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps({**record, "step": self.step}) + "\n")
+            tqdm.write(line)
 
     def time_is_up(self, start_time: float, cpu_start: float) -> bool:
         """Whether ``time_limit_min`` has passed on ``time_limit_clock``; rank 0's clock decides for

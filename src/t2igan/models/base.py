@@ -11,8 +11,14 @@ The trainer, for each batch, runs the model's ``phases`` in order (``("d", "g")`
         opt = optimizer[model.optimizer_name(phase)]
         opt.zero_grad(); loss.backward(); opt.step()
 
-and keeps an exponential moving average of ``model.generator``. The pipeline calls
-:meth:`T2IModel.generate` with the moving-average generator.
+and keeps an exponential moving average of ``model.generator`` (when the model has one: DAMSM and
+STREAM, trained by the same loop, have none). The pipeline calls :meth:`T2IModel.generate` with the
+moving-average generator.
+
+Optional hooks the trainer calls: ``lr_factor(epoch)`` (a per-epoch learning-rate schedule),
+:meth:`T2IModel.clipped_parameters` (gradient-norm clipping after a phase's backward),
+:meth:`T2IModel.training_args` (model arguments completed before the model is built for training) and
+:meth:`T2IModel.end_of_run_metrics` (an evaluation appended to ``metrics.jsonl`` when training ends).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from ..errors import T2IError
 from ..nn.text_encoder import RNNTextEncoder, TextFeatures
 
 
@@ -65,6 +72,29 @@ def load_text_encoder_weights(text_encoder: nn.Module, path: str | None) -> None
     from ..hub import load_safetensors_into
 
     load_safetensors_into(text_encoder, path, prefix="text_encoder.")
+
+
+def with_imagenet_inception(args: dict, default_backbone: str) -> dict:
+    """Model arguments with ``inception_weights`` resolved to the ImageNet Inception-v3 file when the
+    backbone (``args["backbone"]``, else ``default_backbone``) is the frozen Inception that DAMSM and
+    STREAM train on top of: required, so a missing file fails before any data is loaded."""
+    if args.get("backbone", default_backbone) != "inception":
+        return args
+    from ..metrics.inception import resolve_weights_path
+
+    return dict(args, inception_weights=str(resolve_weights_path("imagenet", args.get("inception_weights"))))
+
+
+def load_network_run(run_dir, label: str, device: str | torch.device = "cpu"):
+    """``(network in eval mode, Vocabulary)`` of a DAMSM or STREAM run folder (``label`` names it in
+    errors), its vocabulary checked against the network's."""
+    from ..hub import load_run
+
+    model, vocab, _ = load_run(run_dir, device)
+    if len(vocab) != model.config.vocab_size:
+        raise T2IError(f"{run_dir}: vocab.json has {len(vocab)} words but the {label} was built for "
+                       f"{model.config.vocab_size}")
+    return model, vocab
 
 
 class T2IModel(nn.Module):
@@ -130,6 +160,23 @@ class T2IModel(nn.Module):
 
     def config_dict(self) -> dict:
         return asdict(self.config)
+
+    # -- optional trainer hooks ----------------------------------------------------------------
+    @classmethod
+    def training_args(cls, args: dict) -> dict:
+        """The model arguments training builds the model from (default: as given; DAMSM and STREAM
+        resolve the ImageNet Inception weights their frozen backbone starts from)."""
+        return args
+
+    def clipped_parameters(self, phase: str) -> tuple[list[nn.Parameter], float] | None:
+        """``(parameters, max norm)`` whose gradient norm the trainer clips after ``phase``'s backward
+        (and the all-reduce), or None for no clipping (the default)."""
+        return None
+
+    def end_of_run_metrics(self, test_set, vocab, cfg, run_dir, progress: bool = True) -> list[tuple[dict | None, str]]:
+        """An evaluation run once when training ends (main process, model in eval mode):
+        ``(metrics.jsonl record or None, line to print)`` pairs. Default: none."""
+        return []
 
     # -- to implement --------------------------------------------------------------------------
     def generate(self, tokens, lengths, noise, generator_module: nn.Module | None = None) -> SampleOutput:

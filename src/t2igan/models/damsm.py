@@ -25,15 +25,17 @@ image encoder of a DAMSM run, a submodule (moved by ``.to()``, cast by ``.half()
 are left out of the GAN's state dict (:attr:`t2igan.models.base.T2IModel.unsaved_modules`).
 :class:`MultiStageConfig` holds the fields shared by the multi-stage GANs that such a DAMSM scores.
 
-Pretraining (:func:`pretrain_damsm`, ``t2igan pretrain damsm PRESET``) follows the official schedule: Adam
-(lr 0.002, betas (0.5, 0.999)), lr x 0.98 per epoch down to lr / 10, gradient norm clipped at 0.25,
-batch 48. A run folder holds ``config.json``, ``vocab.json``, ``model.safetensors`` (keys
-``text_encoder.*`` and ``image_encoder.*``) and ``log.jsonl``; :func:`load_damsm` reads it back.
+Pretraining (``t2igan pretrain damsm PRESET``, or ``t2igan train`` on a DAMSM preset) runs the shared
+:class:`t2igan.trainer.Trainer` (resume, torchrun, AMP, non-finite stop) on :class:`DAMSM`, a
+registered model with one phase (``encoders``) and the official schedule in its config: Adam (lr 0.002,
+betas (0.5, 0.999)), lr x 0.98 per epoch down to lr / 10 (:meth:`DAMSM.lr_factor`), the text encoder's
+gradient norm clipped at 0.25, batch 48; at the end the R-precision of the real test images goes to
+``metrics.jsonl``. A run folder holds ``config.json``, ``vocab.json``, ``model.safetensors`` (keys
+``text_encoder.*`` and ``image_encoder.*``), checkpoints and ``log.jsonl``; :func:`load_damsm` reads it back.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import warnings
 from dataclasses import dataclass
@@ -57,7 +59,8 @@ from ..losses import (  # noqa: F401 (the DAMSM losses, re-exported)
 )
 from ..nn.image_encoder import BACKBONES, ImageEncoder, InceptionBackbone, SmallCNN  # noqa: F401
 from ..nn.text_encoder import RNNTextEncoder, TextFeatures
-from .pretrain import PretrainExperiment, PretrainSchedule, append_jsonl, run_pretraining
+from ..registry import register_model
+from .base import T2IModel, load_network_run, with_imagenet_inception
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -238,30 +241,28 @@ class DAMSMConfig:
     gamma2: float = 5.0  # region-word relevance sharpness
     gamma3: float = 10.0  # image-text matching sharpness
     paper_form: bool = DAMSM_PAPER_FORM  # True: Eq. 10's log(sum exp)^(1/gamma2); False: the official code's (no 1/gamma2)
-
-
-@dataclass
-class DAMSMTrainConfig(PretrainSchedule):
-    """Pretraining schedule (official AttnGAN DAMSM defaults)."""
-
-    batch_size: int = 48
+    # pretraining (official AttnGAN DAMSM defaults; the batch size is train.batch_size, official 48)
     lr: float = 0.002  # Adam learning rate (both encoders)
     betas: tuple = (0.5, 0.999)  # Adam betas
     lr_decay: float = 0.98  # lr multiplied by this after every epoch ...
     lr_min_factor: float = 0.1  # ... but never below lr * lr_min_factor
-    grad_clip: float = 0.25  # max gradient norm of the text encoder (the official code clips the RNN only)
-    epochs: int = 600  # passes over the training split
+    grad_clip: float | None = 0.25  # max gradient norm of the text encoder (the official code clips the RNN only)
     rprec_captions: int = 100  # R-precision at the end: true caption + (this - 1) mismatched
     rprec_splits: int = 10  # ... mean and std over this many splits
 
 
-class DAMSM(nn.Module):
+@register_model("damsm", DAMSMConfig, text_to_image=False)
+class DAMSM(T2IModel):
     """Text encoder + image encoder of AttnGAN's DAMSM (state-dict prefixes ``text_encoder.`` and
-    ``image_encoder.``, so a generator can load either part from a DAMSM run)."""
+    ``image_encoder.``, so a generator can load either part from a DAMSM run), trained by the shared
+    trainer in one phase, ``encoders``."""
+
+    phases = ("encoders",)
+    training_only_modules = ()
 
     def __init__(self, config: DAMSMConfig):
-        super().__init__()
-        c = self.config = config
+        super().__init__(config)
+        c = config
         if c.vocab_size < 2:
             raise T2IError(f"DAMSM needs vocab_size >= 2, got {c.vocab_size}")
         if c.embed_dim != 2 * c.text_hidden_dim:
@@ -270,11 +271,47 @@ class DAMSM(nn.Module):
         self.text_encoder = RNNTextEncoder(c.vocab_size, c.text_emb_dim, c.text_hidden_dim, c.text_dropout)
         self.image_encoder = ImageEncoder(c.embed_dim, c.backbone, c.image_size, c.inception_weights, c.cnn_channels)
 
-    def config_dict(self) -> dict:
-        return dataclasses.asdict(self.config)
-
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+    # -- the trainer's hooks ---------------------------------------------------------------------
+    @classmethod
+    def training_args(cls, args: dict) -> dict:
+        return with_imagenet_inception(args, DAMSMConfig.backbone)
+
+    def encoders_loss(self, batch: dict, state: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """The one phase: :meth:`losses` of the batch's real pairs (same-class pairs masked on CUB)."""
+        return self.losses(batch["image"], batch["tokens"], batch["lengths"], batch.get("class_id"))
+
+    def optimizer_groups(self, train) -> dict[str, list[dict]]:
+        """One Adam over both encoders' trainable parameters at ``lr``, ``betas`` of the config."""
+        c = self.config
+        return {"encoders": [{"params": self.trainable_parameters(), "lr": c.lr, "betas": tuple(c.betas)}]}
+
+    def lr_factor(self, epoch: int) -> float:
+        return epoch_lr(self.config, epoch) / self.config.lr
+
+    def clipped_parameters(self, phase: str):
+        """The text encoder's gradient norm at ``grad_clip`` (the official code clips the RNN only)."""
+        return (list(self.text_encoder.parameters()), self.config.grad_clip) if self.config.grad_clip else None
+
+    def end_of_run_metrics(self, test_set, vocab, cfg, run_dir, progress: bool = True):
+        """R-precision of the real test images (:func:`t2igan.metrics.r_precision.dataset_r_precision`)."""
+        from ..metrics.r_precision import dataset_r_precision
+
+        c = self.config
+        splits = min(c.rprec_splits, len(test_set))
+        device = next(self.parameters()).device
+        try:
+            result = dataset_r_precision(self, vocab, test_set, max_words=cfg.data.max_words,
+                                         num_captions=c.rprec_captions, splits=splits, seed=cfg.train.seed,
+                                         device=device, damsm_name=str(run_dir), progress=progress)
+        except T2IError as e:  # e.g. a test split too small for 99 mismatched captions: the weights are saved
+            return [(None, f"R-precision of real test images not computed: {e}")]
+        record = {"metric": "r_precision", "split": "test", "images": "real", **result}
+        return [(record, f"R-precision of real test images: {100 * result['mean']:.2f} +- "
+                         f"{100 * result['std']:.2f} % (chance {100 / c.rprec_captions:.0f}%, "
+                         f"{result['num_images']} images, {splits} splits, DAMSM {run_dir})")]
 
     def losses(self, images: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
                class_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
@@ -314,70 +351,16 @@ def load_damsm(path_or_run_dir: str | Path, device: str | torch.device = "cpu"):
     from ..hub import read_run_config
 
     run_dir = damsm_run_dir(path_or_run_dir)
-    config = read_run_config(run_dir)
-    if config.get("model_name") != "damsm":
-        raise T2IError(f"{run_dir} is not a DAMSM run (its config.json names model {config.get('model_name')!r})")
-    return DAMSMExperiment.load_network(run_dir, config, device)
+    name = read_run_config(run_dir).get("model_name")
+    if name != "damsm":
+        raise T2IError(f"{run_dir} is not a DAMSM run (its config.json names model {name!r})")
+    return load_network_run(run_dir, "DAMSM", device)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Pretraining
-# ---------------------------------------------------------------------------------------------------
-
-
-class DAMSMExperiment(PretrainExperiment, kind="damsm", network=DAMSM, model_class=DAMSMConfig,
-                      train_class=DAMSMTrainConfig):
-    """A DAMSM pretraining preset: ``model: damsm``, ``model_args`` (:class:`DAMSMConfig`), ``data``
-    and ``train`` (:class:`DAMSMTrainConfig`)."""
-
-
-resolve_damsm_config = DAMSMExperiment.resolve  # a DAMSM preset (``damsm-shapes``) or YAML + overrides
-
-
-def epoch_lr(train: DAMSMTrainConfig, epoch: int) -> float:
+def epoch_lr(config: DAMSMConfig, epoch: int) -> float:
     """Official schedule: lr x ``lr_decay`` after each epoch while above lr * ``lr_min_factor``."""
-    lr = train.lr
+    lr = config.lr
     for _ in range(epoch):
-        if lr > train.lr * train.lr_min_factor:
-            lr *= train.lr_decay
+        if lr > config.lr * config.lr_min_factor:
+            lr *= config.lr_decay
     return lr
-
-
-def pretrain_damsm(exp: DAMSMExperiment, run_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Pretrain a DAMSM on real (image, caption) pairs; returns the run folder.
-
-    Adam over the text encoder and the trainable part of the image encoder, lr decayed per epoch
-    (:func:`epoch_lr`), the text encoder's gradient norm clipped at ``grad_clip`` (the official code
-    clips the RNN only). Same-class pairs are masked on data sets with class ids (CUB). At the end the
-    run folder gets the weights and R-precision of the real test images is printed and logged.
-    """
-    from ..metrics.r_precision import dataset_r_precision
-
-    run = exp.prepare(run_dir)
-    data, train, device, model, vocab, run_dir = run.data, run.train, run.device, run.model, run.vocab, run.run_dir
-
-    def train_step(batch):
-        class_ids = batch.get("class_id")
-        return model.losses(batch["image"].to(device), batch["tokens"].to(device), batch["lengths"].to(device),
-                            None if class_ids is None else class_ids.to(device))
-
-    step, epoch = run_pretraining(run, train_step, "DAMSM", list(model.text_encoder.parameters()), progress,
-                                  lr_at=lambda e: epoch_lr(train, e))
-    test_set, log_path = run.test_set, run.log_path
-    model.eval()
-    save_damsm(run_dir, model, vocab, exp.to_dict())
-    splits = min(train.rprec_splits, len(test_set))
-    try:
-        result = dataset_r_precision(model, vocab, test_set, max_words=data.max_words,
-                                     num_captions=train.rprec_captions, splits=splits, seed=train.seed,
-                                     device=device, damsm_name=str(run_dir), progress=progress)
-    except T2IError as e:  # e.g. a test split too small for 99 mismatched captions: the weights are saved
-        print(f"R-precision of real test images not computed: {e}", flush=True)
-        return run_dir
-    append_jsonl(log_path, {"step": step, "epoch": epoch, "test_r_precision": result["mean"],
-                            "test_r_precision_std": result["std"]})
-    append_jsonl(run_dir / "metrics.jsonl", {"metric": "r_precision", "split": "test", "images": "real", **result})
-    print(f"R-precision of real test images: {100 * result['mean']:.2f} +- {100 * result['std']:.2f} % "
-          f"(chance {100 / train.rprec_captions:.0f}%, {result['num_images']} images, {splits} splits, "
-          f"DAMSM {run_dir})")
-    return run_dir

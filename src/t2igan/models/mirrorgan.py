@@ -62,8 +62,6 @@ from .stream import (  # noqa: F401 (STREAM's public names, also reachable from 
     caption_images,
     caption_loss,
     load_stream,
-    pretrain_stream,
-    resolve_stream_config,
 )
 
 

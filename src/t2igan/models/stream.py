@@ -1,8 +1,8 @@
 """STREAM, MirrorGAN's semantic text regeneration and alignment module [Qiao et al., "MirrorGAN:
 Learning Text-to-image Generation by Redescription", CVPR 2019, Sec. 3.3]: an image captioner
 (:class:`StreamCaptioner`, Show-and-Tell style: CNN feature as the first LSTM input, teacher forcing),
-pretrained on real (image, caption) pairs (``t2igan pretrain stream PRESET``, :func:`pretrain_stream`)
-and frozen inside a MirrorGAN, whose generator pays the captioning cross-entropy of its images
+pretrained on real (image, caption) pairs (``t2igan pretrain stream PRESET``: the shared
+:class:`t2igan.trainer.Trainer` on the registered model ``stream``, one phase ``captioner``) and frozen inside a MirrorGAN, whose generator pays the captioning cross-entropy of its images
 (:func:`caption_loss`).
 
 The official STREAM is a ResNet-152 (frozen) + linear + BN encoder and a 1-layer LSTM (embedding 256,
@@ -26,7 +26,6 @@ Captions of real test images are scored by :func:`evaluate_stream`: BLEU-4
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +37,8 @@ from ..data.text import PAD_ID, tokenize
 from ..errors import T2IError
 from ..metrics.bleu import corpus_bleu
 from ..nn.image_encoder import InceptionBackbone, SmallCNN
-from .pretrain import PretrainExperiment, PretrainSchedule, append_jsonl, run_pretraining
+from ..registry import register_model
+from .base import T2IModel, load_network_run, with_imagenet_inception
 
 END_ID = PAD_ID  # index 0: padding and end of caption
 STREAM_BACKBONES = ("inception", "small_cnn")
@@ -57,6 +57,12 @@ class StreamConfig:
     inject: str = "init"  # image feature as the first LSTM input only (official, Show and Tell) | "every" step too
     max_len: int = 20  # decoding: at most this many words (official sample(): 20 steps)
     inception_weights: str | None = None  # ImageNet Inception-v3 file (inception backbone); never needed to load a run
+    # pretraining (the pytorch-tutorial captioning code the official STREAM was trained with: Adam lr 1e-3, batch 128)
+    lr: float = 0.001  # Adam learning rate (official CAP.learning_rate)
+    betas: tuple = (0.9, 0.999)  # Adam betas (PyTorch defaults, as the tutorial)
+    grad_clip: float | None = None  # max gradient norm (None: no clipping, as the tutorial)
+    eval_images: int | None = None  # real test images captioned at the end of training (None: all)
+    eval_beam: int = 1  # beam width of that evaluation (1: greedy)
 
 
 class StreamEncoder(nn.Module):
@@ -101,7 +107,8 @@ class StreamEncoder(nn.Module):
         return self.norm(self.linear(feats))
 
 
-class StreamCaptioner(nn.Module):
+@register_model("stream", StreamConfig, text_to_image=False)
+class StreamCaptioner(T2IModel):
     """STREAM: :class:`StreamEncoder` + word embedding + 1-layer LSTM + linear to the vocabulary.
 
     Step 0 reads the image feature, step ``t >= 1`` the embedding of word ``t - 1``; the output of step
@@ -111,11 +118,12 @@ class StreamCaptioner(nn.Module):
     to name several times faster (the image no longer has to be carried by the LSTM's memory alone).
     """
 
-    model_name = "stream"
+    phases = ("captioner",)
+    training_only_modules = ()
 
     def __init__(self, config: StreamConfig):
-        super().__init__()
-        c = self.config = config
+        super().__init__(config)
+        c = config
         if c.vocab_size < 2:
             raise T2IError(f"STREAM needs vocab_size >= 2, got {c.vocab_size}")
         if c.inject not in ("init", "every"):
@@ -125,11 +133,47 @@ class StreamCaptioner(nn.Module):
         self.lstm = nn.LSTM(c.embed_dim * (2 if c.inject == "every" else 1), c.hidden_dim, batch_first=True)
         self.out = nn.Linear(c.hidden_dim, c.vocab_size)
 
-    def config_dict(self) -> dict:
-        return dataclasses.asdict(self.config)
-
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+    # -- the trainer's hooks ---------------------------------------------------------------------
+    @classmethod
+    def training_args(cls, args: dict) -> dict:
+        return with_imagenet_inception(args, StreamConfig.backbone)
+
+    def captioner_loss(self, batch: dict, state: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """The one phase: :func:`caption_cross_entropy` of teacher-forced real captions."""
+        tokens, lengths = batch["tokens"], batch["lengths"]
+        logits = self(batch["image"], tokens, lengths)
+        loss = caption_cross_entropy(logits, tokens, lengths)
+        return loss, {"loss": loss.item(), "word_acc": word_accuracy(logits, tokens, lengths)}
+
+    def optimizer_groups(self, train) -> dict[str, list[dict]]:
+        """One Adam over the trainable parameters (all but a frozen Inception) at ``lr``, ``betas``."""
+        c = self.config
+        return {"captioner": [{"params": self.trainable_parameters(), "lr": c.lr, "betas": tuple(c.betas)}]}
+
+    def clipped_parameters(self, phase: str):
+        return (self.trainable_parameters(), self.config.grad_clip) if self.config.grad_clip else None
+
+    def end_of_run_metrics(self, test_set, vocab, cfg, run_dir, progress: bool = True):
+        """:func:`evaluate_stream` of the real test images: BLEU-4 and, on Shapes, the attributes named."""
+        c = self.config
+        try:
+            result = evaluate_stream(self, vocab, test_set, beam=c.eval_beam, max_images=c.eval_images,
+                                     seed=cfg.train.seed)
+        except T2IError as e:  # e.g. a one-image test split: the weights are saved
+            return [(None, f"captions of real test images not scored: {e}")]
+        decoding = "greedy" if c.eval_beam == 1 else f"beam {c.eval_beam}"
+        lines = [f"STREAM captions of {result['num_images']} real test images ({decoding}): "
+                 f"BLEU-4 {100 * result['bleu4']:.1f} (chance {100 * result['bleu4_chance']:.1f})"]
+        if "attribute_accuracy" in result:
+            lines.append(f"  attributes named correctly: {100 * result['attribute_accuracy']:.1f}% "
+                         f"(chance {100 * result['attribute_accuracy_chance']:.1f}%), every attribute right: "
+                         f"{100 * result['exact']:.1f}% (chance {100 * result['exact_chance']:.1f}%)")
+        lines += [f"  {ex['caption']!r}  (a reference: {ex['reference']!r})" for ex in result["examples"][:3]]
+        record = {"metric": "stream_captions", "split": "test", "images": "real", **result}
+        return [(record, "\n".join(lines))]
 
     def _run_lstm(self, inputs: torch.Tensor, state=None):
         if inputs.is_cuda and torch.is_grad_enabled() and not self.lstm.training:
@@ -355,73 +399,4 @@ def load_stream(path_or_run_dir: str | Path, device: str | torch.device = "cpu")
         return model.stream, vocab
     if name != "stream":
         raise T2IError(f"{run_dir} is a {name!r} run, not a STREAM (`t2igan pretrain stream`) or MirrorGAN run")
-    return StreamExperiment.load_network(run_dir, config, device)
-
-
-@dataclass
-class StreamTrainConfig(PretrainSchedule):
-    """Pretraining schedule (the pytorch-tutorial captioning code the official STREAM was trained with:
-    Adam lr 1e-3, batch 128)."""
-
-    batch_size: int = 128
-    lr: float = 0.001  # Adam learning rate (official CAP.learning_rate)
-    betas: tuple = (0.9, 0.999)  # Adam betas (PyTorch defaults, as the tutorial)
-    grad_clip: float | None = None  # max gradient norm (None: no clipping, as the tutorial)
-    epochs: int = 100  # passes over the training split (one random caption per image per pass)
-    eval_images: int | None = None  # real test images captioned at the end (None: all)
-    eval_beam: int = 1  # beam width of that evaluation (1: greedy)
-
-
-class StreamExperiment(PretrainExperiment, kind="stream", network=StreamCaptioner, model_class=StreamConfig,
-                       train_class=StreamTrainConfig):
-    """A STREAM pretraining preset: ``model: stream``, ``model_args`` (:class:`StreamConfig`), ``data``
-    and ``train`` (:class:`StreamTrainConfig`)."""
-
-
-resolve_stream_config = StreamExperiment.resolve  # a STREAM preset (``stream-shapes``) or YAML + overrides
-
-
-def pretrain_stream(exp: StreamExperiment, run_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Pretrain a STREAM captioner on real (image, caption) pairs; returns the run folder.
-
-    Adam on the trainable parameters (all but a frozen Inception) minimising
-    :func:`caption_cross_entropy` with teacher forcing, for ``epochs`` / ``max_steps`` /
-    ``time_limit_min``. ``data.vocab`` makes it use a DAMSM run's vocabulary (a MirrorGAN needs its
-    STREAM and its text encoder to share one). The run folder gets ``config.json``, ``vocab.json``,
-    ``model.safetensors`` (:func:`t2igan.hub.save_run`), ``log.jsonl`` and ``metrics.jsonl`` with the
-    :func:`evaluate_stream` scores of real test images, which are also printed.
-    """
-    from ..hub import save_run
-
-    run = exp.prepare(run_dir)
-    train, device, model, vocab, run_dir = run.train, run.device, run.model, run.vocab, run.run_dir
-
-    def train_step(batch):
-        tokens, lengths = batch["tokens"].to(device), batch["lengths"].to(device)
-        logits = model(batch["image"].to(device), tokens, lengths)
-        loss = caption_cross_entropy(logits, tokens, lengths)
-        return loss, {"loss": loss.item(), "word_acc": word_accuracy(logits, tokens, lengths)}
-
-    step, epoch = run_pretraining(run, train_step, "STREAM", run.params, progress)
-    test_set, log_path = run.test_set, run.log_path
-    save_run(run_dir, exp.to_dict(), model, vocab)
-    try:
-        result = evaluate_stream(model, vocab, test_set, beam=train.eval_beam, max_images=train.eval_images,
-                                 seed=train.seed)
-    except T2IError as e:  # e.g. a one-image test split: the weights are saved
-        print(f"captions of real test images not scored: {e}", flush=True)
-        return run_dir
-    append_jsonl(log_path, {"step": step, "epoch": epoch, **{f"test_{k}": v for k, v in result.items()
-                                                              if isinstance(v, float)}})
-    append_jsonl(run_dir / "metrics.jsonl", {"metric": "stream_captions", "split": "test", "images": "real",
-                                              "steps": step, **result})
-    decoding = "greedy" if train.eval_beam == 1 else f"beam {train.eval_beam}"
-    print(f"STREAM captions of {result['num_images']} real test images ({decoding}): "
-          f"BLEU-4 {100 * result['bleu4']:.1f} (chance {100 * result['bleu4_chance']:.1f})", flush=True)
-    if "attribute_accuracy" in result:
-        print(f"  attributes named correctly: {100 * result['attribute_accuracy']:.1f}% "
-              f"(chance {100 * result['attribute_accuracy_chance']:.1f}%), every attribute right: "
-              f"{100 * result['exact']:.1f}% (chance {100 * result['exact_chance']:.1f}%)", flush=True)
-    for ex in result["examples"][:3]:
-        print(f"  {ex['caption']!r}  (a reference: {ex['reference']!r})", flush=True)
-    return run_dir
+    return load_network_run(run_dir, "STREAM", device)
