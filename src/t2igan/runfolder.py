@@ -28,6 +28,8 @@ RESUMABLE = {
               "amp", "channels_last", "compile", "log_every", "sample_every", "checkpoint_every",
               "keep_checkpoints", "num_sample_captions"},
     "data": {"root", "num_workers"},
+    # DAMSM's and STREAM's optimizer and end-of-run evaluation settings (their model config holds them)
+    "model_args": {"lr", "betas", "grad_clip", "rprec_captions", "rprec_splits", "eval_images", "eval_beam"},
 }
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .hub import parse_device
+from ..hub import parse_device
 
 # ---------------------------------------------------------------------------------------------
 # processes and devices
