@@ -13,7 +13,7 @@ c_code1 * sigmoid(reduct(c_code1) / B)``, ``r11 = c_code1 - x11``, the same for 
 means and "variances" and their extra ``exp`` terms), the G total against ``G_NET.forward``
 (``10.1 ** (loss1 / 64^2 + loss2 / 128^2) + 1e-5 * (H* reconstructions)``), DNM against ``D_NET64/128/
 256`` (the CA layer on the pooled D features, ``muD, logvarD``) and DAL / the D terms against
-``training/trainer.py``. Each difference is listed at the end of this docstring with its reason. The
+``trainer.py``. Each difference is listed at the end of this docstring with its reason. The
 paper's numbered equations (arXiv 2204.07945, Sec. III) could not be read where this was written
 (only its abstract was reachable), so no equation numbers are cited and the forms marked "paper"
 below follow the paper's description of SDL (softplus of key-minus-non-key distances of means and
