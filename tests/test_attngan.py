@@ -23,7 +23,7 @@ LENGTHS = torch.tensor([6, 4, 5, 3])
 def tiny(**kw):
     torch.manual_seed(0)
     args = dict(vocab_size=V, image_size=32, base_size=16, num_stages=2, ngf=4, ndf=4, num_residual=1,
-                c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_lambda=0.0)
+                c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_weight=0.0)
     args.update(kw)
     return create_model("attngan", **args)
 
@@ -176,7 +176,7 @@ def test_lower_stage_discriminators_see_downsampled_real_images(monkeypatch):
 
 
 def test_damsm_gradients_reach_the_generator_and_never_the_frozen_encoders():
-    m = tiny(damsm_lambda=5.0)
+    m = tiny(damsm_weight=5.0)
     groups = m.optimizer_groups(TrainConfig())
     state = {}
     m.compute_loss("d", batch(), state)
@@ -206,7 +206,7 @@ def test_damsm_gradients_reach_the_generator_and_never_the_frozen_encoders():
 def test_tiny_overfit_generator_and_damsm_losses_fall():
     """Against a fixed D and a fixed (random) DAMSM, G learns one batch: both its adversarial and
     its DAMSM loss fall."""
-    m = tiny(damsm_lambda=1.0)
+    m = tiny(damsm_weight=1.0)
     b = batch()
     opt_g = torch.optim.Adam(m.generator.parameters(), 2e-3, betas=(0.5, 0.999))
     history = []
@@ -268,12 +268,12 @@ def test_save_load_roundtrip_and_attention_cli(tmp_path, capsys):
 def test_presets_resolve_to_the_official_settings():
     cub = resolve_config("attngan-cub")
     a = cub.model_args
-    assert (a["ngf"], a["ndf"], a["num_residual"], a["damsm_lambda"], a["damsm_gamma1"]) == (32, 64, 2, 5.0, 4.0)
+    assert (a["ngf"], a["ndf"], a["num_residual"], a["damsm_weight"], a["damsm_gamma1"]) == (32, 64, 2, 5.0, 4.0)
     assert cub.train.batch_size == 20 and cub.train.max_steps == 600 * (8855 // 20)
     assert tuple(cub.train.betas_g) == (0.5, 0.999) and cub.train.lr_d == cub.train.lr_g == 2e-4
     coco = resolve_config("attngan-coco")
     a = coco.model_args
-    assert (a["ngf"], a["ndf"], a["num_residual"], a["damsm_lambda"]) == (48, 96, 3, 50.0)
+    assert (a["ngf"], a["ndf"], a["num_residual"], a["damsm_weight"]) == (48, 96, 3, 50.0)
     assert coco.train.max_steps == 120 * (82783 // 14) and coco.data.max_words == 12
     shapes = resolve_config("attngan-shapes")
     assert shapes.data.image_size == shapes.model_args["base_size"] * 2 ** (shapes.model_args["num_stages"] - 1)
@@ -282,7 +282,7 @@ def test_presets_resolve_to_the_official_settings():
 def test_trains_end_to_end_on_tiny_shapes(tmp_path):
     cfg = resolve_config("attngan-shapes", [
         "data.image_size=32", "model.base_size=16", "data.train_args={num_images: 32}",
-        "data.test_args={num_images: 8}", "data.vocab=null", "model.damsm_weights=null", "model.damsm_lambda=0",
+        "data.test_args={num_images: 8}", "data.vocab=null", "model.damsm_weights=null", "model.damsm_weight=0",
         "model.ngf=4", "model.ndf=4", "model.c_dim=8", "model.text_emb_dim=16", "model.text_hidden_dim=8",
         "train.batch_size=8", "train.max_steps=3", "train.sample_every=3", "train.checkpoint_every=3",
         "train.num_sample_captions=2",
@@ -291,3 +291,23 @@ def test_trains_end_to_end_on_tiny_shapes(tmp_path):
     assert (run / "samples" / "step-00000003.png").is_file()
     model, _, _ = load_run(run)
     assert model.model_name == "attngan" and model.config.num_stages == 2
+
+
+def test_renamed_fields_are_refused_by_name_and_read_from_old_run_folders(tmp_path):
+    """One name per concept: damsm_lambda -> damsm_weight (AttnGAN family), text_encoder_weights ->
+    damsm_weights (DF-GAN, GAN-INT-CLS). New configs with an old name get a one-line error naming the new
+    one; run folders written before the rename load with the new name."""
+    import json
+
+    with pytest.raises(T2IError, match=r"^model.damsm_lambda was renamed model.damsm_weight$"):
+        resolve_config("attngan-shapes", ["model.damsm_lambda=2"])
+    with pytest.raises(T2IError, match=r"model.text_encoder_weights was renamed model.damsm_weights"):
+        create_model("dfgan", vocab_size=10, text_encoder_weights="x")
+    assert main(["train", "gan_int_cls-cub", "model.text_encoder_weights=x", "--dry-run"]) == 2
+    m = tiny(damsm_weight=3.0)
+    save_run(tmp_path, {}, m, shapes_vocab())
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model_config"]["damsm_lambda"] = config["model_config"].pop("damsm_weight")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded, _, _ = load_run(tmp_path)
+    assert loaded.config.damsm_weight == 3.0

@@ -195,12 +195,16 @@ def test_save_load_round_trip_and_text_encoder_prefix(tmp_path):
     assert torch.equal(a, b)
     images = torch.rand(2, 3, 16, 16) * 2 - 1
     assert torch.equal(model.image_encoder(images)[1], loaded.image_encoder(images)[1])
-    # a generator's text encoder loads straight from the DAMSM weights (DF-GAN text_encoder_weights)
+    # a generator's text encoder loads straight from the DAMSM run (DF-GAN's, GAN-INT-CLS's damsm_weights):
+    # the folder or its weights file
+    from t2igan.models.base import load_damsm_text_encoder
+
     keys = load_safetensors(tmp_path / "model.safetensors")
     assert any(k.startswith("text_encoder.") for k in keys) and any(k.startswith("image_encoder.") for k in keys)
-    te = RNNTextEncoder(5, 8, 8)
-    load_safetensors_into(te, tmp_path / "model.safetensors", prefix="text_encoder.")
-    assert torch.equal(te.eval()(tokens, lengths).sent_emb, a)
+    for damsm_weights in (str(tmp_path), str(tmp_path / "model.safetensors")):
+        te = RNNTextEncoder(5, 8, 8)
+        load_damsm_text_encoder(te, damsm_weights)
+        assert torch.equal(te.eval()(tokens, lengths).sent_emb, a)
     # also from the weights file path; a wrong folder is a one-line error
     assert load_damsm(tmp_path / "model.safetensors")[0].config == model.config
     cfg = json.loads((tmp_path / "config.json").read_text())

@@ -30,7 +30,7 @@ LENGTHS = torch.tensor([6, 4, 5, 3])
 def tiny(**kw):
     torch.manual_seed(0)
     args = dict(vocab_size=V, image_size=32, base_size=16, num_stages=2, ngf=4, ndf=4, num_residual=1, num_refine=1,
-                c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_lambda=0.0,
+                c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_weight=0.0,
                 dnm_z_dim=8, dnm_ngf=4)
     args.update(kw)
     return create_model("drgan", **args)
@@ -290,12 +290,12 @@ def test_save_load_roundtrip_and_attention_and_masks_cli(tmp_path, capsys):
 def test_presets_resolve_to_the_official_settings_and_shapes_matches_attngan():
     cub = resolve_config("drgan-cub")
     a = cub.model_args
-    assert (a["ngf"], a["ndf"], a["num_residual"], a["damsm_lambda"], a["spectral_norm"]) == (64, 32, 2, 5.0, True)
+    assert (a["ngf"], a["ndf"], a["num_residual"], a["damsm_weight"], a["spectral_norm"]) == (64, 32, 2, 5.0, True)
     assert cub.train.batch_size == 22 and cub.train.max_steps == 1000 * (8855 // 22)
     assert tuple(cub.train.betas_g) == (0.5, 0.999) and cub.train.lr_d == cub.train.lr_g == 2e-4
     coco = resolve_config("drgan-coco")
     a = coco.model_args
-    assert (a["ngf"], a["ndf"], a["num_residual"], a["damsm_lambda"]) == (64, 32, 3, 50.0)
+    assert (a["ngf"], a["ndf"], a["num_residual"], a["damsm_weight"]) == (64, 32, 3, 50.0)
     assert coco.train.batch_size == 20 and coco.train.max_steps == 250 * (82783 // 20) and coco.data.max_words == 12
     for cfg in (cub, coco):
         assert (cfg.model_args["sdl_form"], cfg.model_args["sdl_variance"]) == ("shifted", "paper")
@@ -307,7 +307,7 @@ def test_presets_resolve_to_the_official_settings_and_shapes_matches_attngan():
 def test_trains_end_to_end_on_tiny_shapes(tmp_path):
     cfg = resolve_config("drgan-shapes", [
         "data.image_size=32", "model.base_size=16", "data.train_args={num_images: 32}",
-        "data.test_args={num_images: 8}", "data.vocab=null", "model.damsm_weights=null", "model.damsm_lambda=0",
+        "data.test_args={num_images: 8}", "data.vocab=null", "model.damsm_weights=null", "model.damsm_weight=0",
         "model.ngf=4", "model.ndf=4", "model.c_dim=8", "model.text_emb_dim=16", "model.text_hidden_dim=8",
         "model.dnm_ngf=4", "model.dnm_z_dim=8", "train.batch_size=8", "train.max_steps=3",
         "train.sample_every=3", "train.checkpoint_every=3", "train.num_sample_captions=2",

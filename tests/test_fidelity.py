@@ -216,7 +216,7 @@ def attngan():
                      "num_stages": 3, "base_size": 64, "image_size": 256, "num_residual": c["r_num"],
                      "ndf": c["ndf"], "uncond_logits": True}
     args = dict(sizes, vocab_size=text_sizes["vocab_size"], text_emb_dim=text_sizes["text_emb_dim"],
-                damsm_lambda=c["lambda"], damsm_gamma1=c["gamma1"], damsm_gamma2=c["gamma2"], damsm_gamma3=c["gamma3"])
+                damsm_weight=c["lambda"], damsm_gamma1=c["gamma1"], damsm_gamma2=c["gamma2"], damsm_gamma3=c["gamma3"])
     return args, state, t, meta
 
 

@@ -37,7 +37,7 @@ def tiny_stream(vocab_size=12, seed=0, **kw):
 def tiny_mirrorgan(vocab_size=30, **kw):
     torch.manual_seed(0)
     args = dict(vocab_size=vocab_size, image_size=32, base_size=16, num_stages=2, ngf=4, ndf=4, num_residual=1,
-                c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_lambda=0.0,
+                c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_weight=0.0,
                 stream_backbone="small_cnn", stream_image_size=32, stream_cnn_channels=4, stream_embed_dim=8,
                 stream_hidden_dim=12)
     args.update(kw)
@@ -377,7 +377,7 @@ def test_caption_and_sample_mirror_commands(stream_run, tmp_path, capsys):
     # a model without a STREAM: one-line error, unless a STREAM run is given
     save_run(tmp_path / "attn", {"data": {"max_words": 18}},
              create_model("attngan", vocab_size=len(vocab), image_size=32, base_size=16, num_stages=2, ngf=4, ndf=4,
-                          num_residual=1, c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_lambda=0.0), vocab)
+                          num_residual=1, c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_weight=0.0), vocab)
     assert main(["sample", str(tmp_path / "attn"), "a red circle", "--n", "1", "--mirror", "-o", str(out)]) == 2
     assert "no STREAM" in capsys.readouterr().err
     assert main(["sample", str(tmp_path / "attn"), "a red circle", "--n", "2", "--mirror", "--stream", str(stream_run),
@@ -409,11 +409,11 @@ def test_pretrain_command_and_presets(tmp_path, capsys):
 
     cub = resolve_config("mirrorgan-cub")
     a = cub.model_args
-    assert (a["ngf"], a["ndf"], a["num_residual"], a["damsm_lambda"], a["stream_lambda"]) == (32, 64, 2, 0.0, 20.0)
+    assert (a["ngf"], a["ndf"], a["num_residual"], a["damsm_weight"], a["stream_lambda"]) == (32, 64, 2, 0.0, 20.0)
     assert cub.train.batch_size == 12 and cub.train.max_steps == 650 * (8855 // 12)
     shapes, attn = resolve_config("mirrorgan-shapes"), resolve_config("attngan-shapes")
     same = ("base_size", "num_stages", "ngf", "ndf", "num_residual", "z_dim", "c_dim", "damsm_backbone",
-            "damsm_lambda", "damsm_gamma1", "damsm_gamma2", "damsm_gamma3", "damsm_paper_form", "kl_weight")
+            "damsm_weight", "damsm_gamma1", "damsm_gamma2", "damsm_gamma3", "damsm_paper_form", "kl_weight")
     assert {k: shapes.model_args[k] for k in same} == {k: attn.model_args[k] for k in same}
     assert shapes.train == attn.train and shapes.data == attn.data
 
@@ -425,7 +425,7 @@ def test_trains_end_to_end_on_tiny_shapes_with_a_frozen_pretrained_stream(stream
         "data.image_size=32", "model.base_size=16", "data.train_args={num_images: 32}",
         "data.test_args={num_images: 8}", f"data.vocab={stream_run / 'vocab.json'}",
         f"model.stream_weights={stream_run}",
-        "model.damsm_lambda=0", "model.ngf=4", "model.ndf=4", "model.c_dim=8", "model.text_emb_dim=16",
+        "model.damsm_weight=0", "model.ngf=4", "model.ndf=4", "model.c_dim=8", "model.text_emb_dim=16",
         "model.text_hidden_dim=8", "train.batch_size=8", "train.max_steps=2", "train.sample_every=2",
         "train.checkpoint_every=2", "train.num_sample_captions=2",
     ])

@@ -107,11 +107,33 @@ class ExperimentConfig:
         check_fields(self, "")
 
 
+# model fields renamed (one name per concept): old name -> new name. A preset, override or API call
+# with an old name is refused naming the new one; old run folders are read with the new names
+# (:func:`rename_legacy_fields`).
+RENAMED_MODEL_FIELDS = {
+    "text_encoder_weights": "damsm_weights",  # DF-GAN, GAN-INT-CLS: a DAMSM run folder or its model.safetensors
+    "damsm_lambda": "damsm_weight",  # AttnGAN, MirrorGAN, DR-GAN: weight of L_DAMSM in G's loss (as SSA-GAN)
+}
+
+
+def rename_legacy_fields(model_args: dict) -> dict:
+    """``model_args`` of a run folder written before :data:`RENAMED_MODEL_FIELDS`, with the new names."""
+    out = dict(model_args)
+    for old, new in RENAMED_MODEL_FIELDS.items():
+        if old in out and new not in out:
+            out[new] = out.pop(old)
+    return out
+
+
 def _build(cls, values: dict, section: str):
     if not isinstance(values, dict):
         raise T2IError(f"config section {section!r} must be a mapping of key: value, got {values!r}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = {k for k in values if k not in names}
+    renamed = sorted(k for k in unknown if RENAMED_MODEL_FIELDS.get(k) in names)
+    if renamed:
+        where = section.split(" ")[0]
+        raise T2IError(f"{where}.{renamed[0]} was renamed {where}.{RENAMED_MODEL_FIELDS[renamed[0]]}")
     if unknown:
         raise T2IError(f"unknown {section} config keys: {sorted(map(str, unknown))} (valid: {sorted(names)})")
     fields = {f.name: f for f in dataclasses.fields(cls)}

@@ -141,7 +141,7 @@ def load_into(module: torch.nn.Module, state: dict, source: str, optional_prefix
 def convert_damsm(text_encoder: str | Path, output: str | Path, image_encoder: str | Path | None = None,
                   captions: str | Path | None = None, vocab: str | Path | None = None) -> Path:
     """Official DAMSM ``text_encoder*.pth`` (+ ``image_encoder*.pth``) -> a t2igan DAMSM run folder,
-    usable as ``model.text_encoder_weights`` / ``model.damsm_weights`` of the GANs."""
+    usable as ``model.damsm_weights`` of the GANs."""
     from .models.damsm import DAMSM, DAMSMConfig, save_damsm
 
     text_state, sizes = convert_text_encoder(load_official(text_encoder), str(text_encoder))

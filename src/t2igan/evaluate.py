@@ -265,22 +265,20 @@ class ShapesScorer:
 
 
 def training_damsm(model_config: dict) -> str | None:
-    """The DAMSM run a model was trained with: its ``damsm_weights``, or the run folder holding its
-    ``text_encoder_weights`` when that is a DAMSM run (DF-GAN's frozen DAMSM text encoder)."""
+    """The DAMSM run a model was trained with: its ``damsm_weights`` (a DAMSM run folder or a file in
+    it; ``text_encoder_weights`` in runs written before the rename) when that is a DAMSM run."""
+    from .config import rename_legacy_fields
     from .models.damsm import damsm_run_dir
 
-    for key in ("damsm_weights", "text_encoder_weights"):
-        path = model_config.get(key)
-        if not path:
-            continue
-        try:
-            run_dir = damsm_run_dir(path)
-            config = json.loads((run_dir / "config.json").read_text())
-        except (T2IError, OSError, ValueError):
-            continue
-        if config.get("model_name") == "damsm":
-            return str(run_dir)
-    return None
+    path = rename_legacy_fields(model_config).get("damsm_weights")
+    if not path:
+        return None
+    try:
+        run_dir = damsm_run_dir(path)
+        config = json.loads((run_dir / "config.json").read_text())
+    except (T2IError, OSError, ValueError):
+        return None
+    return str(run_dir) if config.get("model_name") == "damsm" else None
 
 
 def parse_metrics(metrics) -> list[str]:

@@ -192,7 +192,10 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     config = read_run_config(run_dir)
     # config fields named *_weights point at pretrained parts used to start training; a run's own
     # model.safetensors already holds those parts, so they are not read again
-    model_config = {k: (None if k.endswith("_weights") else v) for k, v in config["model_config"].items()}
+    from .config import rename_legacy_fields
+
+    model_config = {k: (None if k.endswith("_weights") else v)
+                    for k, v in rename_legacy_fields(config["model_config"]).items()}
     fields = {f.name for f in dataclasses.fields(model_config_class(config["model_name"]))}
     legacy = {k: v for k, v in LEGACY_MODEL_FIELDS.items() if k in fields and k not in model_config}
     try:

@@ -62,13 +62,14 @@ def clear_run(run_dir: Path) -> None:
 
 def check_resume_config(run_dir: Path, experiment: dict) -> None:
     """Refuse settings that differ from the run's ``experiment.json`` and cannot change on resume."""
-    from .config import ExperimentConfig
+    from .config import ExperimentConfig, rename_legacy_fields
 
     path = run_dir / "experiment.json"
     if not path.is_file():
         return
     try:
         saved = ExperimentConfig.from_dict(json.loads(path.read_text())).to_dict()
+        saved["model_args"] = rename_legacy_fields(saved["model_args"] or {})
     except (ValueError, OSError) as e:
         raise T2IError(f"cannot resume: {path} is unreadable ({str(e)[:200]})") from None
     changed = []

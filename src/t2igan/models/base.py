@@ -64,14 +64,18 @@ def truncated_noise(shape, truncation: float | None = None, generator: torch.Gen
     return (scale * torch.special.ndtri(u)).float()
 
 
-def load_text_encoder_weights(text_encoder: nn.Module, path: str | None) -> None:
-    """Load a pretrained (DAMSM) text encoder from safetensors (keys with or without the
-    ``text_encoder.`` prefix); errors name the file. Nothing when ``path`` is empty."""
-    if not path:
+def load_damsm_text_encoder(text_encoder: nn.Module, damsm_weights: str | None) -> None:
+    """Load the text encoder of a DAMSM run folder, or of a safetensors file (its ``model.safetensors``;
+    keys with or without the ``text_encoder.`` prefix); errors name the file. Nothing when
+    ``damsm_weights`` is empty."""
+    if not damsm_weights:
         return
-    from ..hub import load_safetensors_into
+    from pathlib import Path
 
-    load_safetensors_into(text_encoder, path, prefix="text_encoder.")
+    from ..hub import WEIGHTS_NAME, load_safetensors_into
+
+    path = Path(damsm_weights).expanduser()
+    load_safetensors_into(text_encoder, path / WEIGHTS_NAME if path.is_dir() else path, prefix="text_encoder.")
 
 
 def with_imagenet_inception(args: dict, default_backbone: str) -> dict:

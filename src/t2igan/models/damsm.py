@@ -88,7 +88,7 @@ class DAMSMCritic(nn.Module):
 
     def __init__(self, owner: str, embed_dim: int, backbone: str = "inception", image_size: int = 299,
                  gamma1: float = 4.0, gamma2: float = 5.0, gamma3: float = 10.0,
-                 paper_form: bool = DAMSM_PAPER_FORM, weight_field: str = "damsm_lambda"):
+                 paper_form: bool = DAMSM_PAPER_FORM, weight_field: str = "damsm_weight"):
         super().__init__()
         if backbone not in BACKBONES:
             raise T2IError(f"{owner}: damsm_backbone must be inception or small_cnn, got {backbone!r}")
@@ -145,11 +145,11 @@ class DAMSMCritic(nn.Module):
 def add_kl_and_damsm(loss, logs: dict, critic: DAMSMCritic, config, mu: torch.Tensor, logvar: torch.Tensor,
                      images: torch.Tensor, text: TextFeatures, batch: dict):
     """The tail of a multi-stage generator's loss [AttnGAN, Eq. 2; StackGAN's CA term]:
-    ``loss + kl_weight KL(N(mu, sigma^2) || N(0, I)) + damsm_lambda L_DAMSM(last stage's images)``."""
+    ``loss + kl_weight KL(N(mu, sigma^2) || N(0, I)) + damsm_weight L_DAMSM(last stage's images)``."""
     kl = kl_normal_loss(mu, logvar)
     loss = loss + config.kl_weight * kl
     logs["kl"] = kl.item()
-    return critic.add_to(loss, logs, config.damsm_lambda, images, text, batch)
+    return critic.add_to(loss, logs, config.damsm_weight, images, text, batch)
 
 
 def generate_for_step(model: nn.Module, batch: dict, state: dict):
@@ -184,7 +184,7 @@ class MultiStageConfig:
     uncond_logits: bool = True  # D's unconditional (real/fake) logit besides the conditional one
     damsm_weights: str | None = None  # DAMSM run folder (or its model.safetensors): text + image encoders
     damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn
-    damsm_lambda: float = 5.0  # weight of L_DAMSM in G's loss (official CUB 5, COCO 50); 0 disables it
+    damsm_weight: float = 5.0  # weight of L_DAMSM in G's loss (official CUB 5, COCO 50); 0 disables it
     damsm_gamma1: float = 4.0  # word-region attention sharpness (official YAMLs 4)
     damsm_gamma2: float = 5.0  # region-word relevance sharpness
     damsm_gamma3: float = 10.0  # image-text matching sharpness

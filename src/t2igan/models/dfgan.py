@@ -32,7 +32,7 @@ from ..losses import one_way_discriminator_loss, one_way_generator_loss
 from ..nn.blocks import OneWayDiscriminator, channel_plan
 from ..nn.conditioning import Affine
 from ..registry import register_model
-from .base import TRUNCATION_FORMS, SampleOutput, T2IModel, load_text_encoder_weights
+from .base import TRUNCATION_FORMS, SampleOutput, T2IModel, load_damsm_text_encoder
 
 
 @dataclass
@@ -46,7 +46,7 @@ class DFGANConfig:
     text_dropout: float = 0.5
     text_encoder_mode: str = "frozen"  # frozen (official: a pretrained DAMSM) | joint_d (trained with D's loss)
     text_encoder_lr: float | None = None  # learning rate of a trainable text encoder (default: G's)
-    text_encoder_weights: str | None = None  # safetensors of a pretrained text encoder (DAMSM)
+    damsm_weights: str | None = None  # DAMSM run folder (or its model.safetensors): its text encoder starts ours
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
     truncation: float = 0.88  # noise truncation at sampling (0 = none); DF-GAN's trunc_rate
@@ -117,7 +117,7 @@ class DFGAN(T2IModel):
         if c.truncation_form not in TRUNCATION_FORMS:
             raise T2IError(f"truncation_form must be one of {', '.join(TRUNCATION_FORMS)}, got {c.truncation_form!r}")
         self.text_encoder = self.build_text_encoder()
-        load_text_encoder_weights(self.text_encoder, c.text_encoder_weights)
+        load_damsm_text_encoder(self.text_encoder, c.damsm_weights)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size)
         self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size,

@@ -51,7 +51,7 @@ from ..losses import bce_logits_loss, mismatched
 from ..nn.blocks import init_weights
 from ..nn.text_encoder import TextFeatures
 from ..registry import register_model
-from .base import SampleOutput, T2IModel, load_text_encoder_weights
+from .base import SampleOutput, T2IModel, load_damsm_text_encoder
 
 VARIANTS = ("gan", "gan_cls", "gan_int", "gan_int_cls")
 
@@ -77,7 +77,7 @@ class GANINTCLSConfig:
     text_dropout: float = 0.5
     text_encoder_mode: str = "frozen"  # frozen (a pretrained DAMSM) | joint_d (trained with D's loss)
     text_encoder_lr: float | None = None  # learning rate of a trainable text encoder (default: G's)
-    text_encoder_weights: str | None = None  # safetensors of a pretrained text encoder (DAMSM)
+    damsm_weights: str | None = None  # DAMSM run folder (or its model.safetensors): its text encoder starts ours
     lr_decay: float = 0.5  # learning-rate factor applied every lr_decay_every_epochs (see lr_factor)
     lr_decay_every_epochs: int = 100  # official: halve every 100 epochs; 0 = constant learning rate
     truncation: float = 0.0  # noise truncation at sampling (0 = plain N(0, I), as in the paper)
@@ -266,7 +266,7 @@ class GANINTCLS(T2IModel):
         c = config
         if c.text_source == "encoder":
             self.text_encoder = self.build_text_encoder()
-            load_text_encoder_weights(self.text_encoder, c.text_encoder_weights)
+            load_damsm_text_encoder(self.text_encoder, c.damsm_weights)
             self.text_encoder.requires_grad_(self.text_encoder_trainable)
         else:
             self.text_encoder = None  # sentences come precomputed in batch["sent_emb"]

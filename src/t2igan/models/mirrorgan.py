@@ -27,7 +27,7 @@ text -> image -> text. Three modules:
 
 Paper vs. official code (SPEC "MirrorGAN"): lambda = 20 in the paper (``stream_lambda`` default),
 ``LAMBDA1 = 10`` in the official ``train_bird.yml`` (``model.stream_lambda=10``); neither uses the
-DAMSM loss (``damsm_lambda = 0``; the official config's ``LAMBDA: 0``). STREAM's architecture, its
+DAMSM loss (``damsm_weight = 0``; the official config's ``LAMBDA: 0``). STREAM's architecture, its
 pretraining and how it differs from the official one: :mod:`t2igan.models.stream`.
 
 The networks are :mod:`t2igan.nn.multistage`'s, configured with GLAM stages
@@ -70,7 +70,7 @@ class MirrorGANConfig(MultiStageConfig):
     """The multi-stage GANs' fields (sizes, D, DAMSM) plus GLAM's and STREAM's. The ``stream_*`` architecture
     fields are taken from the ``stream_weights`` run when one is given (so a saved run rebuilds it)."""
 
-    damsm_lambda: float = 0.0  # MirrorGAN uses no DAMSM term (paper; official LAMBDA 0); >0 adds AttnGAN's
+    damsm_weight: float = 0.0  # MirrorGAN uses no DAMSM term (paper; official LAMBDA 0); >0 adds AttnGAN's
     sentence_attention_conv: bool = True  # official 1x1 conv before GLAM's sentence softmax; False: the paper's form
     stream_weights: str | None = None  # STREAM run folder (`t2igan pretrain stream`); same vocabulary as the data
     stream_lambda: float = 20.0  # weight of L_stream in G's loss (paper 20; official train_bird.yml 10); 0 disables it

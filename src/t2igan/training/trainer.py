@@ -405,7 +405,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, progress: bo
 def resume_training(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True) -> Path:
     """Continue the run in ``run_dir`` from its newest checkpoint (with optional overrides such as
     ``train.max_steps=20000``)."""
-    from ..config import apply_overrides
+    from ..config import apply_overrides, rename_legacy_fields
 
     run_dir = Path(run_dir)
     exp = read_run_config(run_dir).get("experiment")
@@ -416,6 +416,8 @@ def resume_training(run_dir: str | Path, overrides: list[str] | None = None, pro
             raise T2IError(f"{run_dir / 'experiment.json'} is not valid JSON ({e})") from None
     if not isinstance(exp, dict):
         raise T2IError(f"{run_dir} has no experiment config to resume (experiment.json)")
+    if isinstance(exp.get("model_args"), dict):  # a run written before a field was renamed
+        exp["model_args"] = rename_legacy_fields(exp["model_args"])
     cfg = ExperimentConfig.from_dict(apply_overrides(exp, overrides or []))
     from ..config import check_model_args
 
