@@ -240,6 +240,11 @@ def test_pretrain_command_writes_a_loadable_run(tmp_path, capsys):
     assert main(["pretrain", "damsm", "damsm-shapes", "model.colour=1", "--dry-run"]) == 2
     assert "colour" in capsys.readouterr().err
     assert main(["pretrain", "damsm", "dfgan-shapes", "--dry-run"]) == 2
+    capsys.readouterr()
+    assert main(["pretrain", "damsm", "damsm-shapes", "train.lr=0.01", "--dry-run"]) == 2
+    assert "train.lr is now model.lr" in capsys.readouterr().err
+    assert main(["pretrain", "damsm", "damsm-shapes", "train.epochs=3", "--dry-run"]) == 2
+    assert "train.epochs was replaced by train.max_steps" in capsys.readouterr().err
     assert main(["pretrain", "damsm", "damsm-cub", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["model_args"]["backbone"] == "inception"
 

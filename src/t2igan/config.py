@@ -98,7 +98,10 @@ class ExperimentConfig:
         if unknown:
             raise T2IError(f"unknown top-level config keys: {sorted(unknown)}")
         data = _build(DataConfig, d.pop("data", None) or {}, "data")
-        train = _build(TrainConfig, d.pop("train", None) or {}, "train")
+        train_values = d.pop("train", None) or {}
+        if isinstance(train_values, dict):
+            _refuse_moved_train_fields(train_values)
+        train = _build(TrainConfig, train_values, "train")
         if "model_args" in d and d["model_args"] is None:
             d["model_args"] = {}
         return cls(data=data, train=train, **d)
@@ -114,6 +117,21 @@ RENAMED_MODEL_FIELDS = {
     "text_encoder_weights": "damsm_weights",  # DF-GAN, GAN-INT-CLS: a DAMSM run folder or its model.safetensors
     "damsm_lambda": "damsm_weight",  # AttnGAN, MirrorGAN, DR-GAN: weight of L_DAMSM in G's loss (as SSA-GAN)
 }
+
+
+# DAMSM's and STREAM's optimizer and evaluation settings, once train.* of their own pretraining loop,
+# are model.* since they train through the shared trainer; their epochs became train.max_steps
+MOVED_TO_MODEL = ("lr", "betas", "lr_decay", "lr_min_factor", "grad_clip", "rprec_captions", "rprec_splits",
+                  "eval_images", "eval_beam")
+
+
+def _refuse_moved_train_fields(train: dict) -> None:
+    moved = [k for k in MOVED_TO_MODEL if k in train]
+    if moved:
+        raise T2IError(f"train.{moved[0]} is now model.{moved[0]} (DAMSM and STREAM keep their optimizer "
+                       f"settings in the model config)")
+    if "epochs" in train:
+        raise T2IError("train.epochs was replaced by train.max_steps (epochs x batches per epoch)")
 
 
 def rename_legacy_fields(model_args: dict) -> dict:
