@@ -74,10 +74,10 @@ def main() -> None:
     damsm = runs / "damsm"
     commands = {
         "damsm": ["t2igan", "pretrain", "damsm", "damsm-cub", *data, "model.backbone=small_cnn", "model.cnn_channels=32",
-                  "train.epochs=1000", f"train.time_limit_min={args.damsm_min}", *budget, "--run-dir", str(damsm),
+                  "train.max_steps=1000000", f"train.time_limit_min={args.damsm_min}", *budget, "--run-dir", str(damsm),
                   "--no-progress"],
         "dfgan": ["t2igan", "train", "dfgan-cub", *data, f"data.vocab={damsm}/vocab.json", "model.nf=16",
-                  f"model.text_encoder_weights={damsm}/model.safetensors", "train.batch_size=16",
+                  f"model.damsm_weights={damsm}", "train.batch_size=16",
                   "train.max_steps=1000000", f"train.time_limit_min={args.gan_min}", *budget,
                   "train.sample_every=0", "train.checkpoint_every=1000000", "--run-dir", str(runs / "dfgan"),
                   "--no-progress"],

@@ -40,7 +40,7 @@ def row_overrides(model: str, damsm: str, stream: str | None) -> list[str]:
     """Preset overrides that wire the pretrained parts in, as each paper does."""
     vocab = f"data.vocab={damsm}/vocab.json"
     if model == "dfgan":
-        return ["model.text_encoder_mode=frozen", f"model.text_encoder_weights={damsm}/model.safetensors", vocab]
+        return ["model.text_encoder_mode=frozen", f"model.damsm_weights={damsm}", vocab]
     if model == "ssagan":
         return ["model.text_encoder_mode=frozen", f"model.damsm_weights={damsm}", "model.damsm_weight=null", vocab]
     if model in ("attngan", "drgan"):

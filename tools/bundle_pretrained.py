@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from t2igan.config import rename_legacy_fields
 from t2igan.evaluate import evaluate
 from t2igan.hub import CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME, load_run, read_run_config, save_safetensors
 from t2igan.metrics.shapes_probe import PACKAGED_PROBE_DIR, evaluate_probe, load_probe, save_probe
@@ -36,7 +37,8 @@ def bundle_model(args) -> None:
     model, _, _ = load_run(run_dir)
     config = read_run_config(run_dir)
     config["inference_only"] = True
-    config["model_config"] = {k: (None if k.endswith("_weights") else v) for k, v in config["model_config"].items()}
+    model_config = rename_legacy_fields(config["model_config"])  # a run made before the renames
+    config["model_config"] = {k: (None if k.endswith("_weights") else v) for k, v in model_config.items()}
     skip = tuple(f"{m}." for m in model.training_only_modules)
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items() if not k.startswith(skip)}
     if out.exists():
