@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-# the demo trains a fixed number of steps, so a busy and an idle machine write the same grid;
-# two torch threads only when nothing else is running (two threads sharing a busy core run ~10x slower)
-DEMO_STEPS   ?= 4000
-DEMO_THREADS ?= $(shell $(PYTHON) -c "import os; print(2 if os.cpu_count() >= 2 and os.getloadavg()[0] < 0.5 else 1)")
+# the demo trains a fixed number of steps, so a busy and an idle machine write the same grid; one torch
+# thread: a second one gains 3 % on an idle 2-core machine and costs 2.4x beside one busy process
+# (benchmarks/demo_threads.py: 0.222 vs 0.215 s/step idle, 0.266 vs 0.641 busy). 2000 steps ~ 7.5 min.
+DEMO_STEPS   ?= 2000
+DEMO_THREADS ?= 1
 DEMO_CAPTIONS = "a red circle" "a blue square" "a green triangle" "a yellow star" \
 	"a large purple circle on the left" "a small orange square at the top"
 

@@ -64,16 +64,21 @@ def bundle_model(args) -> None:
                   "heldout_mean": by_name.get("shapes_attr_heldout", {}).get("value"),
                   "heldout_per_attribute": by_name.get("shapes_attr_heldout", {}).get("per_attribute"),
                   "shapes_fid": by_name.get("shapes_fid", {}).get("value")},
-        "records": records, "weights_mb": round((out / WEIGHTS_NAME).stat().st_size / 2**20, 2),
+        "weights_mb": round((out / WEIGHTS_NAME).stat().st_size / 2**20, 2),
     }
     (out / "card.json").write_text(json.dumps(card, indent=2))
-    write_model_card(out, card, records)
+    write_model_card(out, card)
     print(json.dumps(card["probe"], indent=2))
 
 
-def write_model_card(out: Path, card: dict, records: list[dict]) -> None:
-    rows = "\n".join(f"| {r['metric']} | {r['value']:.4g} | {json.dumps({k: v for k, v in r.items() if k not in ('metric', 'value', 'run', 'time')})[:300]} |"
-                     for r in records)
+def write_model_card(out: Path, card: dict) -> None:
+    p = card["probe"]
+    groups = list(p["per_attribute"])
+    held = p.get("heldout_per_attribute") or {}
+    rows = [f"| test captions | {100 * p['mean']:.1f} | " + " | ".join(f"{100 * p['per_attribute'][g]:.1f}" for g in groups) + " |"]
+    if held:
+        rows.append(f"| held-out (colour, shape) captions | {100 * p['heldout_mean']:.1f} | "
+                    + " | ".join(f"{100 * held[g]:.1f}" for g in groups) + " |")
     text = f"""# {card['name']}
 
 {card['model']} trained on the built-in Shapes data at {card['image_size']} px, shipped in fp16 without its
@@ -89,17 +94,21 @@ t2igan eval {card['name']} --metrics shapes --n 1000
 - Hardware: {card['hardware']}
 - Training time: {card['train_time']}
 
-## Probe scores (these fp16 weights, {card['probe']['n']} test captions, seed 0)
+## Probe scores
 
-| metric | value | details |
-|---|---|---|
-{rows}
+These fp16 weights on {p['n']} test captions (seed 0), read by the shipped {card['image_size']} px
+Shapes probe: the percentage of each caption's attributes the probe reads back from the image.
+Exact (every attribute right): {100 * p['exact']:.1f} %. Shapes-FID (probe features): {p['shapes_fid']:.0f}.
+
+| captions | mean | {' | '.join(groups)} |
+|---|---|{'---|' * len(groups)}
+{chr(10).join(rows)}
 
 ## Samples
 
 ![grid](grid.png)
 
-Captions (rows): {', '.join(repr(c) for c in DEMO_CAPTIONS)}; 8 seeds each.
+Rows: {', '.join(repr(c) for c in DEMO_CAPTIONS)}; 8 seeds each.
 """
     (out / "MODEL_CARD.md").write_text(text)
 
