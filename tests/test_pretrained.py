@@ -39,7 +39,8 @@ def test_bundled_model_generates_deterministically_offline(name):
     from safetensors import safe_open
 
     with safe_open(str(weights), "pt") as f:
-        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}  # shipped in half precision
+        dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+        assert "F16" in dtypes and dtypes <= {"F16", "I64"}  # floats in half precision (I64: BatchNorm counters)
         assert not any(k.startswith("discriminator.") for k in f.keys())
 
 
