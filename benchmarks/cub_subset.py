@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from results_md import write_block
+
 HERE = Path(__file__).resolve().parent
 CAPTIONS = [
     "this bird has a red head and a black body",
@@ -134,17 +136,10 @@ def main() -> None:
              f"`{result['damsm']['command']}` |"]
     lines += [f"| {r['model']} | {r['steps']} | {100 * r['rprec']:.1f} +- {100 * r['rprec_std']:.1f}% | "
               f"[{r['grid']}]({r['grid']}) | `{r['command']}` |" for r in rows]
-    start, end = "<!-- cub_subset:start -->", "<!-- cub_subset:end -->"
-    block = (f"{start}\nTrained on all 1,258 subset images (train + test lists), scored on the 983 test-split "
-             f"images ({args.n} generated), so these show what a short CPU run learns, not generalisation.\n\n"
-             + "\n".join(lines) + f"\n{end}")
-    path = HERE / "RESULTS.md"
-    text = path.read_text() if path.is_file() else "# Benchmark results\n\n"
-    if start in text and end in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n## Real data: CUB subset at 64 px\n\n" + block + "\n"
-    path.write_text(text)
+    body = (f"Trained on all 1,258 subset images (train + test lists), scored on the 983 test-split "
+            f"images ({args.n} generated), so these show what a short CPU run learns, not generalisation.\n\n"
+            + "\n".join(lines))
+    path = write_block("cub_subset", body, "Real data: CUB subset at 64 px")
     print(f"wrote {HERE / 'results' / 'cub_subset.json'} and {path}")
 
 

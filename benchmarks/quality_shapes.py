@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from results_md import write_block
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -110,18 +112,10 @@ def markdown_table(rows: list[dict], args) -> str:
 
 
 def update_results_md(table: str, args) -> None:
-    path = HERE / "RESULTS.md"
-    start, end = "<!-- quality_shapes:start -->", "<!-- quality_shapes:end -->"
     scoring = (f"Scored with `python benchmarks/quality_shapes.py --score-only ...` on {args.n} images from test "
                f"captions (seed 0); probe at {args.probe_size} px; R-precision under `{args.eval_damsm}` "
                f"(a DAMSM no model trained with).")
-    block = f"{start}\n{scoring}\n\n{table}\n{end}"
-    text = path.read_text() if path.is_file() else "# Benchmark results\n\n"
-    if start in text and end in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n## Quality on Shapes\n\n" + block + "\n"
-    path.write_text(text)
+    write_block("quality_shapes", f"{scoring}\n\n{table}", "Quality on Shapes")
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from results_md import write_block
+
 HERE = Path(__file__).resolve().parent
 
 # name -> (what changes, overrides of the dfgan-shapes preset)
@@ -67,18 +69,6 @@ def markdown_table(rows: list[dict], steps: int, n: int) -> str:
                    f"{s['shapes_fid']:.0f} | `OMP_NUM_THREADS=1 {shlex.join(r['command'])}` |")
     return "\n".join(out) + (f"\n\nScored by `t2igan eval RUN --metrics shapes --n {n}` (shipped 32 px probe, seed 0); "
                              "percentages of test-caption attributes the probe reads back.")
-
-
-def update_results_md(table: str) -> None:
-    path = HERE / "RESULTS.md"
-    start, end = "<!-- shapes_ablation:start -->", "<!-- shapes_ablation:end -->"
-    block = f"{start}\n{table}\n{end}"
-    text = path.read_text()
-    if start in text and end in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n## Shapes ablations (issue 15)\n\n" + block + "\n"
-    path.write_text(text)
 
 
 def main() -> None:
@@ -129,7 +119,7 @@ def main() -> None:
     print(table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"steps": args.steps, "n": args.n, "rows": rows}, indent=2))
-    update_results_md(table)
+    write_block("shapes_ablation", table, "Shapes ablations (issue 15)")
 
 
 if __name__ == "__main__":
