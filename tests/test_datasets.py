@@ -18,20 +18,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from t2igan.data.datasets import (
-    COCODataset,
-    CUBDataset,
-    Flowers102Dataset,
-    ImageFolderCaptions,
-    ImageTransform,
-    JSONLManifest,
-    bbox_crop_box,
-    build_dataset,
-    load_rgb,
-    read_attngan_captions,
-    resize_shorter_side,
-    vocabulary_from_attngan,
-)
+from t2igan.data.coco import COCODataset
+from t2igan.data.cub import CUBDataset, Flowers102Dataset
+from t2igan.data.datasets import build_dataset, read_attngan_captions, vocabulary_from_attngan
+from t2igan.data.folders import ImageFolderCaptions, JSONLManifest
+from t2igan.data.images import ImageTransform, bbox_crop_box, load_rgb, resize_shorter_side
 from t2igan.data.text import CaptionCollator, Vocabulary, tokenize
 from t2igan.errors import T2IError
 

@@ -22,7 +22,7 @@ HELP = "caption images with a MirrorGAN STREAM"
 
 def image_tensor(path, size: int) -> torch.Tensor:
     """An image file as ``(3, size, size)`` in [-1, 1]: the centre square, resized (bicubic)."""
-    from ..data.datasets import load_rgb
+    from ..data.images import load_rgb
     from ..visualize import from_pil
 
     img = load_rgb(path)

@@ -162,7 +162,7 @@ def attach_caption_embeddings(dataset, root: str | Path | None, split: str,
     embeddings = read_char_cnn_rnn_embeddings(path)
     row_keys = None
     if (path.parent / "filenames.pickle").is_file():
-        from .datasets import read_key_list
+        from .captioned import read_key_list
 
         row_keys = read_key_list(path.parent / "filenames.pickle")
     train = split == "train" if train is None else train
