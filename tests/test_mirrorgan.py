@@ -37,9 +37,10 @@ def tiny_stream(vocab_size=12, seed=0, **kw):
 def tiny_mirrorgan(vocab_size=30, **kw):
     torch.manual_seed(0)
     args = dict(vocab_size=vocab_size, image_size=32, base_size=16, num_stages=2, ngf=4, ndf=4, num_residual=1,
-                c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_weight=0.0,
-                stream_backbone="small_cnn", stream_image_size=32, stream_cnn_channels=4, stream_embed_dim=8,
-                stream_hidden_dim=12)
+                c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_weight=0.0)
+    if not kw.get("stream_weights"):  # a random STREAM this small; a STREAM run brings its own architecture
+        args.update(stream_backbone="small_cnn", stream_image_size=32, stream_cnn_channels=4, stream_embed_dim=8,
+                    stream_hidden_dim=12)
     args.update(kw)
     return create_model("mirrorgan", **args)
 
@@ -334,9 +335,14 @@ def test_pretrained_shapes_captioner_names_attributes_far_above_chance(stream_ru
 @pytest.mark.slow
 def test_stream_vocabulary_must_match_the_data(stream_run):
     stream, vocab = load_stream(stream_run)
-    m = tiny_mirrorgan(vocab_size=len(vocab), stream_weights=str(stream_run), stream_embed_dim=99)
+    m = tiny_mirrorgan(vocab_size=len(vocab), stream_weights=str(stream_run))
     assert m.config.stream_embed_dim == 32 and m.config.stream_image_size == 32  # taken from the run
     assert torch.equal(m.stream.out.weight, stream.out.weight)
+    # a value that disagrees with the run is refused, naming both (it used to be overwritten silently)
+    with pytest.raises(T2IError, match=r"stream_embed_dim=99 but the STREAM in .* has embed_dim=32"):
+        tiny_mirrorgan(vocab_size=len(vocab), stream_weights=str(stream_run), stream_embed_dim=99)
+    m = tiny_mirrorgan(vocab_size=len(vocab), stream_weights=str(stream_run), stream_embed_dim=32)
+    assert m.config.stream_hidden_dim == stream.config.hidden_dim  # an agreeing value is accepted
     with pytest.raises(T2IError, match="vocabulary"):
         tiny_mirrorgan(vocab_size=len(vocab) + 1, stream_weights=str(stream_run))
     with pytest.raises(T2IError, match="not found"):
@@ -414,7 +420,7 @@ def test_pretrain_command_and_presets(tmp_path, capsys):
     shapes, attn = resolve_config("mirrorgan-shapes"), resolve_config("attngan-shapes")
     same = ("base_size", "num_stages", "ngf", "ndf", "num_residual", "z_dim", "c_dim", "damsm_backbone",
             "damsm_weight", "damsm_gamma1", "damsm_gamma2", "damsm_gamma3", "damsm_paper_form", "kl_weight")
-    assert {k: shapes.model_args[k] for k in same} == {k: attn.model_args[k] for k in same}
+    assert {k: shapes.model_args.get(k) for k in same} == {k: attn.model_args.get(k) for k in same}
     assert shapes.train == attn.train and shapes.data == attn.data
 
 

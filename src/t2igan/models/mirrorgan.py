@@ -52,7 +52,7 @@ from ..nn.blocks import init_weights
 from ..nn.multistage import GLAMStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators
 from ..registry import register_model
 from .base import SampleOutput, T2IModel
-from .damsm import MultiStageConfig, add_kl_and_damsm, generate_for_step
+from .damsm import MultiStageConfig, add_kl_and_damsm, build_damsm_critic, generate_for_step
 from .stream import (  # noqa: F401 (STREAM's public names, also reachable from here)
     END_ID,
     STREAM_BACKBONES,
@@ -67,24 +67,30 @@ from .stream import (  # noqa: F401 (STREAM's public names, also reachable from 
 
 @dataclass
 class MirrorGANConfig(MultiStageConfig):
-    """The multi-stage GANs' fields (sizes, D, DAMSM) plus GLAM's and STREAM's. The ``stream_*`` architecture
-    fields are taken from the ``stream_weights`` run when one is given (so a saved run rebuilds it)."""
+    """The multi-stage GANs' fields (sizes, D, DAMSM) plus GLAM's and STREAM's.
+
+    The ``stream_*`` architecture fields describe the frozen STREAM. With ``stream_weights`` they are
+    read from that run (so a saved run rebuilds it): leave them ``None``, or give the run's values; a
+    value that disagrees with the run is refused (it used to be overwritten silently). Without
+    ``stream_weights`` a random STREAM is built from them, ``None`` meaning the default in
+    :data:`STREAM_DEFAULTS`."""
 
     damsm_weight: float = 0.0  # MirrorGAN uses no DAMSM term (paper; official LAMBDA 0); >0 adds AttnGAN's
     sentence_attention_conv: bool = True  # official 1x1 conv before GLAM's sentence softmax; False: the paper's form
     stream_weights: str | None = None  # STREAM run folder (`t2igan pretrain stream`); same vocabulary as the data
     stream_lambda: float = 20.0  # weight of L_stream in G's loss (paper 20; official train_bird.yml 10); 0 disables it
-    stream_backbone: str = "inception"  # STREAM encoder built when stream_weights is None: inception | small_cnn
-    stream_image_size: int = 299  # small_cnn STREAM: its input side
-    stream_cnn_channels: int = 32  # small_cnn STREAM: first conv's channels
-    stream_embed_dim: int = 256  # STREAM image feature / word embedding size
-    stream_hidden_dim: int = 512  # STREAM LSTM units
-    stream_inject: str = "init"  # STREAM image feature: first LSTM input only (official) | every step
+    stream_backbone: str | None = None  # STREAM encoder: inception | small_cnn (None: the run's, else inception)
+    stream_image_size: int | None = None  # small_cnn STREAM: its input side (None: the run's, else 299)
+    stream_cnn_channels: int | None = None  # small_cnn STREAM: first conv's channels (None: the run's, else 32)
+    stream_embed_dim: int | None = None  # STREAM image feature / word embedding size (None: the run's, else 256)
+    stream_hidden_dim: int | None = None  # STREAM LSTM units (None: the run's, else 512)
+    stream_inject: str | None = None  # STREAM image feature: init (first LSTM input only, official) | every step
 
 
-_STREAM_FIELDS = {"stream_backbone": "backbone", "stream_image_size": "image_size",
-                  "stream_cnn_channels": "cnn_channels", "stream_embed_dim": "embed_dim",
-                  "stream_hidden_dim": "hidden_dim", "stream_inject": "inject"}
+# MirrorGAN config field -> (StreamConfig field, default when neither the user nor a STREAM run sets it)
+STREAM_DEFAULTS = {"stream_backbone": ("backbone", "inception"), "stream_image_size": ("image_size", 299),
+                   "stream_cnn_channels": ("cnn_channels", 32), "stream_embed_dim": ("embed_dim", 256),
+                   "stream_hidden_dim": ("hidden_dim", 512), "stream_inject": ("inject", "init")}
 
 
 @register_model("mirrorgan", MirrorGANConfig)
@@ -98,14 +104,12 @@ class MirrorGAN(T2IModel):
     def __init__(self, config: MirrorGANConfig):
         super().__init__(config)
         c = config
-        if c.stream_backbone not in STREAM_BACKBONES:
+        if c.stream_backbone not in (None, *STREAM_BACKBONES):
             raise T2IError(f"mirrorgan: stream_backbone must be one of {STREAM_BACKBONES}, "
                            f"got {c.stream_backbone!r}")
         c.check("mirrorgan")
         self.text_encoder = self.build_text_encoder().requires_grad_(False)  # STEM
-        self.damsm_critic = c.damsm_critic("mirrorgan")
-        if c.damsm_weights:
-            self.damsm_critic.load(c.damsm_weights, self.text_encoder, c.vocab_size)
+        self.damsm_critic = build_damsm_critic("mirrorgan", c, self.text_encoder)
         self.generator = MultiStageGenerator(
             c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,
             lambda: GLAMStage(c.ngf, c.cond_dim, c.c_dim, c.num_residual, c.sentence_attention_conv))
@@ -118,7 +122,9 @@ class MirrorGAN(T2IModel):
         self.train()
 
     def _build_stream(self) -> StreamCaptioner:
-        """The frozen STREAM: from ``stream_weights`` (its vocabulary must be the data's), else random."""
+        """The frozen STREAM: from ``stream_weights`` (its vocabulary must be the data's, its
+        architecture the ``stream_*`` fields that are set), else random; the config records the
+        architecture either way."""
         c = self.config
         if c.stream_weights:
             stream, vocab = load_stream(c.stream_weights)
@@ -126,13 +132,20 @@ class MirrorGAN(T2IModel):
                 raise T2IError(f"the STREAM in {c.stream_weights} has a {len(vocab)}-word vocabulary but the data's "
                                f"has {c.vocab_size}; pretrain it with data.vocab=<DAMSM run>/vocab.json and train "
                                "with the same data.vocab")
-            for ours, theirs in _STREAM_FIELDS.items():  # recorded, so that load_run rebuilds this STREAM
-                setattr(c, ours, getattr(stream.config, theirs))
-        else:
-            stream = StreamCaptioner(StreamConfig(vocab_size=c.vocab_size, backbone=c.stream_backbone,
-                                                  image_size=c.stream_image_size, cnn_channels=c.stream_cnn_channels,
-                                                  embed_dim=c.stream_embed_dim, hidden_dim=c.stream_hidden_dim,
-                                                  inject=c.stream_inject))
+            for ours, (theirs, _) in STREAM_DEFAULTS.items():
+                value, run_value = getattr(c, ours), getattr(stream.config, theirs)
+                if value is not None and value != run_value:
+                    raise T2IError(f"mirrorgan: {ours}={value!r} but the STREAM in {c.stream_weights} has "
+                                   f"{theirs}={run_value!r}; set model.{ours}={run_value} or leave it null")
+                setattr(c, ours, run_value)  # recorded, so that load_run rebuilds this STREAM
+            return stream.requires_grad_(False).eval()
+        for ours, (_, default) in STREAM_DEFAULTS.items():
+            if getattr(c, ours) is None:
+                setattr(c, ours, default)
+        stream = StreamCaptioner(StreamConfig(vocab_size=c.vocab_size, backbone=c.stream_backbone,
+                                              image_size=c.stream_image_size, cnn_channels=c.stream_cnn_channels,
+                                              embed_dim=c.stream_embed_dim, hidden_dim=c.stream_hidden_dim,
+                                              inject=c.stream_inject))
         return stream.requires_grad_(False).eval()
 
     def caption(self, images: torch.Tensor, vocab, beam: int = 1, max_len: int | None = None) -> list[str]:
