@@ -316,7 +316,8 @@ def convert_ssagan(checkpoint: str | Path, output: str | Path, discriminator: st
     state, sizes = ssagan_state(load_official(checkpoint), netD, source)
     sizes.setdefault("d_max_mult", 16)
     return _write_converted("ssagan", output, state, sizes, source, text_encoder, captions, vocab, max_words,
-                            optional=("discriminator.", "text_encoder."))
+                            optional=("discriminator.", "text_encoder."),
+                            extra_args={"damsm_gamma1": 5.0, "damsm_paper_form": False})  # the official G's DAMSM term
 
 
 def _write_converted(model_name: str, output: str | Path, state: dict, sizes: dict, source: str, text_encoder, captions, vocab,

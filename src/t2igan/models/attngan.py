@@ -64,7 +64,7 @@ from ..nn.blocks import init_weights
 from ..nn.multistage import AttentionStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators
 from ..registry import register_model
 from .base import SampleOutput, T2IModel
-from .damsm import MultiStageConfig, add_kl_and_damsm, generate_for_step
+from .damsm import MultiStageConfig, add_kl_and_damsm, build_damsm_critic, generate_for_step
 
 
 @dataclass
@@ -87,9 +87,7 @@ class AttnGAN(T2IModel):
         c = config
         c.check("attngan")
         self.text_encoder = self.build_text_encoder().requires_grad_(False)
-        self.damsm_critic = c.damsm_critic("attngan")
-        if c.damsm_weights:
-            self.damsm_critic.load(c.damsm_weights, self.text_encoder, c.vocab_size)
+        self.damsm_critic = build_damsm_critic("attngan", c, self.text_encoder)
         self.generator = MultiStageGenerator(c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,
                                              lambda: AttentionStage(c.ngf, c.cond_dim, c.num_residual))
         self.discriminator = StageDiscriminators(

@@ -100,10 +100,9 @@ class DAMSMCritic(nn.Module):
     def train(self, mode: bool = True) -> "DAMSMCritic":
         return super().train(False)
 
-    def load(self, path: str, text_encoder: nn.Module, vocab_size: int) -> None:
-        """Take the image encoder of the DAMSM run at ``path`` (frozen) and load its text encoder
+    def adopt(self, damsm: "DAMSM", vocab, path: str, text_encoder: nn.Module, vocab_size: int) -> None:
+        """Take the image encoder of ``damsm`` (the run at ``path``, frozen) and load its text encoder
         into ``text_encoder``; the run's vocabulary must be the data's."""
-        damsm, vocab = load_damsm(path)
         if len(vocab) != vocab_size:
             raise T2IError(f"the DAMSM in {path} has a {len(vocab)}-word vocabulary but the data's has "
                            f"{vocab_size}; train with data.vocab=<DAMSM run>/vocab.json")
@@ -140,6 +139,28 @@ class DAMSMCritic(nn.Module):
         damsm, damsm_logs = self(images, text, batch_class_ids(batch))
         logs.update(damsm_logs, damsm=damsm.item())  # damsm_w, damsm_s: word and sentence terms
         return loss + weight * damsm
+
+
+DAMSM_LOSS_SETTINGS = ("gamma1", "gamma2", "gamma3", "paper_form")  # a GAN config's damsm_<name> fields
+
+
+def build_damsm_critic(owner: str, config, text_encoder: nn.Module, weight_field: str = "damsm_weight") -> DAMSMCritic:
+    """The :class:`DAMSMCritic` of a GAN config's ``damsm_*`` fields. With ``damsm_weights`` it holds
+    that run's frozen image encoder and ``text_encoder`` starts from the run's; the loss settings
+    (``damsm_gamma1/2/3``, ``damsm_paper_form``) the config leaves ``None`` are the run's own (without a
+    run: :class:`DAMSMConfig`'s defaults) and are written back into the config, so a saved GAN run
+    records what its DAMSM term used. A value set in the config wins (the official SSA-GAN code, for
+    one, trains G with gamma1 = 5 against a DAMSM pretrained with 4)."""
+    run = load_damsm(config.damsm_weights) if config.damsm_weights else None
+    source = run[0].config if run else DAMSMConfig()
+    for name in DAMSM_LOSS_SETTINGS:
+        if getattr(config, f"damsm_{name}") is None:
+            setattr(config, f"damsm_{name}", getattr(source, name))
+    critic = DAMSMCritic(owner, config.cond_dim, config.damsm_backbone, config.image_size, config.damsm_gamma1,
+                         config.damsm_gamma2, config.damsm_gamma3, config.damsm_paper_form, weight_field)
+    if run:
+        critic.adopt(*run, config.damsm_weights, text_encoder, config.vocab_size)
+    return critic
 
 
 def add_kl_and_damsm(loss, logs: dict, critic: DAMSMCritic, config, mu: torch.Tensor, logvar: torch.Tensor,
@@ -185,10 +206,10 @@ class MultiStageConfig:
     damsm_weights: str | None = None  # DAMSM run folder (or its model.safetensors): text + image encoders
     damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn
     damsm_weight: float = 5.0  # weight of L_DAMSM in G's loss (official CUB 5, COCO 50); 0 disables it
-    damsm_gamma1: float = 4.0  # word-region attention sharpness (official YAMLs 4)
-    damsm_gamma2: float = 5.0  # region-word relevance sharpness
-    damsm_gamma3: float = 10.0  # image-text matching sharpness
-    damsm_paper_form: bool = DAMSM_PAPER_FORM  # True: Eq. 10's ^(1/gamma2); False: the official code's form
+    damsm_gamma1: float | None = None  # word-region attention sharpness (None: the DAMSM run's; official YAMLs 4)
+    damsm_gamma2: float | None = None  # region-word relevance sharpness (None: the DAMSM run's, else 5)
+    damsm_gamma3: float | None = None  # image-text matching sharpness (None: the DAMSM run's, else 10)
+    damsm_paper_form: bool | None = None  # True: Eq. 10's ^(1/gamma2); False: the official code's (None: the run's)
     mismatch_pairs: str = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
     kl_weight: float = 1.0  # weight of CA's KL term
     truncation: float = 0.0  # noise truncation at sampling (0 = none; AttnGAN samples plain N(0, I))
@@ -214,9 +235,6 @@ class MultiStageConfig:
             raise T2IError(f"{owner}: mismatch_pairs must be one of {', '.join(MISMATCH_FORMS)}, "
                            f"got {self.mismatch_pairs!r}")
 
-    def damsm_critic(self, owner: str) -> DAMSMCritic:
-        return DAMSMCritic(owner, self.cond_dim, self.damsm_backbone, self.image_size, self.damsm_gamma1,
-                           self.damsm_gamma2, self.damsm_gamma3, self.damsm_paper_form)
 
 
 # ---------------------------------------------------------------------------------------------------

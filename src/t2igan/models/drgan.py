@@ -126,7 +126,7 @@ from ..nn.conditioning import ConditioningAugmentation
 from ..nn.multistage import InitialStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators, image_pyramid
 from ..registry import register_model
 from .base import SampleOutput, T2IModel
-from .damsm import MultiStageConfig, add_kl_and_damsm, generate_for_step
+from .damsm import MultiStageConfig, add_kl_and_damsm, build_damsm_critic, generate_for_step
 
 SDL_FORMS = ("shifted", "paper", "official")
 SDL_VARIANCES = ("paper", "official")
@@ -356,9 +356,7 @@ class DRGAN(T2IModel):
         c = config
         check_drgan_config(c)
         self.text_encoder = self.build_text_encoder().requires_grad_(False)
-        self.damsm_critic = c.damsm_critic("drgan")
-        if c.damsm_weights:
-            self.damsm_critic.load(c.damsm_weights, self.text_encoder, c.vocab_size)
+        self.damsm_critic = build_damsm_critic("drgan", c, self.text_encoder)
         mask_channels = 1 if c.mask_form == "spatial" else c.ngf
         self.generator = MultiStageGenerator(
             c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,
