@@ -194,6 +194,33 @@ def test_contrastive_term_is_off_by_default_and_trains_d_heads_and_g():
     assert m.generator.fc.weight.grad.abs().sum() > 0
 
 
+def test_sentence_in_fc_makes_the_first_4x4_map_follow_the_caption():
+    """Officially G's first FC reads the noise only, so the 4x4 map is the same for every caption;
+    with ``sentence_in_fc`` it reads [z, sent_emb]."""
+    noise, sent = torch.randn(1, 100).expand(2, -1), torch.randn(2, 16)
+    for on in (False, True):
+        G = tiny(sentence_in_fc=on).generator
+        assert G.fc.in_features == 100 + (16 if on else 0)
+        first = {}
+        G.fc.register_forward_hook(lambda mod, inp, out: first.setdefault("map", out))
+        G(noise, sent)
+        assert torch.allclose(first["map"][0], first["map"][1]) != on
+
+
+def test_d_gamma_init_opens_the_residual_branches_of_d():
+    """Officially D's residual gates start at 0 (D starts as its linear shortcut); d_gamma_init sets them."""
+    assert all(b.gamma.item() == 0 for b in tiny().discriminator.blocks)
+    D = tiny(d_gamma_init=1.0).discriminator
+    assert all(b.gamma.item() == 1 for b in D.blocks)
+    x = torch.randn(2, 3, S, S)
+    # an open gate makes D's features depend on the pixels non-linearly: f(2x) != 2 f(x) - f(0)
+    f0 = D.features(torch.zeros_like(x))
+    assert not torch.allclose(D.features(2 * x) - f0, 2 * (D.features(x) - f0), atol=1e-4)
+    closed = tiny().discriminator
+    f0 = closed.features(torch.zeros_like(x))
+    assert torch.allclose(closed.features(2 * x) - f0, 2 * (closed.features(x) - f0), atol=1e-4)
+
+
 def test_contrastive_d_learns_to_pair_images_with_their_captions():
     """A few D steps on a fixed batch whose images differ: D's contrastive loss falls well below log(B)."""
     m = tiny(contrastive_weight=1.0, contrastive_dim=8, text_encoder_mode="joint_d", text_dropout=0.0)

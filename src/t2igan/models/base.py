@@ -64,6 +64,29 @@ def truncated_noise(shape, truncation: float | None = None, generator: torch.Gen
     return (scale * torch.special.ndtri(u)).float()
 
 
+@dataclass
+class ContrastiveOptions:
+    """Fields shared by the configs of the DF-GAN family (DF-GAN, SSA-GAN): an optional image-sentence
+    contrastive term in D and G [XMC-GAN, Zhang et al. 2021, Eq. 1-2], not in either paper (off at
+    ``contrastive_weight`` 0, the papers' objective). D gains two projections into a shared space
+    (:class:`t2igan.nn.blocks.OneWayDiscriminator`); :func:`t2igan.losses.contrastive_loss` scores them.
+    """
+
+    contrastive_weight: float = 0.0  # lambda of the image-sentence contrastive term in D and G (0 = off; not in the papers)
+    contrastive_dim: int = 128  # size of D's shared image/sentence embedding space for that term
+    contrastive_temperature: float = 0.1
+    contrastive_pool: str = "flatten"  # D's image side of that term: flatten (keeps positions) | sum
+
+    def contrastive_head(self) -> dict:
+        """:class:`~t2igan.nn.blocks.OneWayDiscriminator` arguments: no heads while the term is off."""
+        on = bool(self.contrastive_weight)
+        return {"contrastive_dim": self.contrastive_dim if on else 0, "contrastive_pool": self.contrastive_pool}
+
+    def contrastive_terms(self) -> dict:
+        """Arguments of the one-way D and G losses (:mod:`t2igan.losses`) for that term."""
+        return {"contrastive_weight": self.contrastive_weight, "contrastive_temperature": self.contrastive_temperature}
+
+
 def load_damsm_text_encoder(text_encoder: nn.Module, damsm_weights: str | None) -> None:
     """Load the text encoder of a DAMSM run folder, or of a safetensors file (its ``model.safetensors``;
     keys with or without the ``text_encoder.`` prefix); errors name the file. Nothing when

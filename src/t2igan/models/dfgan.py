@@ -32,11 +32,11 @@ from ..losses import one_way_discriminator_loss, one_way_generator_loss
 from ..nn.blocks import OneWayDiscriminator, channel_plan
 from ..nn.conditioning import Affine
 from ..registry import register_model
-from .base import TRUNCATION_FORMS, SampleOutput, T2IModel, load_damsm_text_encoder
+from .base import ContrastiveOptions, TRUNCATION_FORMS, SampleOutput, T2IModel, load_damsm_text_encoder
 
 
 @dataclass
-class DFGANConfig:
+class DFGANConfig(ContrastiveOptions):
     vocab_size: int = 5000  # words in the vocabulary (set from the data)
     image_size: int = 256  # output side, a power of two >= 16
     nf: int = 32  # base channel width of G and D (official 32)
@@ -49,12 +49,10 @@ class DFGANConfig:
     damsm_weights: str | None = None  # DAMSM run folder (or its model.safetensors): its text encoder starts ours
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
+    d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0: D starts near linear in the pixels)
     truncation: float = 0.88  # noise truncation at sampling (0 = none); DF-GAN's trunc_rate
+    sentence_in_fc: bool = False  # G's first FC also reads the sentence (not in the paper: the 4x4 layout follows the caption)
     truncation_form: str = "scaled"  # scaled: official, 0.88 * N(0,1) cut to [-2, 2] | clip: N(0,1) cut to [-0.88, 0.88]
-    contrastive_weight: float = 0.0  # lambda of the image-sentence contrastive term in D and G (0 = off; not in the paper)
-    contrastive_dim: int = 128  # size of D's shared image/sentence embedding space for that term
-    contrastive_temperature: float = 0.1
-    contrastive_pool: str = "flatten"  # D's image side of that term: flatten (keeps positions) | sum
 
     @property
     def cond_dim(self) -> int:
@@ -94,16 +92,17 @@ class GBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    def __init__(self, nf: int, z_dim: int, cond_dim: int, image_size: int):
+    def __init__(self, nf: int, z_dim: int, cond_dim: int, image_size: int, sentence_in_fc: bool = False):
         super().__init__()
         chs = channel_plan(nf, image_size)
-        self.fc = nn.Linear(z_dim, chs[0] * 4 * 4)
+        self.sentence_in_fc = sentence_in_fc
+        self.fc = nn.Linear(z_dim + (cond_dim if sentence_in_fc else 0), chs[0] * 4 * 4)
         self.blocks = nn.ModuleList(GBlock(z_dim + cond_dim, i, o) for i, o in zip(chs[:-1], chs[1:]))
         self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(chs[-1], 3, 3, 1, 1), nn.Tanh())
 
     def forward(self, noise: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
         cond = torch.cat([noise, sent_emb], dim=1)  # (B, z + D)
-        h = self.fc(noise).view(noise.shape[0], -1, 4, 4)  # (B, 8nf, 4, 4)
+        h = self.fc(cond if self.sentence_in_fc else noise).view(noise.shape[0], -1, 4, 4)  # (B, 8nf, 4, 4)
         for block in self.blocks:
             h = block(h, cond)
         return self.to_rgb(h)  # (B, 3, S, S)
@@ -119,10 +118,9 @@ class DFGAN(T2IModel):
         self.text_encoder = self.build_text_encoder()
         load_damsm_text_encoder(self.text_encoder, c.damsm_weights)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
-        self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size)
+        self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.sentence_in_fc)
         self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size,
-                                                 contrastive_dim=c.contrastive_dim if c.contrastive_weight else 0,
-                                                 contrastive_pool=c.contrastive_pool)
+                                                 **c.contrastive_head(), gamma_init=c.d_gamma_init)
 
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:
         G = generator_module or self.generator
@@ -142,12 +140,10 @@ class DFGAN(T2IModel):
         fake = self.generator(self.draw_noise(batch), g_sent)
         state.update(fake=fake, sent_emb=g_sent)
         return one_way_discriminator_loss(self.discriminator, images, sent_emb, fake, c.ma_gp_weight, c.ma_gp_power,
-                                          "roll", contrastive_weight=c.contrastive_weight,
-                                          contrastive_temperature=c.contrastive_temperature)
+                                          "roll", **c.contrastive_terms())
 
     def g_loss(self, batch, state):
         """[DF-GAN, Eq. 4]: ``-E[D(G(z, e), e)]`` (+ the optional contrastive term)."""
         c = self.config
-        loss, logs = one_way_generator_loss(self.discriminator, state["fake"], state["sent_emb"], c.contrastive_weight,
-                                            c.contrastive_temperature)
+        loss, logs = one_way_generator_loss(self.discriminator, state["fake"], state["sent_emb"], **c.contrastive_terms())
         return loss, logs | {"g_loss": loss.item()}

@@ -51,8 +51,8 @@ The frozen DAMSM image encoder is the :class:`~t2igan.models.damsm.DAMSMCritic` 
 ``model.safetensors`` (it comes from ``damsm_weights``, like the FID Inception comes from its file).
 
 Beyond the paper (off by default): DF-GAN's optional image-sentence contrastive term in D and G
-(``contrastive_weight``, ``contrastive_dim``, ``contrastive_temperature``; D's ``image_proj`` /
-``text_proj`` heads exist only when it is on).
+(:class:`~t2igan.models.base.ContrastiveOptions`; D's ``image_proj`` / ``text_proj`` heads exist only
+when it is on).
 """
 
 from __future__ import annotations
@@ -69,15 +69,15 @@ from ..losses import one_way_discriminator_loss as discriminator_loss  # noqa: F
 from ..nn.blocks import OneWayDiscriminator, channel_plan
 from ..nn.conditioning import SSCBN
 from ..registry import register_model
-from .base import TRUNCATION_FORMS, SampleOutput, T2IModel
-from .damsm import DAMSM_PAPER_FORM, DAMSMCritic
+from .base import ContrastiveOptions, TRUNCATION_FORMS, SampleOutput, T2IModel
+from .damsm import build_damsm_critic
 
 TEXT_ENCODER_MODES = ("frozen", "joint", "joint_d")
 D_UPDATES = ("two_steps", "one_step")
 
 
 @dataclass
-class SSAGANConfig:
+class SSAGANConfig(ContrastiveOptions):
     vocab_size: int = 5000  # words in the vocabulary (set from the data)
     image_size: int = 256  # output side, a power of two >= 16 (7 SSACN blocks at 256)
     nf: int = 64  # base channel width of G and D (official 64)
@@ -90,23 +90,20 @@ class SSAGANConfig:
     damsm_weights: str | None = None  # DAMSM run folder: its text encoder starts ours, its image encoder scores the DAMSM loss
     damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn (random: tests only)
     damsm_weight: float | None = None  # DAMSM loss weight; None: 0.05 (frozen), 0.1 (joint); 0 disables the loss
-    damsm_gamma1: float = 5.0  # word-region attention sharpness (official SSA-GAN code: 5)
-    damsm_gamma2: float = 5.0  # region-word relevance sharpness
-    damsm_gamma3: float = 10.0  # image-text matching sharpness
-    damsm_paper_form: bool = DAMSM_PAPER_FORM  # True: AttnGAN paper's log(sum exp)^(1/gamma2); False: official code's
+    damsm_gamma1: float | None = None  # word-region attention sharpness (None: the DAMSM run's; official SSA-GAN code: 5)
+    damsm_gamma2: float | None = None  # region-word relevance sharpness (None: the DAMSM run's, else 5)
+    damsm_gamma3: float | None = None  # image-text matching sharpness (None: the DAMSM run's, else 10)
+    damsm_paper_form: bool | None = None  # True: the paper's log(sum exp)^(1/gamma2); False: official code's (None: the run's)
     mask_hidden: int = 100  # channels of the mask predictor's hidden conv (official 100)
     upsample_mode: str = "nearest"  # feature up-sampling: nearest (official code) | bilinear (paper)
     d_max_mult: int = 16  # D's widest layer is d_max_mult * nf (official SSA-GAN 16, DF-GAN 2022: 8)
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
+    d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0: D starts near linear in the pixels)
     mismatch_pairs: str = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
     d_update: str = "two_steps"  # two_steps (official: an Adam step on the hinge loss, then one on MA-GP) | one_step (their sum)
     truncation: float = 0.0  # noise truncation at sampling (official SSA-GAN samples plain N(0, I): 0)
     truncation_form: str = "scaled"  # how a truncation > 0 applies: scaled (DF-GAN's) | clip (see models.base)
-    contrastive_weight: float = 0.0  # lambda of DF-GAN's image-sentence contrastive term in D and G (0 = off; not in the paper)
-    contrastive_dim: int = 128  # size of D's shared image/sentence embedding space for that term
-    contrastive_temperature: float = 0.1
-    contrastive_pool: str = "flatten"  # D's image side of that term: flatten (keeps positions) | sum
 
     @property
     def cond_dim(self) -> int:
@@ -209,15 +206,11 @@ class SSAGAN(T2IModel):
         if c.upsample_mode not in ("nearest", "bilinear"):
             raise T2IError(f"upsample_mode must be nearest or bilinear, got {c.upsample_mode!r}")
         self.text_encoder = self.build_text_encoder()
-        self.damsm_critic = DAMSMCritic("ssagan", c.cond_dim, c.damsm_backbone, c.image_size, c.damsm_gamma1,
-                                        c.damsm_gamma2, c.damsm_gamma3, c.damsm_paper_form, weight_field="damsm_weight")
-        if c.damsm_weights:
-            self.damsm_critic.load(c.damsm_weights, self.text_encoder, c.vocab_size)
+        self.damsm_critic = build_damsm_critic("ssagan", c, self.text_encoder)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.mask_hidden, c.upsample_mode)
         self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size, c.d_max_mult,
-                                                 contrastive_dim=c.contrastive_dim if c.contrastive_weight else 0,
-                                                 contrastive_pool=c.contrastive_pool)
+                                                 **c.contrastive_head(), gamma_init=c.d_gamma_init)
 
     @property
     def image_encoder(self):
@@ -259,8 +252,7 @@ class SSAGAN(T2IModel):
         state.update(fake=fake, noise=noise, text=text.detach(), sent_emb=sent_emb)
         return one_way_discriminator_loss(self.discriminator, images, sent_emb, fake, c.ma_gp_weight, c.ma_gp_power,
                                           c.mismatch_pairs, with_gp=c.d_update == "one_step",
-                                          contrastive_weight=c.contrastive_weight,
-                                          contrastive_temperature=c.contrastive_temperature)
+                                          **c.contrastive_terms())
 
     def d_gp_loss(self, batch, state):
         """The official second D step: MA-GP alone on the updated D's real matched pairs."""
@@ -286,8 +278,7 @@ class SSAGAN(T2IModel):
             fake, _ = self.generator(state["noise"], text.sent_emb)
         else:
             text, fake = state["text"], state["fake"]
-        loss, logs = one_way_generator_loss(self.discriminator, fake, text.sent_emb, c.contrastive_weight,
-                                            c.contrastive_temperature)
+        loss, logs = one_way_generator_loss(self.discriminator, fake, text.sent_emb, **c.contrastive_terms())
         loss = self.damsm_critic.add_to(loss, logs, c.damsm_loss_weight, fake, text, batch)
         logs["g_loss"] = loss.item()
         return loss, logs

@@ -120,9 +120,10 @@ def channel_plan(nf: int, image_size: int, max_mult: int = 8) -> list[int]:
 
 
 class DBlock(nn.Module):
-    """DF-GAN's down-block: ``shortcut(avgpool(x)) + gamma * res(x)`` with ``gamma`` learned from 0."""
+    """DF-GAN's down-block: ``shortcut(avgpool(x)) + gamma * res(x)`` with ``gamma`` learned, from
+    ``gamma_init`` (official 0: the block starts as its linear shortcut)."""
 
-    def __init__(self, in_ch: int, out_ch: int):
+    def __init__(self, in_ch: int, out_ch: int, gamma_init: float = 0.0):
         super().__init__()
         self.res = nn.Sequential(
             nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=False),
@@ -131,7 +132,7 @@ class DBlock(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
         )
         self.shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
-        self.gamma = nn.Parameter(torch.zeros(1))
+        self.gamma = nn.Parameter(torch.full((1,), float(gamma_init)))
 
     def forward(self, x):
         return self.shortcut(F.avg_pool2d(x, 2)) + self.gamma * self.res(x)
@@ -146,11 +147,11 @@ class OneWayDiscriminator(nn.Module):
     positions and relations are half of what a Shapes caption says) or summed (``"sum"``)."""
 
     def __init__(self, nf: int, cond_dim: int, image_size: int, max_mult: int = 8, contrastive_dim: int = 0,
-                 contrastive_pool: str = "flatten"):
+                 contrastive_pool: str = "flatten", gamma_init: float = 0.0):
         super().__init__()
         chs = channel_plan(nf, image_size, max_mult)[::-1]  # nf ... max_mult * nf
         self.from_rgb = nn.Conv2d(3, chs[0], 3, 1, 1)
-        self.blocks = nn.Sequential(*(DBlock(i, o) for i, o in zip(chs[:-1], chs[1:])))
+        self.blocks = nn.Sequential(*(DBlock(i, o, gamma_init) for i, o in zip(chs[:-1], chs[1:])))
         self.joint = nn.Sequential(
             nn.Conv2d(chs[-1] + cond_dim, 2 * nf, 3, 1, 1, bias=False),
             nn.LeakyReLU(0.2, inplace=True),
