@@ -221,6 +221,29 @@ def test_d_gamma_init_opens_the_residual_branches_of_d():
     assert torch.allclose(closed.features(2 * x) - f0, 2 * (closed.features(x) - f0), atol=1e-4)
 
 
+def test_d_translate_shifts_d_inputs_by_whole_pixels_keeping_colours_and_gradients():
+    from t2igan.nn.blocks import random_translate
+
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, 8, 8, requires_grad=True)
+    assert random_translate(x, 0.0) is x  # off: the images themselves, no random numbers drawn
+    y = random_translate(x, 0.25)  # at most 2 px each way
+    for i in range(16):
+        assert any(torch.equal(y[i, :, 2:6, 2:6], x[i, :, 2 - dy:6 - dy, 2 - dx:6 - dx])
+                   for dx in range(-2, 3) for dy in range(-2, 3)), i  # the middle: the image moved by whole pixels
+        assert set(y[i].flatten().tolist()) <= set(x[i].flatten().tolist())  # no new colours (edges repeated)
+    assert len({tuple(r.flatten().tolist()) for r in (y - x).detach()}) > 1  # each image its own shift
+    y.sum().backward()
+    assert x.grad.sum().item() == pytest.approx(16 * 3 * 64)  # every output pixel came from one input pixel
+    # in the model: D's inputs move, the loss stays finite and G still gets gradients through the shift
+    m = tiny(d_translate=0.125)
+    state = {}
+    m.compute_loss("d", batch(), state)
+    loss_g, _ = m.compute_loss("g", batch(), state)
+    loss_g.backward()
+    assert m.generator.fc.weight.grad.abs().sum() > 0
+
+
 def test_contrastive_d_learns_to_pair_images_with_their_captions():
     """A few D steps on a fixed batch whose images differ: D's contrastive loss falls well below log(B)."""
     m = tiny(contrastive_weight=1.0, contrastive_dim=8, text_encoder_mode="joint_d", text_dropout=0.0)

@@ -65,26 +65,42 @@ def truncated_noise(shape, truncation: float | None = None, generator: torch.Gen
 
 
 @dataclass
-class ContrastiveOptions:
-    """Fields shared by the configs of the DF-GAN family (DF-GAN, SSA-GAN): an optional image-sentence
-    contrastive term in D and G [XMC-GAN, Zhang et al. 2021, Eq. 1-2], not in either paper (off at
-    ``contrastive_weight`` 0, the papers' objective). D gains two projections into a shared space
-    (:class:`t2igan.nn.blocks.OneWayDiscriminator`); :func:`t2igan.losses.contrastive_loss` scores them.
+class OneWayDOptions:
+    """Fields shared by the configs of the DF-GAN family (DF-GAN, SSA-GAN) for their one-way
+    discriminator, beyond the papers (each off by default, the papers' setting):
+
+    * an image-sentence contrastive term in D and G [XMC-GAN, Zhang et al. 2021, Eq. 1-2]
+      (``contrastive_*``): D gains two projections into a shared space
+      (:class:`t2igan.nn.blocks.OneWayDiscriminator`), :func:`t2igan.losses.contrastive_loss` scores them;
+    * ``d_gamma_init``: where the gates of D's residual branches start (official 0: D starts as its
+      linear shortcut, a linear function of the pixels down to 4x4, which sees colour and place but
+      no shape);
+    * ``d_translate``: DiffAugment's translation of every image D sees, real or generated
+      (:func:`t2igan.nn.blocks.random_translate`).
     """
 
     contrastive_weight: float = 0.0  # lambda of the image-sentence contrastive term in D and G (0 = off; not in the papers)
     contrastive_dim: int = 128  # size of D's shared image/sentence embedding space for that term
     contrastive_temperature: float = 0.1
     contrastive_pool: str = "flatten"  # D's image side of that term: flatten (keeps positions) | sum
+    d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0)
+    d_translate: float = 0.0  # DiffAugment translation of D's inputs, a fraction of the side (0 = off)
 
-    def contrastive_head(self) -> dict:
-        """:class:`~t2igan.nn.blocks.OneWayDiscriminator` arguments: no heads while the term is off."""
+    def discriminator_args(self) -> dict:
+        """:class:`~t2igan.nn.blocks.OneWayDiscriminator` arguments: no contrastive heads while the term is off."""
         on = bool(self.contrastive_weight)
-        return {"contrastive_dim": self.contrastive_dim if on else 0, "contrastive_pool": self.contrastive_pool}
+        return {"contrastive_dim": self.contrastive_dim if on else 0, "contrastive_pool": self.contrastive_pool,
+                "gamma_init": self.d_gamma_init}
 
     def contrastive_terms(self) -> dict:
-        """Arguments of the one-way D and G losses (:mod:`t2igan.losses`) for that term."""
+        """Arguments of the one-way D and G losses (:mod:`t2igan.losses`) for the contrastive term."""
         return {"contrastive_weight": self.contrastive_weight, "contrastive_temperature": self.contrastive_temperature}
+
+    def d_view(self, images: torch.Tensor) -> torch.Tensor:
+        """What D is shown of ``images`` (real or generated): translated when ``d_translate`` > 0."""
+        from ..nn.blocks import random_translate
+
+        return random_translate(images, self.d_translate)
 
 
 def load_damsm_text_encoder(text_encoder: nn.Module, damsm_weights: str | None) -> None:

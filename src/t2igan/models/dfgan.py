@@ -32,11 +32,11 @@ from ..losses import one_way_discriminator_loss, one_way_generator_loss
 from ..nn.blocks import OneWayDiscriminator, channel_plan
 from ..nn.conditioning import Affine
 from ..registry import register_model
-from .base import ContrastiveOptions, TRUNCATION_FORMS, SampleOutput, T2IModel, load_damsm_text_encoder
+from .base import OneWayDOptions, TRUNCATION_FORMS, SampleOutput, T2IModel, load_damsm_text_encoder
 
 
 @dataclass
-class DFGANConfig(ContrastiveOptions):
+class DFGANConfig(OneWayDOptions):
     vocab_size: int = 5000  # words in the vocabulary (set from the data)
     image_size: int = 256  # output side, a power of two >= 16
     nf: int = 32  # base channel width of G and D (official 32)
@@ -49,7 +49,6 @@ class DFGANConfig(ContrastiveOptions):
     damsm_weights: str | None = None  # DAMSM run folder (or its model.safetensors): its text encoder starts ours
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
-    d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0: D starts near linear in the pixels)
     truncation: float = 0.88  # noise truncation at sampling (0 = none); DF-GAN's trunc_rate
     sentence_in_fc: bool = False  # G's first FC also reads the sentence (not in the paper: the 4x4 layout follows the caption)
     truncation_form: str = "scaled"  # scaled: official, 0.88 * N(0,1) cut to [-2, 2] | clip: N(0,1) cut to [-0.88, 0.88]
@@ -120,7 +119,7 @@ class DFGAN(T2IModel):
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.sentence_in_fc)
         self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size,
-                                                 **c.contrastive_head(), gamma_init=c.d_gamma_init)
+                                                 **c.discriminator_args())
 
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:
         G = generator_module or self.generator
@@ -131,7 +130,7 @@ class DFGAN(T2IModel):
         (:func:`t2igan.losses.one_way_discriminator_loss`, mismatched pairs rolled as the official
         code), + the optional contrastive term."""
         c = self.config
-        images = batch["image"].requires_grad_(True)
+        images = c.d_view(batch["image"]).detach().requires_grad_(True)
         text = self.encode_text(batch["tokens"], batch["lengths"])
         sent_emb = text.sent_emb
         if not sent_emb.requires_grad:
@@ -139,11 +138,12 @@ class DFGAN(T2IModel):
         g_sent = sent_emb.detach()  # G never back-propagates into the text encoder
         fake = self.generator(self.draw_noise(batch), g_sent)
         state.update(fake=fake, sent_emb=g_sent)
-        return one_way_discriminator_loss(self.discriminator, images, sent_emb, fake, c.ma_gp_weight, c.ma_gp_power,
-                                          "roll", **c.contrastive_terms())
+        return one_way_discriminator_loss(self.discriminator, images, sent_emb, c.d_view(fake), c.ma_gp_weight,
+                                          c.ma_gp_power, "roll", **c.contrastive_terms())
 
     def g_loss(self, batch, state):
         """[DF-GAN, Eq. 4]: ``-E[D(G(z, e), e)]`` (+ the optional contrastive term)."""
         c = self.config
-        loss, logs = one_way_generator_loss(self.discriminator, state["fake"], state["sent_emb"], **c.contrastive_terms())
+        loss, logs = one_way_generator_loss(self.discriminator, c.d_view(state["fake"]), state["sent_emb"],
+                                            **c.contrastive_terms())
         return loss, logs | {"g_loss": loss.item()}

@@ -51,7 +51,7 @@ The frozen DAMSM image encoder is the :class:`~t2igan.models.damsm.DAMSMCritic` 
 ``model.safetensors`` (it comes from ``damsm_weights``, like the FID Inception comes from its file).
 
 Beyond the paper (off by default): DF-GAN's optional image-sentence contrastive term in D and G
-(:class:`~t2igan.models.base.ContrastiveOptions`; D's ``image_proj`` / ``text_proj`` heads exist only
+(:class:`~t2igan.models.base.OneWayDOptions`; D's ``image_proj`` / ``text_proj`` heads exist only
 when it is on).
 """
 
@@ -69,7 +69,7 @@ from ..losses import one_way_discriminator_loss as discriminator_loss  # noqa: F
 from ..nn.blocks import OneWayDiscriminator, channel_plan
 from ..nn.conditioning import SSCBN
 from ..registry import register_model
-from .base import ContrastiveOptions, TRUNCATION_FORMS, SampleOutput, T2IModel
+from .base import OneWayDOptions, TRUNCATION_FORMS, SampleOutput, T2IModel
 from .damsm import build_damsm_critic
 
 TEXT_ENCODER_MODES = ("frozen", "joint", "joint_d")
@@ -77,7 +77,7 @@ D_UPDATES = ("two_steps", "one_step")
 
 
 @dataclass
-class SSAGANConfig(ContrastiveOptions):
+class SSAGANConfig(OneWayDOptions):
     vocab_size: int = 5000  # words in the vocabulary (set from the data)
     image_size: int = 256  # output side, a power of two >= 16 (7 SSACN blocks at 256)
     nf: int = 64  # base channel width of G and D (official 64)
@@ -99,7 +99,6 @@ class SSAGANConfig(ContrastiveOptions):
     d_max_mult: int = 16  # D's widest layer is d_max_mult * nf (official SSA-GAN 16, DF-GAN 2022: 8)
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
-    d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0: D starts near linear in the pixels)
     mismatch_pairs: str = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
     d_update: str = "two_steps"  # two_steps (official: an Adam step on the hinge loss, then one on MA-GP) | one_step (their sum)
     truncation: float = 0.0  # noise truncation at sampling (official SSA-GAN samples plain N(0, I): 0)
@@ -210,7 +209,7 @@ class SSAGAN(T2IModel):
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.mask_hidden, c.upsample_mode)
         self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size, c.d_max_mult,
-                                                 **c.contrastive_head(), gamma_init=c.d_gamma_init)
+                                                 **c.discriminator_args())
 
     @property
     def image_encoder(self):
@@ -240,7 +239,7 @@ class SSAGAN(T2IModel):
         """[DF-GAN, Eq. 3] on SSA-GAN's generator. Only in ``joint_d`` mode does this loss reach the
         text encoder; otherwise D sees a detached sentence feature."""
         c = self.config
-        images = batch["image"].requires_grad_(True)
+        images = c.d_view(batch["image"]).detach().requires_grad_(True)
         text = self.encode_text(batch["tokens"], batch["lengths"])
         if c.text_encoder_mode == "joint_d":
             sent_emb = text.sent_emb  # (B, D), with a graph into the text encoder
@@ -250,8 +249,8 @@ class SSAGAN(T2IModel):
         noise = self.draw_noise(batch)
         fake, _ = self.generator(noise, sent_emb.detach())
         state.update(fake=fake, noise=noise, text=text.detach(), sent_emb=sent_emb)
-        return one_way_discriminator_loss(self.discriminator, images, sent_emb, fake, c.ma_gp_weight, c.ma_gp_power,
-                                          c.mismatch_pairs, with_gp=c.d_update == "one_step",
+        return one_way_discriminator_loss(self.discriminator, images, sent_emb, c.d_view(fake), c.ma_gp_weight,
+                                          c.ma_gp_power, c.mismatch_pairs, with_gp=c.d_update == "one_step",
                                           **c.contrastive_terms())
 
     def d_gp_loss(self, batch, state):
@@ -278,7 +277,7 @@ class SSAGAN(T2IModel):
             fake, _ = self.generator(state["noise"], text.sent_emb)
         else:
             text, fake = state["text"], state["fake"]
-        loss, logs = one_way_generator_loss(self.discriminator, fake, text.sent_emb, **c.contrastive_terms())
+        loss, logs = one_way_generator_loss(self.discriminator, c.d_view(fake), text.sent_emb, **c.contrastive_terms())
         loss = self.damsm_critic.add_to(loss, logs, c.damsm_loss_weight, fake, text, batch)
         logs["g_loss"] = loss.item()
         return loss, logs

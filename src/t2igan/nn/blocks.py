@@ -110,6 +110,23 @@ def add_spectral_norm(module: nn.Module) -> None:
 # DF-GAN's backbone pieces (DF-GAN, SSA-GAN)
 
 
+def random_translate(images: torch.Tensor, ratio: float) -> torch.Tensor:
+    """DiffAugment's translation [Zhao et al. 2020, Sec. 3]: each image shifted by a random whole number
+    of pixels, at most ``ratio`` of its side in each direction, edges repeated (the background stays
+    the background; colours untouched). Differentiable in ``images``, so G learns through it; ``ratio``
+    0 returns ``images``."""
+    if ratio <= 0:
+        return images
+    b, _, h, w = images.shape
+    max_shift = torch.tensor([w, h], device=images.device) * ratio
+    shift = torch.round((torch.rand(b, 2, device=images.device) * 2 - 1) * max_shift)  # (B, 2): pixels in x, y
+    theta = torch.zeros(b, 2, 3, device=images.device, dtype=images.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = (-2 * shift / torch.tensor([w, h], device=images.device)).to(images.dtype)  # normalised units
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="nearest", padding_mode="border", align_corners=False)
+
+
 def channel_plan(nf: int, image_size: int, max_mult: int = 8) -> list[int]:
     """Channel counts from 4x4 up to ``image_size``: ``nf * min(2^k, max_mult)``, widest at 4x4
     (``max_mult`` 16 gives the wider 2021 DF-GAN / SSA-GAN discriminator)."""
