@@ -37,11 +37,18 @@ ROWS = {
     "contrastive_no_ema": ("contrastive, no moving average of G", ["train.ema_decay=0"]),
     "contrastive_lr_x2": ("contrastive, learning rates x2 (G 4e-4, D 8e-4)", ["train.lr_g=0.0004", "train.lr_d=0.0008"]),
     "contrastive_64px": ("contrastive at 64 px", ["data.image_size=64"]),
+    "sentence_in_fc": ("contrastive + G's first FC reads the sentence (the 4x4 layout follows the caption)",
+                       ["model.sentence_in_fc=true"]),
+    "d_gamma_init": ("contrastive + D's residual gates start at 1 (official 0: D starts linear in the pixels)",
+                     ["model.d_gamma_init=1.0"]),
+    "fc_gamma": ("contrastive + sentence_in_fc + d_gamma_init 1", ["model.sentence_in_fc=true", "model.d_gamma_init=1.0"]),
+    "fc_gamma_translate": ("contrastive + sentence_in_fc + d_gamma_init 1 + DiffAugment translation 1/8 in D",
+                           ["model.sentence_in_fc=true", "model.d_gamma_init=1.0", "model.d_translate=0.125"]),
 }
 
 
 def train_command(name: str, run_dir: Path, steps: int) -> list[str]:
-    return ["t2igan", "train", "dfgan-shapes", "train.seed=0", "train.sample_every=0", "train.checkpoint_every=100000",
+    return ["t2igan", "train", "dfgan-shapes", "train.seed=0", "train.sample_every=500", "train.checkpoint_every=500",
             f"train.max_steps={steps}", *ROWS[name][1], "--run-dir", str(run_dir), "--no-progress"]
 
 

@@ -323,3 +323,14 @@ def test_contrastive_term_is_dfgans_off_by_default_and_adds_to_both_phases():
                                              rel=1e-5)
     loss_g.backward()
     assert m.generator.fc.weight.grad.abs().sum() > 0
+
+
+def test_sentence_in_fc_is_shared_with_dfgan():
+    """DF-GAN's option: G's first FC reads [z, sent_emb], so two captions start from different 4x4 maps."""
+    for on in (False, True):
+        G = tiny(sentence_in_fc=on).generator.eval()
+        assert G.fc.in_features == 100 + (16 if on else 0)  # z 100, sentence 2 x 8
+        first = {}
+        G.fc.register_forward_hook(lambda mod, inp, out: first.setdefault("map", out))
+        G(torch.randn(1, 100).expand(2, -1), torch.randn(2, 16))
+        assert torch.allclose(first["map"][0], first["map"][1]) != on

@@ -65,9 +65,9 @@ def truncated_noise(shape, truncation: float | None = None, generator: torch.Gen
 
 
 @dataclass
-class OneWayDOptions:
-    """Fields shared by the configs of the DF-GAN family (DF-GAN, SSA-GAN) for their one-way
-    discriminator, beyond the papers (each off by default, the papers' setting):
+class DFGANFamilyOptions:
+    """Fields shared by the configs of the DF-GAN family (DF-GAN, SSA-GAN), beyond the papers (each off
+    by default, the papers' setting):
 
     * an image-sentence contrastive term in D and G [XMC-GAN, Zhang et al. 2021, Eq. 1-2]
       (``contrastive_*``): D gains two projections into a shared space
@@ -76,7 +76,9 @@ class OneWayDOptions:
       linear shortcut, a linear function of the pixels down to 4x4, which sees colour and place but
       no shape);
     * ``d_translate``: DiffAugment's translation of every image D sees, real or generated
-      (:func:`t2igan.nn.blocks.random_translate`).
+      (:func:`t2igan.nn.blocks.random_translate`);
+    * ``sentence_in_fc``: G's first layer (the FC to the 4x4 map) reads ``[z, sent_emb]`` instead of
+      ``z`` alone, so the coarse layout can follow the caption from the start.
     """
 
     contrastive_weight: float = 0.0  # lambda of the image-sentence contrastive term in D and G (0 = off; not in the papers)
@@ -85,6 +87,7 @@ class OneWayDOptions:
     contrastive_pool: str = "flatten"  # D's image side of that term: flatten (keeps positions) | sum
     d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0)
     d_translate: float = 0.0  # DiffAugment translation of D's inputs, a fraction of the side (0 = off)
+    sentence_in_fc: bool = False  # G's first FC also reads the sentence
 
     def discriminator_args(self) -> dict:
         """:class:`~t2igan.nn.blocks.OneWayDiscriminator` arguments: no contrastive heads while the term is off."""

@@ -17,6 +17,10 @@ is the default, the presets' ``-cub``/``-coco`` setting and that of a converted 
   option existed load with ``"clip"``, the form they were sampled with (``hub.LEGACY_MODEL_FIELDS``).
 * The official code keeps no moving average of G, so ``dfgan-cub``/``dfgan-coco`` set
   ``train.ema_decay: 0``; the trainer's 0.999 average is the option.
+* :class:`~t2igan.models.base.DFGANFamilyOptions` (shared with SSA-GAN, all off by default): the
+  image-sentence contrastive term, D's residual gates starting open (``d_gamma_init``), DiffAugment
+  translation in D (``d_translate``), the sentence in G's first FC (``sentence_in_fc``). The
+  ``dfgan-shapes`` preset's choice among them is measured in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ from ..losses import one_way_discriminator_loss, one_way_generator_loss
 from ..nn.blocks import OneWayDiscriminator, channel_plan
 from ..nn.conditioning import Affine
 from ..registry import register_model
-from .base import OneWayDOptions, TRUNCATION_FORMS, SampleOutput, T2IModel, load_damsm_text_encoder
+from .base import DFGANFamilyOptions, TRUNCATION_FORMS, SampleOutput, T2IModel, load_damsm_text_encoder
 
 
 @dataclass
-class DFGANConfig(OneWayDOptions):
+class DFGANConfig(DFGANFamilyOptions):
     vocab_size: int = 5000  # words in the vocabulary (set from the data)
     image_size: int = 256  # output side, a power of two >= 16
     nf: int = 32  # base channel width of G and D (official 32)
@@ -50,7 +54,6 @@ class DFGANConfig(OneWayDOptions):
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
     truncation: float = 0.88  # noise truncation at sampling (0 = none); DF-GAN's trunc_rate
-    sentence_in_fc: bool = False  # G's first FC also reads the sentence (not in the paper: the 4x4 layout follows the caption)
     truncation_form: str = "scaled"  # scaled: official, 0.88 * N(0,1) cut to [-2, 2] | clip: N(0,1) cut to [-0.88, 0.88]
 
     @property

@@ -50,9 +50,9 @@ The frozen DAMSM image encoder is the :class:`~t2igan.models.damsm.DAMSMCritic` 
 ``damsm_critic``: in no optimizer, never in train mode, and not written to checkpoints or
 ``model.safetensors`` (it comes from ``damsm_weights``, like the FID Inception comes from its file).
 
-Beyond the paper (off by default): DF-GAN's optional image-sentence contrastive term in D and G
-(:class:`~t2igan.models.base.OneWayDOptions`; D's ``image_proj`` / ``text_proj`` heads exist only
-when it is on).
+Beyond the paper (off by default): DF-GAN's options (:class:`~t2igan.models.base.DFGANFamilyOptions`:
+the image-sentence contrastive term, whose D heads ``image_proj`` / ``text_proj`` exist only when it is
+on, ``d_gamma_init``, ``d_translate``, ``sentence_in_fc``).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ from ..losses import one_way_discriminator_loss as discriminator_loss  # noqa: F
 from ..nn.blocks import OneWayDiscriminator, channel_plan
 from ..nn.conditioning import SSCBN
 from ..registry import register_model
-from .base import OneWayDOptions, TRUNCATION_FORMS, SampleOutput, T2IModel
+from .base import DFGANFamilyOptions, TRUNCATION_FORMS, SampleOutput, T2IModel
 from .damsm import build_damsm_critic
 
 TEXT_ENCODER_MODES = ("frozen", "joint", "joint_d")
@@ -77,7 +77,7 @@ D_UPDATES = ("two_steps", "one_step")
 
 
 @dataclass
-class SSAGANConfig(OneWayDOptions):
+class SSAGANConfig(DFGANFamilyOptions):
     vocab_size: int = 5000  # words in the vocabulary (set from the data)
     image_size: int = 256  # output side, a power of two >= 16 (7 SSACN blocks at 256)
     nf: int = 64  # base channel width of G and D (official 64)
@@ -164,11 +164,12 @@ class Generator(nn.Module):
     conv, tanh. ``forward`` returns ``(images, masks)``, one mask per block."""
 
     def __init__(self, nf: int, z_dim: int, cond_dim: int, image_size: int, mask_hidden: int = 100,
-                 upsample_mode: str = "nearest"):
+                 upsample_mode: str = "nearest", sentence_in_fc: bool = False):
         super().__init__()
         chs = channel_plan(nf, image_size)  # output width per resolution, 4x4 ... image_size
         ins = [chs[0]] + chs[:-1]
-        self.fc = nn.Linear(z_dim, chs[0] * 4 * 4)
+        self.sentence_in_fc = sentence_in_fc
+        self.fc = nn.Linear(z_dim + (cond_dim if sentence_in_fc else 0), chs[0] * 4 * 4)
         self.blocks = nn.ModuleList(
             SSACNBlock(cond_dim, i, o, upsample=k > 0, mask_hidden=mask_hidden, upsample_mode=upsample_mode)
             for k, (i, o) in enumerate(zip(ins, chs))
@@ -178,7 +179,8 @@ class Generator(nn.Module):
         )
 
     def forward(self, noise: torch.Tensor, sent_emb: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        h = self.fc(noise).view(noise.shape[0], -1, 4, 4)  # (B, 8nf, 4, 4)
+        first = torch.cat([noise, sent_emb], dim=1) if self.sentence_in_fc else noise
+        h = self.fc(first).view(noise.shape[0], -1, 4, 4)  # (B, 8nf, 4, 4)
         masks = []
         for block in self.blocks:
             h, mask = block(h, sent_emb)
@@ -207,7 +209,8 @@ class SSAGAN(T2IModel):
         self.text_encoder = self.build_text_encoder()
         self.damsm_critic = build_damsm_critic("ssagan", c, self.text_encoder)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
-        self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.mask_hidden, c.upsample_mode)
+        self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.mask_hidden, c.upsample_mode,
+                                   c.sentence_in_fc)
         self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size, c.d_max_mult,
                                                  **c.discriminator_args())
 
