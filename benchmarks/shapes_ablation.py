@@ -1,6 +1,7 @@
-"""Why Shapes learns slowly: one change at a time against the ``dfgan-shapes`` preset, same step budget.
+"""Why Shapes learns slowly: one change at a time from the ``dfgan-shapes`` preset as it was before
+issue 15 (``BEFORE``: text encoder trained by D, DF-GAN's own networks), same step budget.
 
-Each row is the preset plus one set of overrides, trained for ``--steps`` iterations on one thread
+Each row is the preset plus ``BEFORE`` plus its own overrides, trained for ``--steps`` iterations on one thread
 (seed 0) and scored with the shipped Shapes probe on ``--n`` test captions (seed 0): mean attribute
 accuracy, each attribute group, the held-out (colour, shape) captions and Shapes-FID. The CPU seconds
 of each training process are recorded too, so a row's cost is visible next to its score. Rows can be
@@ -27,23 +28,35 @@ from results_md import write_block
 
 HERE = Path(__file__).resolve().parent
 
+# the dfgan-shapes preset as it was before issue 15's options (text encoder trained by D, plain networks);
+# every row starts here and adds its own overrides
+BEFORE = ["model.text_encoder_mode=joint_d", "model.text_encoder_lr=0.001", "model.damsm_weights=null",
+          "model.sentence_in_fc=false", "model.d_gamma_init=0"]
+DAMSM = ["model.text_encoder_mode=frozen", "model.damsm_weights=runs/damsm-shapes",
+         "data.vocab=runs/damsm-shapes/vocab.json"]  # `t2igan pretrain damsm damsm-shapes ...` = shapes-damsm
+
 # name -> (what changes, overrides of the dfgan-shapes preset)
 ROWS = {
     "base": ("DF-GAN objective alone: text encoder trained by D's matching-aware hinge, EMA 0.999 "
-             "(the preset before issue 15)", ["model.contrastive_weight=0"]),
+             "(the preset before issue 15)", BEFORE + ["model.contrastive_weight=0"]),
     "contrastive_sum": ("+ image-sentence contrastive term in D and G (weight 1) on summed D features",
-                        ["model.contrastive_pool=sum"]),
-    "contrastive": ("+ contrastive term on flattened D features (the preset now)", []),
-    "contrastive_no_ema": ("contrastive, no moving average of G", ["train.ema_decay=0"]),
-    "contrastive_lr_x2": ("contrastive, learning rates x2 (G 4e-4, D 8e-4)", ["train.lr_g=0.0004", "train.lr_d=0.0008"]),
-    "contrastive_64px": ("contrastive at 64 px", ["data.image_size=64"]),
+                        BEFORE + ["model.contrastive_pool=sum"]),
+    "contrastive": ("+ contrastive term on flattened D features", BEFORE),
+    "contrastive_no_ema": ("contrastive, no moving average of G", BEFORE + ["train.ema_decay=0"]),
+    "contrastive_lr_x2": ("contrastive, learning rates x2 (G 4e-4, D 8e-4)",
+                          BEFORE + ["train.lr_g=0.0004", "train.lr_d=0.0008"]),
+    "contrastive_64px": ("contrastive at 64 px", BEFORE + ["data.image_size=64"]),
     "sentence_in_fc": ("contrastive + G's first FC reads the sentence (the 4x4 layout follows the caption)",
-                       ["model.sentence_in_fc=true"]),
+                       BEFORE + ["model.sentence_in_fc=true"]),
     "d_gamma_init": ("contrastive + D's residual gates start at 1 (official 0: D starts linear in the pixels)",
-                     ["model.d_gamma_init=1.0"]),
-    "fc_gamma": ("contrastive + sentence_in_fc + d_gamma_init 1", ["model.sentence_in_fc=true", "model.d_gamma_init=1.0"]),
+                     BEFORE + ["model.d_gamma_init=1.0"]),
+    "fc_gamma": ("contrastive + sentence_in_fc + d_gamma_init 1",
+                 BEFORE + ["model.sentence_in_fc=true", "model.d_gamma_init=1.0"]),
     "fc_gamma_translate": ("contrastive + sentence_in_fc + d_gamma_init 1 + DiffAugment translation 1/8 in D",
-                           ["model.sentence_in_fc=true", "model.d_gamma_init=1.0", "model.d_translate=0.125"]),
+                           BEFORE + ["model.sentence_in_fc=true", "model.d_gamma_init=1.0", "model.d_translate=0.125"]),
+    "fc_gamma_damsm": ("contrastive + sentence_in_fc + d_gamma_init 1 + the frozen Shapes DAMSM text encoder "
+                       "(the preset now, which names the bundled copy, shapes-damsm)",
+                       BEFORE + ["model.sentence_in_fc=true", "model.d_gamma_init=1.0"] + DAMSM),
 }
 
 
@@ -117,7 +130,11 @@ def main() -> None:
     for name in args.rows:
         run_dir = runs / name
         if not (run_dir / "model.safetensors").is_file():
-            print(f"  {name}: no trained run in {run_dir}, skipped")
+            if name in previous:  # scored before; its run folder is gone
+                rows.append(previous[name])
+                print(f"  {name}: no run in {run_dir}, kept its earlier score")
+            else:
+                print(f"  {name}: no trained run in {run_dir}, skipped")
             continue
         rows.append({"name": name, "change": ROWS[name][0], "command": train_command(name, run_dir, args.steps),
                      "cpu_s": cpu.get(name, previous.get(name, {}).get("cpu_s")), "score": score(run_dir, args.n)})

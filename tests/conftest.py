@@ -35,6 +35,8 @@ TINY_MODELS = {
 
 # `section.key=value` overrides making the dfgan-shapes preset a run of seconds
 TINY_RUN = [
+    "model.text_encoder_mode=joint_d",  # the preset's frozen shapes-damsm text encoder is 300/128 wide
+    "model.damsm_weights=null",
     f"data.image_size={TINY_SIZE}",
     "data.train_args={num_images: 64}",
     "data.test_args={num_images: 16}",

@@ -22,7 +22,8 @@ def setup(tmp_path_factory):
     """A tiny untrained DF-GAN run on 32 px Shapes, a tiny DAMSM run and a tiny probe file."""
     root = tmp_path_factory.mktemp("eval")
     torch.manual_seed(0)
-    cfg = resolve_config("dfgan-shapes", ["model.nf=4", "data.image_size=32", "data.train_args={num_images: 64}",
+    cfg = resolve_config("dfgan-shapes", ["model.nf=4", "model.text_encoder_mode=joint_d", "model.damsm_weights=null",
+                                          "data.image_size=32", "data.train_args={num_images: 64}",
                                           f"data.test_args={{num_images: {TEST_IMAGES}}}"])
     vocab = Vocabulary.build(ShapesDataset("train", 32, num_images=64).all_captions())
     model = create_model("dfgan", vocab_size=len(vocab), image_size=32, nf=4)

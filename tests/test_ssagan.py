@@ -236,6 +236,8 @@ def test_presets_resolve_to_the_official_settings():
         assert official.train.ema_decay == 0
     shapes, dfgan = resolve_config("ssagan-shapes"), resolve_config("dfgan-shapes")
     assert shapes.data == dfgan.data and shapes.train == dfgan.train  # a like-for-like comparison
+    same = ("nf", "text_encoder_mode", "damsm_weights", "contrastive_weight", "sentence_in_fc", "d_gamma_init")
+    assert {k: shapes.model_args.get(k) for k in same} == {k: dfgan.model_args.get(k) for k in same}
 
 
 def test_save_load_roundtrip_and_masks_cli(tmp_path, capsys):
@@ -278,6 +280,7 @@ def test_trains_end_to_end_on_tiny_shapes(tmp_path):
     cfg = resolve_config("ssagan-shapes", [
         "data.image_size=32", "data.train_args={num_images: 32}", "data.test_args={num_images: 8}",
         "model.nf=4", "model.text_emb_dim=16", "model.text_hidden_dim=8", "model.mask_hidden=8",
+        "model.text_encoder_mode=joint_d", "model.damsm_weights=null",
         "train.batch_size=8", "train.max_steps=3", "train.sample_every=3", "train.checkpoint_every=3",
         "train.num_sample_captions=2",
     ])
@@ -292,7 +295,8 @@ def test_trainer_steps_d_twice_per_iteration_with_the_official_d_update(tmp_path
     cfg = resolve_config("ssagan-shapes", [
         "data.image_size=32", "data.train_args={num_images: 16}", "data.test_args={num_images: 4}",
         "model.nf=4", "model.text_emb_dim=16", "model.text_hidden_dim=8", "model.mask_hidden=8",
-        "model.d_update=two_steps", "model.mismatch_pairs=shift",
+        "model.d_update=two_steps", "model.mismatch_pairs=shift", "model.text_encoder_mode=joint_d",
+        "model.damsm_weights=null",
         "train.batch_size=8", "train.max_steps=2", "train.sample_every=2", "train.checkpoint_every=2",
         "train.num_sample_captions=2",
     ])

@@ -2,13 +2,15 @@
 
     python tools/bundle_pretrained.py model RUN_DIR shapes-dfgan --command "t2igan train ..." \
         --hardware "2-core CPU, 1 thread" --train-time "38 CPU min"
+    python tools/bundle_pretrained.py damsm DAMSM_RUN_DIR shapes-damsm --command "t2igan pretrain ..." ...
     python tools/bundle_pretrained.py probe CACHED_PROBE.safetensors
 
 ``model`` writes ``src/t2igan/pretrained/<name>/``: ``config.json`` (marked ``inference_only``),
 ``vocab.json``, ``model.safetensors`` (fp16, without the discriminator), ``grid.png`` (the demo
 captions, 8 seeds each), ``card.json`` and ``MODEL_CARD.md``. The probe scores in the card are
 measured on the bundled fp16 files themselves (``t2igan eval NAME --metrics shapes``), so the card
-describes exactly what ships. ``probe`` stores a probe in fp16 under ``src/t2igan/metrics/weights/``.
+describes exactly what ships. ``damsm`` bundles a Shapes DAMSM (its card: the real-image R-precision
+of the fp16 files). ``probe`` stores a probe in fp16 under ``src/t2igan/metrics/weights/``.
 """
 
 from __future__ import annotations
@@ -113,6 +115,58 @@ Rows: {', '.join(repr(c) for c in DEMO_CAPTIONS)}; 8 seeds each.
     (out / "MODEL_CARD.md").write_text(text)
 
 
+def bundle_damsm(args) -> None:
+    """A DAMSM pretrained on Shapes, in fp16: the frozen text (and image) encoder the ``-shapes`` GAN
+    presets start from (``model.damsm_weights=shapes-damsm``). Its card holds the real-image
+    R-precision of the shipped fp16 files."""
+    from t2igan.data.shapes import ShapesDataset
+    from t2igan.metrics.r_precision import dataset_r_precision
+    from t2igan.models.damsm import load_damsm
+
+    run_dir, out = Path(args.run_dir), BUNDLED_DIR / args.name
+    model, _, _ = load_run(run_dir)
+    config = read_run_config(run_dir)
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    shutil.copy(run_dir / VOCAB_NAME, out / VOCAB_NAME)
+    save_safetensors(state, out / WEIGHTS_NAME, {"format": "pt", "dtype": "float16"})
+    for path in out.iterdir():
+        path.chmod(0o644)
+    damsm, vocab = load_damsm(out)
+    exp = config["experiment"]
+    test_set = ShapesDataset("test", image_size=exp["data"]["image_size"], random_caption=False)
+    rprec = dataset_r_precision(damsm, vocab, test_set, max_words=exp["data"]["max_words"], num_captions=100,
+                                splits=10, seed=0, device="cpu", damsm_name=args.name, progress=True)
+    card = {"name": args.name, "model": "damsm", "image_size": exp["data"]["image_size"], "steps": args.steps,
+            "command": args.command, "hardware": args.hardware, "train_time": args.train_time,
+            "r_precision": {"mean": rprec["mean"], "std": rprec["std"], "num_images": rprec["num_images"],
+                            "num_captions": 100, "splits": 10, "seed": 0},
+            "weights_mb": round((out / WEIGHTS_NAME).stat().st_size / 2**20, 2)}
+    (out / "card.json").write_text(json.dumps(card, indent=2))
+    (out / "MODEL_CARD.md").write_text(f"""# {args.name}
+
+A DAMSM (AttnGAN's text and image encoders, small-CNN image encoder) pretrained on the built-in Shapes
+data at {card['image_size']} px, shipped in fp16 ({card['weights_mb']} MB). It is the frozen text encoder
+of the `-shapes` GAN presets and the image encoder of their DAMSM loss; use it offline by name:
+
+```bash
+t2igan train dfgan-shapes model.damsm_weights={args.name}      # its vocab.json comes with it
+```
+
+- Command: `{card['command']}`
+- Steps: {card['steps']}
+- Hardware: {card['hardware']}
+- Training time: {card['train_time']}
+
+R-precision of these fp16 weights on the {rprec['num_images']} real Shapes test images (true caption among
+100, 10 splits, seed 0): **{100 * rprec['mean']:.1f} +- {100 * rprec['std']:.1f} %** (chance 1 %).
+""")
+    print(json.dumps(card, indent=2))
+
+
 def bundle_probe(args) -> None:
     probe, info = load_probe(args.probe)
     info = {**info, "stored": "fp16"}
@@ -135,6 +189,14 @@ def main() -> None:
     m.add_argument("--steps", type=int, required=True)
     m.add_argument("--n", type=int, default=1000, help="test captions scored by the probe")
     m.set_defaults(func=bundle_model)
+    d = sub.add_parser("damsm")
+    d.add_argument("run_dir")
+    d.add_argument("name")
+    d.add_argument("--command", required=True, help="the command that trained the run")
+    d.add_argument("--hardware", required=True)
+    d.add_argument("--train-time", required=True)
+    d.add_argument("--steps", type=int, required=True)
+    d.set_defaults(func=bundle_damsm)
     q = sub.add_parser("probe")
     q.add_argument("probe", help="a probe file written by `t2igan shapes-probe`")
     q.set_defaults(func=bundle_probe)

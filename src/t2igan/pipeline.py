@@ -59,6 +59,9 @@ class GeneratedBatch:
 
 class Text2ImagePipeline:
     def __init__(self, model, vocab, config: dict | None = None, device: str | torch.device = "cpu"):
+        if not hasattr(model, "generator"):  # a DAMSM or STREAM run: an encoder or a captioner
+            raise T2IError(f"a {getattr(model, 'model_name', type(model).__name__)} run makes no images: it has no "
+                           "generator (give a DAMSM to a GAN as model.damsm_weights=RUN)")
         self.model = model.eval()
         self.vocab = vocab
         self.config = config or {}

@@ -107,16 +107,19 @@ class DFGANFamilyOptions:
 
 
 def load_damsm_text_encoder(text_encoder: nn.Module, damsm_weights: str | None) -> None:
-    """Load the text encoder of a DAMSM run folder, or of a safetensors file (its ``model.safetensors``;
-    keys with or without the ``text_encoder.`` prefix); errors name the file. Nothing when
-    ``damsm_weights`` is empty."""
+    """Load the text encoder of a DAMSM run folder (or a bundled DAMSM's name), or of a safetensors file
+    (its ``model.safetensors``; keys with or without the ``text_encoder.`` prefix); errors name the file.
+    Nothing when ``damsm_weights`` is empty."""
     if not damsm_weights:
         return
     from pathlib import Path
 
     from ..hub import WEIGHTS_NAME, load_safetensors_into
+    from ..pretrained import resolve_run_dir
 
     path = Path(damsm_weights).expanduser()
+    if not path.exists():
+        path = resolve_run_dir(path)
     load_safetensors_into(text_encoder, path / WEIGHTS_NAME if path.is_dir() else path, prefix="text_encoder.")
 
 

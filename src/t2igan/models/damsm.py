@@ -356,8 +356,13 @@ def save_damsm(run_dir: str | Path, model: DAMSM, vocab, experiment: dict | None
 
 
 def damsm_run_dir(path_or_run_dir: str | Path) -> Path:
-    """A DAMSM run folder from the folder itself or any file in it (``model.safetensors``)."""
+    """A DAMSM run folder from the folder itself, any file in it (``model.safetensors``) or the name of
+    a bundled model (``shapes-damsm``)."""
+    from ..pretrained import resolve_run_dir
+
     path = Path(path_or_run_dir).expanduser()
+    if not path.exists():
+        path = resolve_run_dir(path)
     run_dir = path.parent if path.is_file() else path
     if not run_dir.is_dir():
         raise T2IError(f"DAMSM run folder not found: {path}")

@@ -15,14 +15,25 @@ from ..registry import create_model, model_class, model_config_class
 
 
 def build_vocab(cfg: ExperimentConfig, train_set) -> Vocabulary:
-    if cfg.data.vocab:
-        path = Path(cfg.data.vocab)
-        if path.suffix == ".pickle":
-            from ..data.datasets import read_attngan_captions, vocabulary_from_attngan
+    """The vocabulary of ``data.vocab``: a ``vocab.json``, AttnGAN's ``captions.pickle``, or a run folder
+    / bundled model's name (its ``vocab.json``). Unset, it is the vocabulary of the ``model.damsm_weights``
+    run when one is given (the GAN must share the DAMSM's word indices), else built from the captions."""
+    source = cfg.data.vocab or cfg.model_args.get("damsm_weights")
+    if not cfg.data.vocab and source and Path(source).suffix == ".safetensors" and \
+            not (Path(source).expanduser().parent / "vocab.json").is_file():
+        source = None  # a bare DAMSM weights file without its run folder: no vocabulary to take
+    if not source:
+        return Vocabulary.build(train_set.all_captions())
+    path = Path(source).expanduser()
+    if path.suffix == ".pickle":
+        from ..data.datasets import read_attngan_captions, vocabulary_from_attngan
 
-            return vocabulary_from_attngan(read_attngan_captions(path)[2])
-        return Vocabulary.load(path)
-    return Vocabulary.build(train_set.all_captions())
+        return vocabulary_from_attngan(read_attngan_captions(path)[2])
+    if path.suffix != ".json":  # a run folder, a file in it, or a bundled model's name
+        from ..pretrained import resolve_run_dir
+
+        path = resolve_run_dir(path.parent if path.is_file() else path) / "vocab.json"
+    return Vocabulary.load(path)
 
 
 def build_datasets(cfg: ExperimentConfig):
