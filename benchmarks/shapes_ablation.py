@@ -61,8 +61,12 @@ ROWS = {
 
 
 def train_command(name: str, run_dir: Path, steps: int) -> list[str]:
+    overrides = {}  # key -> override; a row's own value replaces BEFORE's
+    for item in ROWS[name][1]:
+        overrides.pop(item.split("=")[0], None)
+        overrides[item.split("=")[0]] = item
     return ["t2igan", "train", "dfgan-shapes", "train.seed=0", "train.sample_every=500", "train.checkpoint_every=500",
-            f"train.max_steps={steps}", *ROWS[name][1], "--run-dir", str(run_dir), "--no-progress"]
+            f"train.max_steps={steps}", *overrides.values(), "--run-dir", str(run_dir), "--no-progress"]
 
 
 def score(run_dir: Path, n: int) -> dict:
