@@ -17,7 +17,8 @@ TINY_SIZE = 32  # image side of every tiny model and run
 # family's losses: DAMSM / STREAM terms on (random, small-CNN) frozen encoders, trainable text
 # encoders where the family offers one
 TINY_MODELS = {
-    "dfgan": dict(image_size=TINY_SIZE, nf=8, text_emb_dim=16, text_hidden_dim=8, text_encoder_mode="joint_d"),
+    "dfgan": dict(image_size=TINY_SIZE, nf=8, text_emb_dim=16, text_hidden_dim=8, text_encoder_mode="joint_d",
+                  damsm_weights=None),  # the preset's is the bundled shapes-damsm, 300/128 wide
     "attngan": dict(image_size=TINY_SIZE, base_size=16, num_stages=2, ngf=4, ndf=4, num_residual=1, z_dim=8,
                     c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_weight=1.0),
     "mirrorgan": dict(image_size=TINY_SIZE, base_size=16, num_stages=2, ngf=4, ndf=4, num_residual=1, z_dim=8,
@@ -28,7 +29,8 @@ TINY_MODELS = {
                   z_dim=8, c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_weight=1.0,
                   dnm_z_dim=8, dnm_ngf=4),
     "ssagan": dict(image_size=TINY_SIZE, nf=4, z_dim=8, text_emb_dim=16, text_hidden_dim=8, mask_hidden=8,
-                   d_max_mult=8, damsm_weight=0.1, damsm_backbone="small_cnn", text_encoder_mode="joint"),
+                   d_max_mult=8, damsm_weight=0.1, damsm_backbone="small_cnn", text_encoder_mode="joint",
+                   damsm_weights=None),
     "gan_int_cls": dict(image_size=TINY_SIZE, ngf=8, ndf=8, z_dim=8, text_emb_dim=16, text_hidden_dim=8,
                         text_proj_dim=16, text_encoder_mode="joint_d"),
 }
@@ -49,7 +51,7 @@ TINY_RUN = [
 
 def tiny_model_overrides(name: str) -> list[str]:
     """``model.key=value`` overrides that turn the ``<name>-shapes`` preset into the tiny model."""
-    return [f"model.{k}={v}" for k, v in TINY_MODELS[name].items()]
+    return [f"model.{k}={'null' if v is None else v}" for k, v in TINY_MODELS[name].items()]
 
 
 @pytest.fixture
