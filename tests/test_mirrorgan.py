@@ -429,7 +429,7 @@ def test_trains_end_to_end_on_tiny_shapes_with_a_frozen_pretrained_stream(stream
 
     cfg = resolve_config("mirrorgan-shapes", [
         "data.image_size=32", "model.base_size=16", "data.train_args={num_images: 32}",
-        "data.test_args={num_images: 8}", f"data.vocab={stream_run / 'vocab.json'}",
+        "data.test_args={num_images: 8}", f"data.vocab={stream_run / 'vocab.json'}", "model.damsm_weights=null",
         f"model.stream_weights={stream_run}",
         "model.damsm_weight=0", "model.ngf=4", "model.ndf=4", "model.c_dim=8", "model.text_emb_dim=16",
         "model.text_hidden_dim=8", "train.batch_size=8", "train.max_steps=2", "train.sample_every=2",
