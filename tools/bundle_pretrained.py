@@ -34,15 +34,11 @@ DEMO_CAPTIONS = ["a red circle", "a blue square", "a green triangle", "a yellow 
                  "a large purple circle on the left", "a small orange square at the top"]
 
 
-def bundle_model(args) -> None:
-    run_dir, out = Path(args.run_dir), BUNDLED_DIR / args.name
-    model, _, _ = load_run(run_dir)
-    config = read_run_config(run_dir)
-    config["inference_only"] = True
-    model_config = rename_legacy_fields(config["model_config"])  # a run made before the renames
-    config["model_config"] = {k: (None if k.endswith("_weights") else v) for k, v in model_config.items()}
-    skip = tuple(f"{m}." for m in model.training_only_modules)
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items() if not k.startswith(skip)}
+def write_bundle(out: Path, run_dir: Path, config: dict, model, skip: tuple[str, ...] = ()) -> None:
+    """A fresh ``out`` folder: ``config``, the run's vocabulary and the model's weights in fp16 (keys
+    starting with one of ``skip`` left out), readable by everyone."""
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()
+             if not (skip and k.startswith(skip))}
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -51,6 +47,16 @@ def bundle_model(args) -> None:
     save_safetensors(state, out / WEIGHTS_NAME, {"format": "pt", "dtype": "float16"})
     for path in out.iterdir():
         path.chmod(0o644)
+
+
+def bundle_model(args) -> None:
+    run_dir, out = Path(args.run_dir), BUNDLED_DIR / args.name
+    model, _, _ = load_run(run_dir)
+    config = read_run_config(run_dir)
+    config["inference_only"] = True
+    model_config = rename_legacy_fields(config["model_config"])  # a run made before the renames
+    config["model_config"] = {k: (None if k.endswith("_weights") else v) for k, v in model_config.items()}
+    write_bundle(out, run_dir, config, model, skip=tuple(f"{m}." for m in model.training_only_modules))
 
     records = evaluate(out, metrics="shapes", n=args.n, seed=0, write=False, progress=True, device="cpu")
     by_name = {r["metric"]: r for r in records}
@@ -126,15 +132,7 @@ def bundle_damsm(args) -> None:
     run_dir, out = Path(args.run_dir), BUNDLED_DIR / args.name
     model, _, _ = load_run(run_dir)
     config = read_run_config(run_dir)
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2))
-    shutil.copy(run_dir / VOCAB_NAME, out / VOCAB_NAME)
-    save_safetensors(state, out / WEIGHTS_NAME, {"format": "pt", "dtype": "float16"})
-    for path in out.iterdir():
-        path.chmod(0o644)
+    write_bundle(out, run_dir, config, model)
     damsm, vocab = load_damsm(out)
     exp = config["experiment"]
     test_set = ShapesDataset("test", image_size=exp["data"]["image_size"], random_caption=False)

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import T2IError
+from ..nn.blocks import random_translate
 from ..nn.text_encoder import RNNTextEncoder, TextFeatures
 
 
@@ -101,8 +102,6 @@ class DFGANFamilyOptions:
 
     def d_view(self, images: torch.Tensor) -> torch.Tensor:
         """What D is shown of ``images`` (real or generated): translated when ``d_translate`` > 0."""
-        from ..nn.blocks import random_translate
-
         return random_translate(images, self.d_translate)
 
 
