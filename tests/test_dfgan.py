@@ -194,6 +194,29 @@ def test_contrastive_term_is_off_by_default_and_trains_d_heads_and_g():
     assert m.generator.fc.weight.grad.abs().sum() > 0
 
 
+def test_damsm_term_is_off_by_default_and_when_on_scores_g_with_a_frozen_image_encoder():
+    state = {}
+    plain = tiny()
+    plain.compute_loss("d", batch(), state)
+    _, logs = plain.compute_loss("g", batch(), state)
+    assert "damsm" not in logs  # DF-GAN's paper has no DAMSM term
+    m = tiny(damsm_weight=0.5, damsm_backbone="small_cnn")
+    state = {}
+    m.compute_loss("d", batch(), state)
+    with pytest.warns(UserWarning, match="randomly initialised image encoder"):
+        loss_g, logs_g = m.compute_loss("g", batch(), state)
+    assert logs_g["damsm"] > 0
+    assert logs_g["g_loss"] == pytest.approx(logs_g["g_adv"] + 0.5 * logs_g["damsm"], rel=1e-5)
+    loss_g.backward()
+    enc = m.damsm_critic.encoder
+    assert all(p.grad is None for p in enc.parameters())  # the image encoder is frozen
+    assert not any(k.startswith("damsm_critic") for k in m.state_dict())
+    m.zero_grad()
+    m.config.damsm_weight = 0.0  # weight 0: the adversarial term alone
+    loss_plain, _ = m.compute_loss("g", batch(), state)
+    assert loss_plain.item() == pytest.approx(logs_g["g_adv"], rel=1e-5)
+
+
 def test_sentence_in_fc_makes_the_first_4x4_map_follow_the_caption():
     """Officially G's first FC reads the noise only, so the 4x4 map is the same for every caption;
     with ``sentence_in_fc`` it reads [z, sent_emb]."""

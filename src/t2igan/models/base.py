@@ -80,6 +80,10 @@ class DFGANFamilyOptions:
       (:func:`t2igan.nn.blocks.random_translate`);
     * ``sentence_in_fc``: G's first layer (the FC to the 4x4 map) reads ``[z, sent_emb]`` instead of
       ``z`` alone, so the coarse layout can follow the caption from the start.
+
+    and the DAMSM term of G (``damsm_*``; in SSA-GAN's paper, with weight 0.05, not in DF-GAN's): the
+    frozen image encoder of the ``damsm_weights`` run scores G's images against their captions
+    [AttnGAN, Eq. 14] (:func:`t2igan.models.damsm.build_damsm_critic`).
     """
 
     contrastive_weight: float = 0.0  # lambda of the image-sentence contrastive term in D and G (0 = off; not in the papers)
@@ -89,6 +93,18 @@ class DFGANFamilyOptions:
     d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0)
     d_translate: float = 0.0  # DiffAugment translation of D's inputs, a fraction of the side (0 = off)
     sentence_in_fc: bool = False  # G's first FC also reads the sentence
+    damsm_weights: str | None = None  # DAMSM run folder (or name): its text encoder starts ours, its image encoder scores the DAMSM loss
+    damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn (random: tests only)
+    damsm_weight: float | None = None  # DAMSM loss weight in G (None: the family's default, see damsm_loss_weight)
+    damsm_gamma1: float | None = None  # word-region attention sharpness (None: the DAMSM run's, else 4)
+    damsm_gamma2: float | None = None  # region-word relevance sharpness (None: the DAMSM run's, else 5)
+    damsm_gamma3: float | None = None  # image-text matching sharpness (None: the DAMSM run's, else 10)
+    damsm_paper_form: bool | None = None  # True: the paper's log(sum exp)^(1/gamma2); False: official code's (None: the run's)
+
+    @property
+    def damsm_loss_weight(self) -> float:
+        """The weight of G's DAMSM term: ``damsm_weight``, or 0 (DF-GAN's paper has no such term)."""
+        return self.damsm_weight or 0.0
 
     def discriminator_args(self) -> dict:
         """:class:`~t2igan.nn.blocks.OneWayDiscriminator` arguments: no contrastive heads while the term is off."""

@@ -19,7 +19,8 @@ is the default, the presets' ``-cub``/``-coco`` setting and that of a converted 
   ``train.ema_decay: 0``; the trainer's 0.999 average is the option.
 * :class:`~t2igan.models.base.DFGANFamilyOptions` (shared with SSA-GAN, all off by default): the
   image-sentence contrastive term, D's residual gates starting open (``d_gamma_init``), DiffAugment
-  translation in D (``d_translate``), the sentence in G's first FC (``sentence_in_fc``). The
+  translation in D (``d_translate``), the sentence in G's first FC (``sentence_in_fc``), SSA-GAN's
+  DAMSM term in G (``damsm_weight``; its image encoder comes from ``damsm_weights``). The
   ``dfgan-shapes`` preset's choice among them is measured in ``benchmarks/RESULTS.md``.
 """
 
@@ -36,7 +37,8 @@ from ..losses import one_way_discriminator_loss, one_way_generator_loss
 from ..nn.blocks import OneWayDiscriminator, channel_plan
 from ..nn.conditioning import Affine
 from ..registry import register_model
-from .base import DFGANFamilyOptions, TRUNCATION_FORMS, SampleOutput, T2IModel, load_damsm_text_encoder
+from .base import DFGANFamilyOptions, TRUNCATION_FORMS, SampleOutput, T2IModel
+from .damsm import build_damsm_critic
 
 
 @dataclass
@@ -50,7 +52,6 @@ class DFGANConfig(DFGANFamilyOptions):
     text_dropout: float = 0.5
     text_encoder_mode: str = "frozen"  # frozen (official: a pretrained DAMSM) | joint_d (trained with D's loss)
     text_encoder_lr: float | None = None  # learning rate of a trainable text encoder (default: G's)
-    damsm_weights: str | None = None  # DAMSM run folder (or its model.safetensors): its text encoder starts ours
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
     truncation: float = 0.88  # noise truncation at sampling (0 = none); DF-GAN's trunc_rate
@@ -112,13 +113,15 @@ class Generator(nn.Module):
 
 @register_model("dfgan", DFGANConfig)
 class DFGAN(T2IModel):
+    unsaved_modules = ("damsm_critic",)
+
     def __init__(self, config: DFGANConfig):
         super().__init__(config)
         c = config
         if c.truncation_form not in TRUNCATION_FORMS:
             raise T2IError(f"truncation_form must be one of {', '.join(TRUNCATION_FORMS)}, got {c.truncation_form!r}")
         self.text_encoder = self.build_text_encoder()
-        load_damsm_text_encoder(self.text_encoder, c.damsm_weights)
+        self.damsm_critic = build_damsm_critic("dfgan", c, self.text_encoder)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.sentence_in_fc)
         self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size,
@@ -140,13 +143,15 @@ class DFGAN(T2IModel):
             sent_emb = sent_emb.detach().requires_grad_(True)
         g_sent = sent_emb.detach()  # G never back-propagates into the text encoder
         fake = self.generator(self.draw_noise(batch), g_sent)
-        state.update(fake=fake, sent_emb=g_sent)
+        state.update(fake=fake, sent_emb=g_sent, text=text.detach())
         return one_way_discriminator_loss(self.discriminator, images, sent_emb, c.d_view(fake), c.ma_gp_weight,
                                           c.ma_gp_power, "roll", **c.contrastive_terms())
 
     def g_loss(self, batch, state):
-        """[DF-GAN, Eq. 4]: ``-E[D(G(z, e), e)]`` (+ the optional contrastive term)."""
+        """[DF-GAN, Eq. 4]: ``-E[D(G(z, e), e)]`` (+ the optional contrastive and DAMSM terms; the
+        latter ``lambda * L_DAMSM`` [AttnGAN, Eq. 8] is SSA-GAN's, not DF-GAN's)."""
         c = self.config
         loss, logs = one_way_generator_loss(self.discriminator, c.d_view(state["fake"]), state["sent_emb"],
                                             **c.contrastive_terms())
+        loss = self.damsm_critic.add_to(loss, logs, c.damsm_loss_weight, state["fake"], state["text"], batch)
         return loss, logs | {"g_loss": loss.item()}

@@ -87,13 +87,6 @@ class SSAGANConfig(DFGANFamilyOptions):
     text_dropout: float = 0.5
     text_encoder_mode: str = "frozen"  # frozen (pretrained DAMSM) | joint (fine-tuned by G's losses) | joint_d (trained by D's loss, as dfgan-shapes)
     text_encoder_lr: float | None = 4e-5  # learning rate of a trainable text encoder (official fine-tuning 4e-5)
-    damsm_weights: str | None = None  # DAMSM run folder: its text encoder starts ours, its image encoder scores the DAMSM loss
-    damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn (random: tests only)
-    damsm_weight: float | None = None  # DAMSM loss weight; None: 0.05 (frozen), 0.1 (joint); 0 disables the loss
-    damsm_gamma1: float | None = None  # word-region attention sharpness (None: the DAMSM run's; official SSA-GAN code: 5)
-    damsm_gamma2: float | None = None  # region-word relevance sharpness (None: the DAMSM run's, else 5)
-    damsm_gamma3: float | None = None  # image-text matching sharpness (None: the DAMSM run's, else 10)
-    damsm_paper_form: bool | None = None  # True: the paper's log(sum exp)^(1/gamma2); False: official code's (None: the run's)
     mask_hidden: int = 100  # channels of the mask predictor's hidden conv (official 100)
     upsample_mode: str = "nearest"  # feature up-sampling: nearest (official code) | bilinear (paper)
     d_max_mult: int = 16  # D's widest layer is d_max_mult * nf (official SSA-GAN 16, DF-GAN 2022: 8)
@@ -110,6 +103,8 @@ class SSAGANConfig(DFGANFamilyOptions):
 
     @property
     def damsm_loss_weight(self) -> float:
+        """SSA-GAN's DAMSM weight: ``damsm_weight``, else 0.05 (frozen text encoder), 0.1 (joint); official
+        SSA-GAN code trains G with ``damsm_gamma1`` 5 (the ``-cub`` preset sets it)."""
         if self.damsm_weight is not None:
             return self.damsm_weight
         return 0.1 if self.text_encoder_mode == "joint" else 0.05
