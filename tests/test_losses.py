@@ -56,11 +56,3 @@ def test_contrastive_loss_by_hand_and_its_extremes():
     assert contrastive_loss(eye, eye, 0.1) < 1e-3
     same = torch.ones(5, 8)
     assert torch.allclose(contrastive_loss(img, same, 0.1, symmetric=False), torch.log(torch.tensor(5.0)), atol=1e-5)
-    # a hard negative is one more column of the image-to-text direction only
-    hard = torch.randn(5, 8)
-    h = (torch.nn.functional.normalize(img, dim=1) * torch.nn.functional.normalize(hard, dim=1)).sum(1) / 0.1
-    i2t_hard = -(sim.diag() - torch.cat([sim, h[:, None]], dim=1).logsumexp(dim=1)).mean()
-    assert torch.allclose(contrastive_loss(img, txt, 0.1, hard_text_embs=hard), (i2t_hard + t2i) / 2, atol=1e-6)
-    # a hard negative as close as the true caption costs; one far away costs nothing
-    assert contrastive_loss(eye, eye, 0.1, symmetric=False, hard_text_embs=eye) > 0.69
-    assert contrastive_loss(eye, eye, 0.1, symmetric=False, hard_text_embs=-eye) < 1e-3

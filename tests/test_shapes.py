@@ -17,8 +17,6 @@ from t2igan.data.shapes import (
     ShapesDataset,
     attribute_labels,
     describe,
-    hard_negative,
-    parse_shapes_caption,
     render_scene,
 )
 from t2igan.data.text import CaptionCollator, Vocabulary, tokenize
@@ -272,45 +270,6 @@ def test_items_captions_and_collate():
     assert batch["image"].shape == (4, 3, 32, 32) and batch["tokens"].shape == (4, 18)
     assert batch["class_id"].tolist() == [-1] * 4 and len(batch["attributes"]) == 4
     assert vocab.decode(batch["tokens"][0]) == " ".join(tokenize(batch["captions"][0]))
-
-
-def test_hard_negatives_differ_from_their_scene_in_one_thing():
-    rng = random.Random(0)
-    kinds = set()
-    for _ in range(400):
-        scene = ShapesDataset("train", num_images=50).attributes(rng.randrange(50))
-        neg = hard_negative(scene, rng, held_out="avoid")
-        assert neg["relation"] == scene["relation"] and len(neg["objects"]) == len(scene["objects"])
-        diffs = [(k, key) for k, (a, b) in enumerate(zip(scene["objects"], neg["objects"]))
-                 for key in ("shape", "colour", "size") if a[key] != b[key]]
-        keys = {key for _, key in diffs}
-        assert len(keys) == 1 and [o["position"] for o in neg["objects"]] == [o["position"] for o in scene["objects"]]
-        if len(diffs) == 2:  # a swap: the same words, bound to the other objects
-            key = keys.pop()
-            assert sorted(o[key] for o in neg["objects"]) == sorted(o[key] for o in scene["objects"])
-            kinds.add("swap")
-        else:
-            kinds.add("change")
-        assert not any((o["colour"], o["shape"]) in HELD_OUT for o in neg["objects"])
-    assert kinds == {"swap", "change"}
-
-
-def test_items_carry_a_hard_negative_caption_when_asked():
-    ds = ShapesDataset("train", image_size=32, num_images=20, hard_negatives=True)
-    assert "negative_caption" not in ShapesDataset("train", image_size=32, num_images=20)[0]
-    torch.manual_seed(0)
-    items = [ds[i] for i in range(20)]
-    torch.manual_seed(0)
-    assert [ds[i]["negative_caption"] for i in range(20)] == [it["negative_caption"] for it in items]
-    from t2igan.metrics.shapes_probe import scene_labels  # reads both objects in one canonical order
-
-    for it in items:
-        truth, read = scene_labels(it["attributes"]), scene_labels(parse_shapes_caption(it["negative_caption"]))
-        assert sum(a != b for a, b in zip(truth, read)) in (1, 2)  # one thing changed, or one swapped
-    vocab = Vocabulary.build(ds.all_captions() + [it["negative_caption"] for it in items])
-    batch = CaptionCollator(vocab, max_words=18)(items[:4])
-    assert batch["negative_tokens"].shape == (4, 18) and batch["negative_lengths"].shape == (4,)
-    assert vocab.decode(batch["negative_tokens"][1]) == " ".join(tokenize(items[1]["negative_caption"]))
 
 
 def test_cache():

@@ -78,25 +78,18 @@ def mismatched(x: torch.Tensor, shift: int = 1) -> torch.Tensor:
 
 
 def contrastive_loss(image_embs: torch.Tensor, text_embs: torch.Tensor, temperature: float = 0.1,
-                     symmetric: bool = True, hard_text_embs: torch.Tensor | None = None) -> torch.Tensor:
+                     symmetric: bool = True) -> torch.Tensor:
     """Image-sentence contrastive loss [XMC-GAN, Zhang et al. 2021, Eq. 1-2] (InfoNCE over the batch).
 
     ``sim(i, j) = cos(image_i, text_j) / temperature``; the loss is the cross-entropy of picking
     caption ``i`` for image ``i`` among the batch's captions, averaged with the text-to-image direction
     when ``symmetric``. Duplicate captions in a batch count as negatives, as in the paper.
-    ``hard_text_embs`` (B, d), not in the paper: row ``i`` is one more caption image ``i`` must not
-    pick (a hard negative: the same scene with one thing changed), an extra column of the
-    image-to-text direction only.
     """
     image_embs = F.normalize(image_embs, dim=1)
     text_embs = F.normalize(text_embs, dim=1)
     logits = image_embs @ text_embs.t() / temperature  # (B, B)
     target = torch.arange(logits.shape[0], device=logits.device)
-    image_to_text = logits
-    if hard_text_embs is not None:
-        hard = (image_embs * F.normalize(hard_text_embs, dim=1)).sum(1, keepdim=True) / temperature  # (B, 1)
-        image_to_text = torch.cat([logits, hard], dim=1)  # (B, B + 1)
-    loss = F.cross_entropy(image_to_text, target)
+    loss = F.cross_entropy(logits, target)
     if symmetric:
         loss = 0.5 * (loss + F.cross_entropy(logits.t(), target))
     return loss
@@ -130,18 +123,12 @@ def mismatched_pairs(features: torch.Tensor, cond: torch.Tensor, form: str = "sh
 def one_way_discriminator_loss(D: nn.Module, images: torch.Tensor, sent_emb: torch.Tensor, fake: torch.Tensor,
                                ma_gp_weight: float = 2.0, ma_gp_power: float = 6.0, mismatch: str = "shift",
                                with_gp: bool = True, contrastive_weight: float = 0.0,
-                               contrastive_temperature: float = 0.1, hard_negative_emb: torch.Tensor | None = None,
-                               hard_negative_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+                               contrastive_temperature: float = 0.1) -> tuple[torch.Tensor, dict]:
     """DF-GAN's D objective [DF-GAN, Eq. 3] (SSA-GAN keeps it): hinge on (real, e), (fake, e),
     (real, e_mismatched) (pairs: :func:`mismatched_pairs`) + MA-GP on (real, e) unless ``with_gp``
     is False, + ``contrastive_weight`` times the image-sentence :func:`contrastive_loss` of D's
     embeddings of the real pairs (optional, not in the paper). ``images`` and ``sent_emb`` must
-    require grad for MA-GP.
-
-    ``hard_negative_emb`` (B, D), optional, not in the paper: the sentence feature of a caption that
-    real image ``i`` does not match although it differs from its own in one thing only;
-    ``hard_negative_weight * E[max(0, 1 + D(x, e_hard))]`` is added and the contrastive term gets it
-    as one more negative."""
+    require grad for MA-GP."""
     real_feats = D.features(images)
     real_logits = D.logits(real_feats, sent_emb)
     mis_logits = D.logits(*mismatched_pairs(real_feats, sent_emb, mismatch))
@@ -154,26 +141,12 @@ def one_way_discriminator_loss(D: nn.Module, images: torch.Tensor, sent_emb: tor
         gp = matching_aware_gradient_penalty(real_logits, images, sent_emb, ma_gp_weight, ma_gp_power)
         loss = adv + gp
         logs["ma_gp"] = gp.item()
-    if hard_negative_emb is not None and hard_negative_weight:
-        hard_logits = D.logits(real_feats, hard_negative_emb)
-        hard = F.relu(1.0 + hard_logits).mean()
-        loss = loss + hard_negative_weight * hard
-        logs.update(d_hard=hard.item(), d_hard_logit=hard_logits.mean().item())
     if contrastive_weight:  # D learns to pair real images with their captions
-        con = contrastive_term(D, real_feats, sent_emb, contrastive_temperature, hard_negative_emb)
+        con = contrastive_loss(*D.embeddings(real_feats, sent_emb), contrastive_temperature)
         loss = loss + contrastive_weight * con
         logs["d_contrastive"] = con.item()
     logs["d_loss"] = loss.item()
     return loss, logs
-
-
-def contrastive_term(D: nn.Module, feats: torch.Tensor, sent_emb: torch.Tensor, temperature: float,
-                     hard_negative_emb: torch.Tensor | None = None) -> torch.Tensor:
-    """:func:`contrastive_loss` of D's image and sentence embeddings (with the hard negatives' sentence
-    embeddings when given)."""
-    image_embs, text_embs = D.embeddings(feats, sent_emb)
-    hard = D.embeddings(feats, hard_negative_emb)[1] if hard_negative_emb is not None else None
-    return contrastive_loss(image_embs, text_embs, temperature, hard_text_embs=hard)
 
 
 def ma_gp_loss(D: nn.Module, images: torch.Tensor, sent_emb: torch.Tensor, ma_gp_weight: float = 2.0,
@@ -186,16 +159,15 @@ def ma_gp_loss(D: nn.Module, images: torch.Tensor, sent_emb: torch.Tensor, ma_gp
 
 
 def one_way_generator_loss(D: nn.Module, fake: torch.Tensor, sent_emb: torch.Tensor, contrastive_weight: float = 0.0,
-                           contrastive_temperature: float = 0.1,
-                           hard_negative_emb: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+                           contrastive_temperature: float = 0.1) -> tuple[torch.Tensor, dict]:
     """DF-GAN's G objective ``-E[D(G(z, e), e)]`` [DF-GAN, Eq. 4], + ``contrastive_weight`` times
     the :func:`contrastive_loss` that makes each image pick out its own caption in D's embedding
-    space (optional; with ``hard_negative_emb``, also rather than its hard negative)."""
+    space (optional)."""
     fake_feats = D.features(fake)
     loss = g_hinge_loss(D.logits(fake_feats, sent_emb))
     logs = {"g_adv": loss.item()}
     if contrastive_weight:
-        con = contrastive_term(D, fake_feats, sent_emb, contrastive_temperature, hard_negative_emb)
+        con = contrastive_loss(*D.embeddings(fake_feats, sent_emb), contrastive_temperature)
         loss = loss + contrastive_weight * con
         logs["g_contrastive"] = con.item()
     return loss, logs

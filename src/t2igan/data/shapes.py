@@ -234,29 +234,6 @@ def attribute_labels(attributes: dict) -> dict[str, int]:
 
 
 # ----------------------------------------------------------------------------- captions
-def hard_negative(attributes: dict, rng: random.Random, held_out: str = "allow") -> dict:
-    """A scene that differs from ``attributes`` in one thing, for a hard negative caption: one
-    object's shape, colour or size changed, or, with two objects, the two objects' shapes, colours or
-    sizes swapped (the same words, bound to the other object). With ``held_out="avoid"`` (training) no
-    object of the result is a :data:`HELD_OUT` pair."""
-    objects = attributes["objects"]
-    values = {"shape": SHAPES, "colour": COLOURS, "size": SIZES}
-    for _ in range(100):
-        new = [dict(o) for o in objects]
-        changes = [("change", key) for key in values]
-        if len(objects) == 2:
-            changes += [("swap", key) for key in values if objects[0][key] != objects[1][key]]
-        kind, key = rng.choice(changes)
-        if kind == "swap":
-            new[0][key], new[1][key] = objects[1][key], objects[0][key]
-        else:
-            obj = rng.choice(new)
-            obj[key] = rng.choice([v for v in values[key] if v != obj[key]])
-        if held_out != "avoid" or not any((o["colour"], o["shape"]) in HELD_OUT for o in new):
-            return {"objects": new, "relation": attributes.get("relation")}
-    raise T2IError(f"no hard negative found for {attributes!r}")
-
-
 def _noun_phrase(obj: dict, rng: random.Random) -> str:
     return rng.choice(NOUN_PHRASES).format(
         a="{a}", size=rng.choice(SIZE_WORDS[obj["size"]]), colour=obj["colour"], shape=rng.choice(SHAPE_WORDS[obj["shape"]])
@@ -393,7 +370,6 @@ class ShapesDataset(Dataset):
         random_caption: bool = True,  # a random caption per access (training)
         caption_index: int = 0,  # the caption used when random_caption is False
         cache: bool = True,  # keep rendered images in memory
-        hard_negatives: bool = False,  # each item also has a "negative_caption" (see hard_negative)
     ):
         if split not in SPLITS:
             raise T2IError(f"unknown Shapes split {split!r} (use one of {', '.join(SPLITS)})")
@@ -417,7 +393,6 @@ class ShapesDataset(Dataset):
         self.random_caption = random_caption
         self.caption_index = caption_index
         self.cache = cache
-        self.hard_negatives = hard_negatives
         self._held_out_mode = {"train": "avoid", "test": "allow", "test_heldout": "require"}[split]
         self._images: dict[int, torch.Tensor] = {}  # image_idx -> uint8 (3, S, S)
 
@@ -484,8 +459,4 @@ class ShapesDataset(Dataset):
             caption_idx = int(torch.randint(self.captions_per_image, ()).item())
         else:
             caption_idx = self.caption_index
-        item = self.get_item(i, caption_idx)
-        if self.hard_negatives:  # drawn with torch's generator, like the caption
-            rng = random.Random(int(torch.randint(2**31, ()).item()))
-            item["negative_caption"] = describe(hard_negative(item["attributes"], rng, self._held_out_mode), rng)
-        return item
+        return self.get_item(i, caption_idx)

@@ -202,9 +202,7 @@ class CaptionCollator:
 
     Each dataset item is a dict with at least ``image`` (float tensor, [-1, 1]) and ``caption`` (str);
     the batch holds ``image (B,3,H,W)``, ``tokens (B,T)``, ``lengths (B,)``, ``captions`` and
-    every other key, stacked when it is a tensor or number, listed otherwise. Items with a
-    ``negative_caption`` (a caption the image does not match) give ``negative_tokens`` and
-    ``negative_lengths`` too.
+    every other key, stacked when it is a tensor or number, listed otherwise.
     In training mode long captions are sub-sampled with Python's global ``random`` (seeded per batch
     by the trainer, see :mod:`t2igan.data.seeded`); otherwise with a generator seeded by the caption text, so
     evaluation is deterministic.
@@ -233,8 +231,4 @@ class CaptionCollator:
                 batch[key] = values
         batch["captions"] = batch.pop("caption")
         batch["tokens"], batch["lengths"] = pad_batch([self.encode(c) for c in batch["captions"]], self.max_words)
-        if "negative_caption" in batch:  # hard negative captions (Shapes with hard_negatives=True)
-            batch["negative_captions"] = batch.pop("negative_caption")
-            batch["negative_tokens"], batch["negative_lengths"] = pad_batch(
-                [self.encode(c) for c in batch["negative_captions"]], self.max_words)
         return batch

@@ -80,10 +80,6 @@ class DFGANFamilyOptions:
       (:func:`t2igan.nn.blocks.random_translate`);
     * ``sentence_in_fc``: G's first layer (the FC to the 4x4 map) reads ``[z, sent_emb]`` instead of
       ``z`` alone, so the coarse layout can follow the caption from the start.
-    * ``hard_negative_weight``: D also sees each real image with a hard negative caption that the
-      data set supplies (the same scene with one thing changed or two objects' attributes swapped:
-      Shapes with ``data.train_args.hard_negatives: true``), in its hinge term and as one more
-      negative of the contrastive terms of D and G (:func:`t2igan.losses.one_way_discriminator_loss`);
 
     and the DAMSM term of G (``damsm_*``; in SSA-GAN's paper, with weight 0.05, not in DF-GAN's): the
     frozen image encoder of the ``damsm_weights`` run scores G's images against their captions
@@ -97,7 +93,6 @@ class DFGANFamilyOptions:
     d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0)
     d_translate: float = 0.0  # DiffAugment translation of D's inputs, a fraction of the side (0 = off)
     sentence_in_fc: bool = False  # G's first FC also reads the sentence
-    hard_negative_weight: float = 0.0  # weight of D's hinge term on (real, hard negative caption) (0 = off)
     damsm_weights: str | None = None  # DAMSM run folder (or name): its text encoder starts ours, its image encoder scores the DAMSM loss
     damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn (random: tests only)
     damsm_weight: float | None = None  # DAMSM loss weight in G (None: the family's default, see damsm_loss_weight)
@@ -120,15 +115,6 @@ class DFGANFamilyOptions:
     def contrastive_terms(self) -> dict:
         """Arguments of the one-way D and G losses (:mod:`t2igan.losses`) for the contrastive term."""
         return {"contrastive_weight": self.contrastive_weight, "contrastive_temperature": self.contrastive_temperature}
-
-    def hard_negative_emb(self, model: "T2IModel", batch: dict) -> torch.Tensor | None:
-        """Sentence features of the batch's hard negative captions (None while the option is off)."""
-        if not self.hard_negative_weight:
-            return None
-        if "negative_tokens" not in batch:
-            raise T2IError("model.hard_negative_weight needs a data set that supplies hard negative captions "
-                           "(Shapes: data.train_args={hard_negatives: true})")
-        return model.encode_text(batch["negative_tokens"], batch["negative_lengths"]).sent_emb
 
     def d_view(self, images: torch.Tensor) -> torch.Tensor:
         """What D is shown of ``images`` (real or generated): translated when ``d_translate`` > 0."""

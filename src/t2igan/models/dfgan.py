@@ -143,17 +143,15 @@ class DFGAN(T2IModel):
             sent_emb = sent_emb.detach().requires_grad_(True)
         g_sent = sent_emb.detach()  # G never back-propagates into the text encoder
         fake = self.generator(self.draw_noise(batch), g_sent)
-        hard = c.hard_negative_emb(self, batch)
-        state.update(fake=fake, sent_emb=g_sent, text=text.detach(), hard_negative_emb=hard if hard is None else hard.detach())
+        state.update(fake=fake, sent_emb=g_sent, text=text.detach())
         return one_way_discriminator_loss(self.discriminator, images, sent_emb, c.d_view(fake), c.ma_gp_weight,
-                                          c.ma_gp_power, "roll", hard_negative_emb=hard,
-                                          hard_negative_weight=c.hard_negative_weight, **c.contrastive_terms())
+                                          c.ma_gp_power, "roll", **c.contrastive_terms())
 
     def g_loss(self, batch, state):
         """[DF-GAN, Eq. 4]: ``-E[D(G(z, e), e)]`` (+ the optional contrastive and DAMSM terms; the
         latter ``lambda * L_DAMSM`` [AttnGAN, Eq. 8] is SSA-GAN's, not DF-GAN's)."""
         c = self.config
         loss, logs = one_way_generator_loss(self.discriminator, c.d_view(state["fake"]), state["sent_emb"],
-                                            hard_negative_emb=state["hard_negative_emb"], **c.contrastive_terms())
+                                            **c.contrastive_terms())
         loss = self.damsm_critic.add_to(loss, logs, c.damsm_loss_weight, state["fake"], state["text"], batch)
         return loss, logs | {"g_loss": loss.item()}

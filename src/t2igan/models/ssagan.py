@@ -246,12 +246,9 @@ class SSAGAN(T2IModel):
             sent_emb = text.sent_emb.requires_grad_(True)  # a leaf, for MA-GP's gradient
         noise = self.draw_noise(batch)
         fake, _ = self.generator(noise, sent_emb.detach())
-        hard = c.hard_negative_emb(self, batch)
-        state.update(fake=fake, noise=noise, text=text.detach(), sent_emb=sent_emb,
-                     hard_negative_emb=hard if hard is None else hard.detach())
+        state.update(fake=fake, noise=noise, text=text.detach(), sent_emb=sent_emb)
         return one_way_discriminator_loss(self.discriminator, images, sent_emb, c.d_view(fake), c.ma_gp_weight,
                                           c.ma_gp_power, c.mismatch_pairs, with_gp=c.d_update == "one_step",
-                                          hard_negative_emb=hard, hard_negative_weight=c.hard_negative_weight,
                                           **c.contrastive_terms())
 
     def d_gp_loss(self, batch, state):
@@ -278,8 +275,7 @@ class SSAGAN(T2IModel):
             fake, _ = self.generator(state["noise"], text.sent_emb)
         else:
             text, fake = state["text"], state["fake"]
-        loss, logs = one_way_generator_loss(self.discriminator, c.d_view(fake), text.sent_emb,
-                                            hard_negative_emb=state["hard_negative_emb"], **c.contrastive_terms())
+        loss, logs = one_way_generator_loss(self.discriminator, c.d_view(fake), text.sent_emb, **c.contrastive_terms())
         loss = self.damsm_critic.add_to(loss, logs, c.damsm_loss_weight, fake, text, batch)
         logs["g_loss"] = loss.item()
         return loss, logs
