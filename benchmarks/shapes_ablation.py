@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 # the dfgan-shapes preset as it was before issue 15's options (text encoder trained by D, plain networks);
 # every row starts here and adds its own overrides
 BEFORE = ["model.text_encoder_mode=joint_d", "model.text_encoder_lr=0.001", "model.damsm_weights=null",
-          "model.sentence_in_fc=false", "model.d_gamma_init=0"]
+          "model.sentence_in_fc=false", "model.d_gamma_init=0", "data.train_args={}"]
 DAMSM = ["model.text_encoder_mode=frozen", "model.damsm_weights=runs/damsm-shapes",
          "data.vocab=runs/damsm-shapes/vocab.json"]  # `t2igan pretrain damsm damsm-shapes ...` = shapes-damsm
 

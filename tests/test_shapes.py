@@ -17,6 +17,7 @@ from t2igan.data.shapes import (
     ShapesDataset,
     attribute_labels,
     describe,
+    parse_shapes_caption,
     render_scene,
 )
 from t2igan.data.text import CaptionCollator, Vocabulary, tokenize
@@ -270,6 +271,35 @@ def test_items_captions_and_collate():
     assert batch["image"].shape == (4, 3, 32, 32) and batch["tokens"].shape == (4, 18)
     assert batch["class_id"].tolist() == [-1] * 4 and len(batch["attributes"]) == 4
     assert vocab.decode(batch["tokens"][0]) == " ".join(tokenize(batch["captions"][0]))
+
+
+def test_training_captions_can_leave_size_and_place_out():
+    ds = ShapesDataset("train", image_size=32, num_images=60, omit_prob=1.0)
+    full = ShapesDataset("train", image_size=32, num_images=60)
+    torch.manual_seed(0)
+    captions = [ds[i]["caption"] for i in range(60)]
+    torch.manual_seed(0)
+    assert [ds[i]["caption"] for i in range(60)] == captions  # drawn with torch's generator
+    left_out = set()
+    for i, caption in enumerate(captions):
+        scene, read = ds.attributes(i), parse_shapes_caption(caption)
+        assert caption not in full.captions(i)
+        # what the caption says agrees with the scene
+        assert {(o["shape"], o["colour"]) for o in read["objects"]} == {(o["shape"], o["colour"]) for o in scene["objects"]}
+        if len(scene["objects"]) == 1:
+            obj = read["objects"][0]
+            said = tuple(k for k in ("size", "position") if obj[k] is not None)
+            assert all(obj[k] == scene["objects"][0][k] for k in said) and len(said) < 2
+            left_out.add(said)
+        else:
+            assert all(o["size"] is None for o in read["objects"]) and read["relation"] is not None
+    assert left_out == {("size",), ("position",), ()}  # size said, place said, neither
+    torch.manual_seed(0)
+    assert all(full[i]["caption"] in full.captions(i) for i in range(20))  # off by default
+    with pytest.raises(T2IError, match="omit_prob"):
+        ShapesDataset("train", num_images=5, omit_prob=1.5)
+    with pytest.raises(T2IError, match="cannot omit"):
+        describe(ds.attributes(0), random.Random(0), ("colour",))
 
 
 def test_cache():

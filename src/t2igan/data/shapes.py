@@ -146,6 +146,13 @@ ONE_OBJECT_TEMPLATES = (
     "{a} {colour} {shape} of {size} size {pos}",
 )
 NOUN_PHRASES = ("{a} {size} {colour} {shape}", "{a} {size} {shape} in {colour}")
+# Captions that leave something out (training only, ShapesDataset(omit_prob > 0)): by what they omit.
+ONE_OBJECT_OMITTING = {
+    ("size",): ("{a} {colour} {shape} {pos}", "{pos} there is {a} {colour} {shape}", "{a} {shape} in {colour} {pos}"),
+    ("position",): ("{a} {size} {colour} {shape}", "there is {a} {size} {colour} {shape}", "{a} {size} {shape} in {colour}"),
+    ("size", "position"): ("{a} {colour} {shape}", "there is {a} {colour} {shape}", "{a} {shape} in {colour}"),
+}
+NOUN_PHRASES_WITHOUT_SIZE = ("{a} {colour} {shape}", "{a} {shape} in {colour}")
 # {first} is <rel> {second}.
 TWO_OBJECT_TEMPLATES = (
     "{first} {rel} {second}",
@@ -234,19 +241,23 @@ def attribute_labels(attributes: dict) -> dict[str, int]:
 
 
 # ----------------------------------------------------------------------------- captions
-def _noun_phrase(obj: dict, rng: random.Random) -> str:
-    return rng.choice(NOUN_PHRASES).format(
+def _noun_phrase(obj: dict, rng: random.Random, phrases: tuple[str, ...] = NOUN_PHRASES) -> str:
+    return rng.choice(phrases).format(
         a="{a}", size=rng.choice(SIZE_WORDS[obj["size"]]), colour=obj["colour"], shape=rng.choice(SHAPE_WORDS[obj["shape"]])
     )
 
 
-def describe(attributes: dict, rng: random.Random) -> str:
-    """One random caption (lower case) that agrees with ``attributes``."""
+def describe(attributes: dict, rng: random.Random, omit: tuple[str, ...] = ()) -> str:
+    """One random caption (lower case) that agrees with ``attributes``. ``omit``: what it leaves
+    unsaid, a key of :data:`ONE_OBJECT_OMITTING` (one object) or ``("size",)`` (two objects); the
+    caption still agrees with the scene, it just does not pin it down."""
     _check_attributes(attributes)
     objects = attributes["objects"]
+    if omit and omit not in ONE_OBJECT_OMITTING or len(objects) == 2 and omit not in ((), ("size",)):
+        raise T2IError(f"a Shapes caption of {len(objects)} object(s) cannot omit {omit!r}")
     if len(objects) == 1:
         obj = objects[0]
-        text = rng.choice(ONE_OBJECT_TEMPLATES).format(
+        text = rng.choice(ONE_OBJECT_OMITTING[omit] if omit else ONE_OBJECT_TEMPLATES).format(
             a="{a}",
             size=rng.choice(SIZE_WORDS[obj["size"]]),
             colour=obj["colour"],
@@ -257,8 +268,10 @@ def describe(attributes: dict, rng: random.Random) -> str:
         first, second, relation = objects[0], objects[1], attributes["relation"]
         if rng.random() < 0.5:  # name object 1 first: "B below A" instead of "A above B"
             first, second, relation = second, first, INVERSE_RELATION[relation]
+        phrases = NOUN_PHRASES_WITHOUT_SIZE if omit else NOUN_PHRASES
         text = rng.choice(TWO_OBJECT_TEMPLATES).format(
-            first=_noun_phrase(first, rng), second=_noun_phrase(second, rng), rel=rng.choice(RELATION_WORDS[relation])
+            first=_noun_phrase(first, rng, phrases), second=_noun_phrase(second, rng, phrases),
+            rel=rng.choice(RELATION_WORDS[relation]),
         )
     return _with_articles(text)
 
@@ -356,7 +369,9 @@ class ShapesDataset(Dataset):
     Item ``i`` depends only on ``(seed, split, i)`` and the constructor arguments, never on the
     order of access. With ``random_caption=True`` each access picks one of the image's captions
     uniformly with torch's generator (seed it with ``torch.manual_seed``); otherwise caption
-    ``caption_index`` is always used.
+    ``caption_index`` is always used. With ``omit_prob`` > 0 (training), that often an access gets a
+    fresh caption that leaves the size, the place or both unsaid (two objects: the sizes), as people
+    write "a red circle"; every caption of the fixed sets names everything.
     """
 
     def __init__(
@@ -370,6 +385,7 @@ class ShapesDataset(Dataset):
         random_caption: bool = True,  # a random caption per access (training)
         caption_index: int = 0,  # the caption used when random_caption is False
         cache: bool = True,  # keep rendered images in memory
+        omit_prob: float = 0.0,  # chance that an access gets a fresh caption leaving size and/or place out
     ):
         if split not in SPLITS:
             raise T2IError(f"unknown Shapes split {split!r} (use one of {', '.join(SPLITS)})")
@@ -393,6 +409,9 @@ class ShapesDataset(Dataset):
         self.random_caption = random_caption
         self.caption_index = caption_index
         self.cache = cache
+        if not 0.0 <= omit_prob <= 1.0:
+            raise T2IError(f"Shapes omit_prob must be in [0, 1], got {omit_prob!r}")
+        self.omit_prob = omit_prob
         self._held_out_mode = {"train": "avoid", "test": "allow", "test_heldout": "require"}[split]
         self._images: dict[int, torch.Tensor] = {}  # image_idx -> uint8 (3, S, S)
 
@@ -459,4 +478,10 @@ class ShapesDataset(Dataset):
             caption_idx = int(torch.randint(self.captions_per_image, ()).item())
         else:
             caption_idx = self.caption_index
-        return self.get_item(i, caption_idx)
+        item = self.get_item(i, caption_idx)
+        if self.omit_prob and float(torch.rand(())) < self.omit_prob:  # torch's generator, like the caption index
+            rng = random.Random(int(torch.randint(2**31, ()).item()))
+            two = len(item["attributes"]["objects"]) == 2
+            omit = ("size",) if two else rng.choice(list(ONE_OBJECT_OMITTING))
+            item["caption"] = describe(item["attributes"], rng, omit)
+        return item
