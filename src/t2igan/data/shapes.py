@@ -253,7 +253,8 @@ def describe(attributes: dict, rng: random.Random, omit: tuple[str, ...] = ()) -
     caption still agrees with the scene, it just does not pin it down."""
     _check_attributes(attributes)
     objects = attributes["objects"]
-    if omit and omit not in ONE_OBJECT_OMITTING or len(objects) == 2 and omit not in ((), ("size",)):
+    allowed = ((), ("size",)) if len(objects) == 2 else ((), *ONE_OBJECT_OMITTING)
+    if omit not in allowed:
         raise T2IError(f"a Shapes caption of {len(objects)} object(s) cannot omit {omit!r}")
     if len(objects) == 1:
         obj = objects[0]
