@@ -24,14 +24,10 @@ from pathlib import Path
 
 import torch
 
+from shapes_d_reads import caption as one_object  # the canonical one-object caption (same folder)
+
 HERE = Path(__file__).resolve().parent
-PLACES = {"centre": "in the centre", "left": "on the left", "right": "on the right", "top": "at the top",
-          "bottom": "at the bottom"}
 CHANGES = ("shape", "colour", "size", "position", "colour swap", "shape swap")
-
-
-def one_object(obj: dict) -> str:
-    return f"a {obj['size']} {obj['colour']} {obj['shape']} {PLACES[obj['position']]}"
 
 
 def two_objects(a: dict, b: dict) -> str:
