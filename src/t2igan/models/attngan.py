@@ -44,11 +44,6 @@ Where the official code (github.com/taoxugit/AttnGAN) and the paper differ:
   image ``j`` with caption ``j - 1`` (DF-GAN's pairing, the ``-shapes`` presets).
 * The official G loss has no 1/2 on the uncond + cond terms (Eq. 3 has); the code's form is used.
 
-Beyond the papers, off by default (the ``-cub``/``-coco`` setting): ``contrastive_weight`` adds the DF-GAN
-family's image-sentence contrastive term [XMC-GAN, Eq. 1-2] to every stage D's loss (real pairs) and to
-G's (fake pairs), on each stage D's flattened 4x4 features (:class:`~t2igan.nn.multistage.StageDiscriminator`
-``embeddings``); MirrorGAN and DR-GAN share it through :class:`~t2igan.models.damsm.MultiStageConfig`.
-
 The networks are :mod:`t2igan.nn.multistage`'s, configured with AttnGAN's attention stage; the
 losses are :mod:`t2igan.losses`' stage losses and the shared KL + DAMSM tail
 (:func:`t2igan.models.damsm.add_kl_and_damsm`).
