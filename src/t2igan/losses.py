@@ -180,21 +180,16 @@ def one_way_generator_loss(D: nn.Module, fake: torch.Tensor, sent_emb: torch.Ten
 
 
 def stage_discriminator_loss(D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                             sent_emb: torch.Tensor, mismatch: str = "shift", contrastive_weight: float = 0.0,
-                             contrastive_temperature: float = 0.1) -> tuple[torch.Tensor, dict]:
+                             sent_emb: torch.Tensor, mismatch: str = "shift") -> tuple[torch.Tensor, dict]:
     """[AttnGAN, Eq. 5] as the official code weights it:
     ``(L(x, 1) + L(x, e, 1)) / 2 + (L(x_hat, 0) + L(x_hat, e, 0) + L(x, e_wrong, 0)) / 3``
     with ``L`` = BCE with logits; without the unconditional logit, ``L(x, e, 1) + (L(x_hat, e, 0)
-    + L(x, e_wrong, 0)) / 2``. ``mismatch`` chooses the ``(x, e_wrong)`` pairs (:func:`mismatched_pairs`).
-    ``contrastive_weight``: + the image-sentence :func:`contrastive_loss` of D's embeddings of the
-    real pairs (optional, not in the papers; as :func:`one_way_discriminator_loss`)."""
-    return discriminator_loss_from_features(D, D.features(real), D.features(fake.detach()), sent_emb, mismatch,
-                                            contrastive_weight, contrastive_temperature)
+    + L(x, e_wrong, 0)) / 2``. ``mismatch`` chooses the ``(x, e_wrong)`` pairs (:func:`mismatched_pairs`)."""
+    return discriminator_loss_from_features(D, D.features(real), D.features(fake.detach()), sent_emb, mismatch)
 
 
 def discriminator_loss_from_features(D: nn.Module, real_feats: torch.Tensor, fake_feats: torch.Tensor,
-                                     sent_emb: torch.Tensor, mismatch: str = "shift", contrastive_weight: float = 0.0,
-                                     contrastive_temperature: float = 0.1) -> tuple[torch.Tensor, dict]:
+                                     sent_emb: torch.Tensor, mismatch: str = "shift") -> tuple[torch.Tensor, dict]:
     """:func:`stage_discriminator_loss` from D's features of the real and the (detached) fake images,
     for models that read the same features again (DR-GAN's DNM)."""
     cond_real = D.cond_logits(real_feats, sent_emb)
@@ -210,42 +205,31 @@ def discriminator_loss_from_features(D: nn.Module, real_feats: torch.Tensor, fak
         fake_terms.append(bce_logits_loss(uncond_fake, False))
         logs.update(uncond_real=uncond_real.mean().item(), uncond_fake=uncond_fake.mean().item())
     loss = sum(real_terms) / len(real_terms) + sum(fake_terms) / len(fake_terms)
-    if contrastive_weight:  # D learns to pair real images with their captions
-        con = contrastive_loss(*D.embeddings(real_feats, sent_emb), contrastive_temperature)
-        loss = loss + contrastive_weight * con
-        logs["contrastive"] = con.item()
     return loss, logs
 
 
-def stage_generator_loss(D: nn.Module, fake: torch.Tensor, sent_emb: torch.Tensor, contrastive_weight: float = 0.0,
-                         contrastive_temperature: float = 0.1) -> torch.Tensor:
-    """[AttnGAN, Eq. 3] as the official code weights it: ``L(x_hat, 1) + L(x_hat, e, 1)``
-    (+ ``contrastive_weight`` times the :func:`contrastive_loss` of D's embeddings of the fakes)."""
-    return generator_loss_from_features(D, D.features(fake), sent_emb, contrastive_weight, contrastive_temperature)
+def stage_generator_loss(D: nn.Module, fake: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
+    """[AttnGAN, Eq. 3] as the official code weights it: ``L(x_hat, 1) + L(x_hat, e, 1)``."""
+    return generator_loss_from_features(D, D.features(fake), sent_emb)
 
 
-def generator_loss_from_features(D: nn.Module, fake_feats: torch.Tensor, sent_emb: torch.Tensor,
-                                 contrastive_weight: float = 0.0, contrastive_temperature: float = 0.1) -> torch.Tensor:
+def generator_loss_from_features(D: nn.Module, fake_feats: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
     """:func:`stage_generator_loss` from D's features of the fake images."""
     loss = bce_logits_loss(D.cond_logits(fake_feats, sent_emb), True)
     if D.uncond_out is not None:
         loss = loss + bce_logits_loss(D.uncond_logits(fake_feats), True)
-    if contrastive_weight:  # each fake picks out its own caption in D's embedding space
-        loss = loss + contrastive_weight * contrastive_loss(*D.embeddings(fake_feats, sent_emb), contrastive_temperature)
     return loss
 
 
 def multistage_discriminator_loss(discriminators, real: torch.Tensor, fakes: list, sent_emb: torch.Tensor,
-                                  mismatch: str = "shift", contrastive_weight: float = 0.0,
-                                  contrastive_temperature: float = 0.1) -> tuple[torch.Tensor, dict]:
+                                  mismatch: str = "shift") -> tuple[torch.Tensor, dict]:
     """``sum_i`` :func:`stage_discriminator_loss` of D_i on stage ``i``'s fake images and the real
     images down-sampled to their side (:func:`t2igan.nn.multistage.image_pyramid`), with each
     stage's loss and logits in the logs (``d_loss{i}``, ``d{i}_*``)."""
     reals = image_pyramid(real, [fake.shape[-1] for fake in fakes])
     loss, logs = 0.0, {}
     for i, (D, real_i, fake_i) in enumerate(zip(discriminators, reals, fakes)):
-        loss_i, logs_i = stage_discriminator_loss(D, real_i, fake_i, sent_emb, mismatch, contrastive_weight,
-                                                  contrastive_temperature)
+        loss_i, logs_i = stage_discriminator_loss(D, real_i, fake_i, sent_emb, mismatch)
         loss = loss + loss_i
         logs[f"d_loss{i}"] = loss_i.item()
         logs.update({f"d{i}_{k}": v for k, v in logs_i.items()})
@@ -253,12 +237,11 @@ def multistage_discriminator_loss(discriminators, real: torch.Tensor, fakes: lis
     return loss, logs
 
 
-def multistage_generator_loss(discriminators, fakes: list, sent_emb: torch.Tensor, contrastive_weight: float = 0.0,
-                              contrastive_temperature: float = 0.1) -> tuple[torch.Tensor, dict]:
+def multistage_generator_loss(discriminators, fakes: list, sent_emb: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """``sum_i`` :func:`stage_generator_loss` [AttnGAN, Eq. 3], each stage's term logged as ``g_adv{i}``."""
     loss, logs = 0.0, {}
     for i, (D, fake_i) in enumerate(zip(discriminators, fakes)):
-        adv = stage_generator_loss(D, fake_i, sent_emb, contrastive_weight, contrastive_temperature)
+        adv = stage_generator_loss(D, fake_i, sent_emb)
         loss = loss + adv
         logs[f"g_adv{i}"] = adv.item()
     return loss, logs

@@ -91,8 +91,7 @@ class AttnGAN(T2IModel):
         self.generator = MultiStageGenerator(c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,
                                              lambda: AttentionStage(c.ngf, c.cond_dim, c.num_residual))
         self.discriminator = StageDiscriminators(
-            [StageDiscriminator(c.ndf, c.cond_dim, s, c.uncond_logits, **c.stage_discriminator_args())
-             for s in c.stage_sizes])
+            [StageDiscriminator(c.ndf, c.cond_dim, s, c.uncond_logits) for s in c.stage_sizes])
         init_weights(self.generator)
         init_weights(self.discriminator)
         self.train()
@@ -119,13 +118,12 @@ class AttnGAN(T2IModel):
         of :func:`t2igan.losses.stage_discriminator_loss`."""
         out = generate_for_step(self, batch, state)
         return multistage_discriminator_loss(self.discriminator, batch["image"], out.images, state["text"].sent_emb,
-                                             self.config.mismatch_pairs, **self.config.contrastive_terms())
+                                             self.config.mismatch_pairs)
 
     def g_loss(self, batch, state):
         """``sum_i L_G_i + lambda L_DAMSM(last stage) + KL`` [AttnGAN, Eq. 2; StackGAN CA]."""
         fakes, text = state["fakes"], state["text"]
-        loss, logs = multistage_generator_loss(self.discriminator, fakes, text.sent_emb,
-                                               **self.config.contrastive_terms())
+        loss, logs = multistage_generator_loss(self.discriminator, fakes, text.sent_emb)
         loss = add_kl_and_damsm(loss, logs, self.damsm_critic, self.config, state["mu"], state["logvar"],
                                 fakes[-1], text, batch)
         logs["g_loss"] = loss.item()

@@ -213,19 +213,6 @@ class MultiStageConfig:
     mismatch_pairs: str = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
     kl_weight: float = 1.0  # weight of CA's KL term
     truncation: float = 0.0  # noise truncation at sampling (0 = none; AttnGAN samples plain N(0, I))
-    # not in the papers: the DF-GAN family's image-sentence contrastive term [XMC-GAN, Eq. 1-2], here on
-    # every stage discriminator's flattened 4x4 features, in D and G (0 = off, the -cub/-coco presets)
-    contrastive_weight: float = 0.0
-    contrastive_dim: int = 128  # size of each stage D's shared image/sentence space for that term
-    contrastive_temperature: float = 0.1
-
-    def stage_discriminator_args(self) -> dict:
-        """Arguments of every :class:`~t2igan.nn.multistage.StageDiscriminator`: no contrastive heads while the term is off."""
-        return {"contrastive_dim": self.contrastive_dim if self.contrastive_weight else 0}
-
-    def contrastive_terms(self) -> dict:
-        """Arguments of the stage D and G losses (:mod:`t2igan.losses`) for the contrastive term."""
-        return {"contrastive_weight": self.contrastive_weight, "contrastive_temperature": self.contrastive_temperature}
 
     @property
     def cond_dim(self) -> int:

@@ -323,8 +323,8 @@ class DNMStageDiscriminator(StageDiscriminator):
     biases (call :meth:`add_spectral_norm` after initialising the weights)."""
 
     def __init__(self, ndf: int, cond_dim: int, image_size: int, uncond_logits: bool, z_dim: int, dec_ngf: int,
-                 recon_size: int, spectral_norm: bool = True, contrastive_dim: int = 0):
-        super().__init__(ndf, cond_dim, image_size, uncond_logits, contrastive_dim)
+                 recon_size: int, spectral_norm: bool = True):
+        super().__init__(ndf, cond_dim, image_size, uncond_logits)
         self.spectral = spectral_norm
         if spectral_norm:
             strip_batch_norm(self.features)
@@ -364,7 +364,7 @@ class DRGAN(T2IModel):
         self.sdl_heads = nn.ModuleList(RealFeatureEncoder(c.ngf) for _ in range(c.num_stages - 1))
         self.discriminator = StageDiscriminators([
             DNMStageDiscriminator(c.ndf, c.cond_dim, s, c.uncond_logits, c.dnm_z_dim, c.dnm_ngf, c.stage_sizes[0],
-                                  c.spectral_norm, **c.stage_discriminator_args()) for s in c.stage_sizes])
+                                  c.spectral_norm) for s in c.stage_sizes])
         init_weights(self.generator)
         init_weights(self.sdl_heads)
         init_weights(self.discriminator)
@@ -404,8 +404,7 @@ class DRGAN(T2IModel):
         for i, (D, real_i, fake_i) in enumerate(zip(self.discriminator, reals, out.images)):
             fake_i = fake_i.detach()
             real_feats, fake_feats = D.features(real_i), D.features(fake_i)
-            adv, adv_logs = discriminator_loss_from_features(D, real_feats, fake_feats, text.sent_emb, c.mismatch_pairs,
-                                                             **c.contrastive_terms())
+            adv, adv_logs = discriminator_loss_from_features(D, real_feats, fake_feats, text.sent_emb, c.mismatch_pairs)
             rec_real, mu_r, logvar_r = D.vae(real_feats, text.sent_emb)
             rec_fake, mu_f, logvar_f = D.vae(fake_feats, text.sent_emb)
             recon_r, kl_r = dnm_vae_loss(rec_real, reals[0], mu_r, logvar_r)
@@ -441,7 +440,7 @@ class DRGAN(T2IModel):
         loss, logs = 0.0, {}
         for i, (D, fake_i) in enumerate(zip(self.discriminator, out.images)):
             feats = D.features(fake_i)
-            adv = generator_loss_from_features(D, feats, text.sent_emb, **c.contrastive_terms())
+            adv = generator_loss_from_features(D, feats, text.sent_emb)
             loss = loss + adv
             logs[f"g_adv{i}"] = adv.item()
             if c.dal_weight > 0:

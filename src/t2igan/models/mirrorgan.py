@@ -114,8 +114,7 @@ class MirrorGAN(T2IModel):
             c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,
             lambda: GLAMStage(c.ngf, c.cond_dim, c.c_dim, c.num_residual, c.sentence_attention_conv))
         self.discriminator = StageDiscriminators(
-            [StageDiscriminator(c.ndf, c.cond_dim, s, c.uncond_logits, **c.stage_discriminator_args())
-             for s in c.stage_sizes])
+            [StageDiscriminator(c.ndf, c.cond_dim, s, c.uncond_logits) for s in c.stage_sizes])
         init_weights(self.generator)
         init_weights(self.discriminator)
         self.stream = self._build_stream()
@@ -165,15 +164,14 @@ class MirrorGAN(T2IModel):
         sum of :func:`t2igan.losses.stage_discriminator_loss` over the stages."""
         out = generate_for_step(self, batch, state)
         return multistage_discriminator_loss(self.discriminator, batch["image"], out.images, state["text"].sent_emb,
-                                             self.config.mismatch_pairs, **self.config.contrastive_terms())
+                                             self.config.mismatch_pairs)
 
     def g_loss(self, batch, state):
         """``sum_i L_G_i + KL (+ lambda_DAMSM L_DAMSM) + stream_lambda * L_stream`` of the last stage's
         images [MirrorGAN, Sec. 3.4]."""
         c = self.config
         fakes, text = state["fakes"], state["text"]
-        loss, logs = multistage_generator_loss(self.discriminator, fakes, text.sent_emb,
-                                               **self.config.contrastive_terms())
+        loss, logs = multistage_generator_loss(self.discriminator, fakes, text.sent_emb)
         loss = add_kl_and_damsm(loss, logs, self.damsm_critic, c, state["mu"], state["logvar"], fakes[-1], text, batch)
         if c.stream_lambda > 0:
             if not self._stream_warned:

@@ -131,8 +131,7 @@ class StageDiscriminator(nn.Module):
     back to ``8 ndf``. Images under 64 px stop earlier, at ``2^(n-1) ndf`` channels.
     """
 
-    def __init__(self, ndf: int, cond_dim: int, image_size: int, uncond_logits: bool = True,
-                 contrastive_dim: int = 0):
+    def __init__(self, ndf: int, cond_dim: int, image_size: int, uncond_logits: bool = True):
         super().__init__()
         n_down = int(math.log2(image_size // 4))
         if n_down < 1 or 4 * 2**n_down != image_size:
@@ -149,9 +148,6 @@ class StageDiscriminator(nn.Module):
         self.joint = same_block(ch + cond_dim, ch)
         self.cond_out = nn.Conv2d(ch, 1, 4, 4)
         self.uncond_out = nn.Conv2d(ch, 1, 4, 4) if uncond_logits else None
-        if contrastive_dim:  # the image-sentence contrastive term's projections (as the DF-GAN family's D)
-            self.image_proj = nn.Linear(ch * 16, contrastive_dim)
-            self.text_proj = nn.Linear(cond_dim, contrastive_dim)
 
     def cond_logits(self, features: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
         cond = sent_emb[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
@@ -159,11 +155,6 @@ class StageDiscriminator(nn.Module):
 
     def uncond_logits(self, features: torch.Tensor) -> torch.Tensor | None:
         return None if self.uncond_out is None else self.uncond_out(features).flatten()  # (B,)
-
-    def embeddings(self, features: torch.Tensor, sent_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image and sentence embeddings for the contrastive term: the 4x4 features flattened (so
-        that where things are counts), projected; only with ``contrastive_dim``."""
-        return self.image_proj(features.flatten(1)), self.text_proj(sent_emb)
 
 
 class StageDiscriminators(nn.Module):
