@@ -20,12 +20,12 @@ B, V, T = 4, 30, 6
 LENGTHS = torch.tensor([6, 4, 5, 3])
 
 
-def tiny(**kw):
+def tiny(model="attngan", **kw):
     torch.manual_seed(0)
     args = dict(vocab_size=V, image_size=32, base_size=16, num_stages=2, ngf=4, ndf=4, num_residual=1,
                 c_dim=8, text_emb_dim=16, text_hidden_dim=8, damsm_backbone="small_cnn", damsm_weight=0.0)
     args.update(kw)
-    return create_model("attngan", **args)
+    return create_model(model, **args)
 
 
 def batch(seed=0, size=32):
@@ -173,6 +173,26 @@ def test_lower_stage_discriminators_see_downsampled_real_images(monkeypatch):
     # a down-sampled image keeps the real image's content: its mean colour per channel
     assert torch.allclose(seen[0][0].mean(dim=(2, 3)), b["image"].mean(dim=(2, 3)), atol=0.02)
     assert torch.equal(seen[1][0], b["image"])
+
+
+@pytest.mark.parametrize("model", ["attngan", "mirrorgan", "drgan"])
+def test_stage_discriminators_without_batch_norm_judge_each_image_alone(model):
+    """d_batch_norm=False: no batch norm in any stage D, so an image's logits do not depend on the
+    other images of its batch (with batch norm, a shift of the other images' colours moves them)."""
+    extra = {"drgan": {"spectral_norm": False}, "mirrorgan": {"stream_lambda": 0.0}}.get(model, {})
+    x = torch.rand(B, 3, 32, 32) * 2 - 1
+    shifted = x.clone()
+    shifted[1:] = (shifted[1:] + 0.5).clamp(-1, 1)  # the other images brighter, image 0 the same
+    logits = {}
+    for batch_norm in (True, False):
+        m = tiny(model=model, d_batch_norm=batch_norm, **extra)
+        judging = [x for D in m.discriminator for part in (D.features, D.joint) for x in part.modules()]
+        assert any(isinstance(x, torch.nn.BatchNorm2d) for x in judging) == batch_norm
+        D = m.discriminator[-1].train()
+        with torch.no_grad():
+            logits[batch_norm] = [D.uncond_logits(D.features(images))[0] for images in (x, shifted)]
+    assert not torch.allclose(*logits[True], atol=1e-4)
+    assert torch.allclose(*logits[False], atol=1e-6)
 
 
 def test_damsm_gradients_reach_the_generator_and_never_the_frozen_encoders():

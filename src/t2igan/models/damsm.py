@@ -203,6 +203,7 @@ class MultiStageConfig:
     text_hidden_dim: int = 128  # per LSTM direction; word and sentence features are 2x this (256)
     text_dropout: float = 0.5
     uncond_logits: bool = True  # D's unconditional (real/fake) logit besides the conditional one
+    d_batch_norm: bool = True  # official: batch norm in the stage Ds; False: none (convs get biases), so D sees a global colour shift
     damsm_weights: str | None = None  # DAMSM run folder (or its model.safetensors): text + image encoders
     damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn
     damsm_weight: float = 5.0  # weight of L_DAMSM in G's loss (official CUB 5, COCO 50); 0 disables it

@@ -323,8 +323,8 @@ class DNMStageDiscriminator(StageDiscriminator):
     biases (call :meth:`add_spectral_norm` after initialising the weights)."""
 
     def __init__(self, ndf: int, cond_dim: int, image_size: int, uncond_logits: bool, z_dim: int, dec_ngf: int,
-                 recon_size: int, spectral_norm: bool = True):
-        super().__init__(ndf, cond_dim, image_size, uncond_logits)
+                 recon_size: int, spectral_norm: bool = True, batch_norm: bool = True):
+        super().__init__(ndf, cond_dim, image_size, uncond_logits, batch_norm)
         self.spectral = spectral_norm
         if spectral_norm:
             strip_batch_norm(self.features)
@@ -364,7 +364,7 @@ class DRGAN(T2IModel):
         self.sdl_heads = nn.ModuleList(RealFeatureEncoder(c.ngf) for _ in range(c.num_stages - 1))
         self.discriminator = StageDiscriminators([
             DNMStageDiscriminator(c.ndf, c.cond_dim, s, c.uncond_logits, c.dnm_z_dim, c.dnm_ngf, c.stage_sizes[0],
-                                  c.spectral_norm) for s in c.stage_sizes])
+                                  c.spectral_norm, c.d_batch_norm) for s in c.stage_sizes])
         init_weights(self.generator)
         init_weights(self.sdl_heads)
         init_weights(self.discriminator)

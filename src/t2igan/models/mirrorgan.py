@@ -114,7 +114,7 @@ class MirrorGAN(T2IModel):
             c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,
             lambda: GLAMStage(c.ngf, c.cond_dim, c.c_dim, c.num_residual, c.sentence_attention_conv))
         self.discriminator = StageDiscriminators(
-            [StageDiscriminator(c.ndf, c.cond_dim, s, c.uncond_logits) for s in c.stage_sizes])
+            [StageDiscriminator(c.ndf, c.cond_dim, s, c.uncond_logits, c.d_batch_norm) for s in c.stage_sizes])
         init_weights(self.generator)
         init_weights(self.discriminator)
         self.stream = self._build_stream()

@@ -31,7 +31,7 @@ from torch import nn
 
 from ..errors import T2IError
 from .attention import SentenceAttention, WordAttention
-from .blocks import ResidualBlock, UpBlock, down_block, glu, rgb_head, same_block
+from .blocks import ResidualBlock, UpBlock, down_block, glu, rgb_head, same_block, strip_batch_norm
 from .conditioning import ConditioningAugmentation
 
 
@@ -129,9 +129,14 @@ class StageDiscriminator(nn.Module):
     ``3 -> ndf -> 2ndf -> 4ndf -> 8ndf`` (a 64 px image reaches 4x4 there); each further halving
     doubles the channels (128 px: ``16 ndf``, 256 px: ``32 ndf``) and 3x3 blocks then halve them
     back to ``8 ndf``. Images under 64 px stop earlier, at ``2^(n-1) ndf`` channels.
+
+    ``batch_norm=False`` drops the batch norms (the convs get biases). D sees the real and the fake
+    images in separate batches, so with batch norm it normalises away a colour shift that every fake
+    shares: on Shapes (one flat background colour) the multi-stage Gs drift to a white background.
     """
 
-    def __init__(self, ndf: int, cond_dim: int, image_size: int, uncond_logits: bool = True):
+    def __init__(self, ndf: int, cond_dim: int, image_size: int, uncond_logits: bool = True,
+                 batch_norm: bool = True):
         super().__init__()
         n_down = int(math.log2(image_size // 4))
         if n_down < 1 or 4 * 2**n_down != image_size:
@@ -148,6 +153,9 @@ class StageDiscriminator(nn.Module):
         self.joint = same_block(ch + cond_dim, ch)
         self.cond_out = nn.Conv2d(ch, 1, 4, 4)
         self.uncond_out = nn.Conv2d(ch, 1, 4, 4) if uncond_logits else None
+        if not batch_norm:
+            strip_batch_norm(self.features)
+            strip_batch_norm(self.joint)
 
     def cond_logits(self, features: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
         cond = sent_emb[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
