@@ -19,7 +19,7 @@ GENERATORS = [name for name in BUNDLED if bundled_card(name).get("model") != "da
 
 
 def test_the_bundled_models_and_probes_are_there():
-    assert {"shapes-dfgan", "shapes-ssagan", "shapes-attngan", "shapes-damsm"} <= set(BUNDLED)
+    assert {"shapes-dfgan", "shapes-ssagan", "shapes-mirrorgan", "shapes-damsm"} <= set(BUNDLED)
     for size in (32, 64):
         assert default_probe_path(size) == PACKAGED_PROBE_DIR / f"shapes_probe-{size}.safetensors"
     total = sum(p.stat().st_size for p in BUNDLED_DIR.rglob("*") if p.is_file())
