@@ -121,7 +121,7 @@ from torch import nn
 from ..errors import T2IError
 from ..losses import discriminator_loss_from_features, generator_loss_from_features, kl_normal_loss
 from ..nn.attention import WordAttention
-from ..nn.blocks import ResidualBlock, UpBlock, add_spectral_norm, conv3x3, init_weights, rgb_head, strip_batch_norm
+from ..nn.blocks import ResidualBlock, UpBlock, add_spectral_norm, conv3x3, init_weights, rgb_head
 from ..nn.conditioning import ConditioningAugmentation
 from ..nn.multistage import InitialStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators, image_pyramid
 from ..registry import register_model
@@ -324,11 +324,8 @@ class DNMStageDiscriminator(StageDiscriminator):
 
     def __init__(self, ndf: int, cond_dim: int, image_size: int, uncond_logits: bool, z_dim: int, dec_ngf: int,
                  recon_size: int, spectral_norm: bool = True, batch_norm: bool = True):
-        super().__init__(ndf, cond_dim, image_size, uncond_logits, batch_norm)
+        super().__init__(ndf, cond_dim, image_size, uncond_logits, batch_norm and not spectral_norm)
         self.spectral = spectral_norm
-        if spectral_norm:
-            strip_batch_norm(self.features)
-            strip_batch_norm(self.joint)
         self.vae = FeatureVAE(self.out_ch, cond_dim, z_dim, dec_ngf, recon_size)
 
     def add_spectral_norm(self) -> None:
