@@ -126,3 +126,21 @@ def test_training_damsm_is_found_from_the_model_config(setup, tmp_path):
     assert training_damsm({"text_encoder_weights": str(run / "model.safetensors")}) is None  # a GAN run
     assert training_damsm({"damsm_weights": str(tmp_path / "gone")}) is None
     assert training_damsm({}) is None
+
+
+def test_eval_truncation_changes_the_noise_and_is_recorded(setup, capsys):
+    from t2igan.evaluate import evaluate
+
+    run, _, probe = setup
+    common = dict(metrics="shapes", n=20, batch_size=10, probe=str(probe), device="cpu", progress=False, write=False)
+    default = {r["metric"]: r for r in evaluate(run, **common)}
+    model_own = {r["metric"]: r for r in evaluate(run, truncation=0.88, **common)}
+    untruncated = {r["metric"]: r for r in evaluate(run, truncation=0.0, **common)}
+    assert default["shapes_fid"]["truncation"] == 0.88 and untruncated["shapes_fid"]["truncation"] == 0.0
+    assert model_own["shapes_fid"]["value"] == default["shapes_fid"]["value"]  # the default is the model's own
+    assert untruncated["shapes_fid"]["value"] != default["shapes_fid"]["value"]  # other noise, other images
+    lines_before = len(read_metrics(run)) if (run / "metrics.jsonl").exists() else 0
+    assert main(["eval", str(run), "--metrics", "shapes", "--n", "10", "--probe", str(probe), "--truncation", "-1",
+                 "--no-progress"]) == 2
+    assert "truncation must be a finite number >= 0" in capsys.readouterr().err
+    assert (len(read_metrics(run)) if (run / "metrics.jsonl").exists() else 0) == lines_before  # nothing written

@@ -4,8 +4,9 @@
 
 Captions: image ``k % N`` of the test split with its caption number ``(k // N) % C`` for
 ``k = 0 .. n-1`` (every test caption once before any repeats, as the official evaluations go over all
-test captions); noise from one generator seeded with ``seed`` (the model's own truncation). Images are
-scored batch by batch as they are generated, so only features are kept in memory.
+test captions); noise from one generator seeded with ``seed`` (the model's own truncation unless
+``truncation`` is given). Images are scored batch by batch as they are generated, so only features are
+kept in memory.
 
 Metrics (SPEC "Evaluation protocols"):
 
@@ -293,11 +294,13 @@ def parse_metrics(metrics) -> list[str]:
 def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: int = 50, seed: int = 0,
              damsm: str | None = None, inception_weights: str | None = None, is_network: str = "fid",
              fid_stats: str | None = None, probe: str | None = None, device: str | None = None,
-             progress: bool = True, write: bool = True, probe_size: int | None = None) -> list[dict]:
+             progress: bool = True, write: bool = True, probe_size: int | None = None,
+             truncation: float | None = None) -> list[dict]:
     """Generate ``n`` images from test captions of the run and compute ``metrics``; returns the records
     (also appended to ``<run_dir>/metrics.jsonl`` when ``write``). ``probe_size``: the side at which the
     Shapes probe reads the images (default: the run's image size); give one size to compare runs
-    trained at different sizes (images are resized to it, antialiased when shrinking)."""
+    trained at different sizes (images are resized to it, antialiased when shrinking). ``truncation``:
+    the noise truncation (0: none; default: the model's own), recorded in every record."""
     from tqdm import tqdm
 
     from .pipeline import Text2ImagePipeline
@@ -311,6 +314,8 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
     write = write and not is_bundled(run_dir)  # a bundled model's folder is part of the package: read-only
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     pipe = Text2ImagePipeline.from_pretrained(run_dir, device=device)
+    truncation = pipe.default_truncation(truncation)
+    pipe.noise(1, seed, truncation)  # a bad truncation fails here, before any scorer is built
     experiment = pipe.config.get("experiment", {})
     data = experiment.get("data", {})
     is_shapes = data.get("dataset", "shapes") == "shapes"
@@ -342,12 +347,13 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
     bar = tqdm(total=n + (len(heldout.captions) if heldout else 0), desc=f"eval {run_dir.name}", unit="img",
                disable=not progress)
     # the pipeline's lenient batches: no caption dropped or reordered (one with only unknown words is warned about)
-    for batch in pipe.generate_batches(captions.captions, seed=seed, batch_size=batch_size):
+    for batch in pipe.generate_batches(captions.captions, seed=seed, truncation=truncation, batch_size=batch_size):
         for scorer in scorers.values():
             scorer.add(batch.images)
         bar.update(len(batch.images))
     if heldout is not None:
-        for batch in pipe.generate_batches(heldout.captions, seed=seed + 1, batch_size=batch_size):
+        for batch in pipe.generate_batches(heldout.captions, seed=seed + 1, truncation=truncation,
+                                           batch_size=batch_size):
             scorers["shapes"].add(batch.images, heldout=True)
             bar.update(len(batch.images))
     bar.close()
@@ -360,7 +366,8 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
     if "shapes" in scorers:
         records += scorers["shapes"].finish(captions, heldout.attributes, shapes_real_set)
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    common = {"n": n, "seed": seed, "run": str(run_dir), "time": stamp, "eval_seconds": round(time.time() - start, 1)}
+    common = {"n": n, "seed": seed, "truncation": truncation, "run": str(run_dir), "time": stamp,
+              "eval_seconds": round(time.time() - start, 1)}
     records = [{**r, **{k: v for k, v in common.items() if k not in r}} for r in records]
     if write:
         with open(run_dir / METRICS_FILE, "a") as f:

@@ -16,6 +16,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--n", type=int, default=30000, help="images to generate from test captions (default 30000)")
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0, help="noise seed")
+    parser.add_argument("--truncation", type=float, default=None,
+                        help="noise truncation, 0 = none (default: the model's own, e.g. DF-GAN's 0.88)")
     parser.add_argument("--damsm", help="DAMSM run folder scoring R-precision (default: the one the run trained with)")
     parser.add_argument("--inception-weights", help="pt_inception-2015-12-05-6726825d.pth for FID / IS")
     parser.add_argument("--is-network", choices=("fid", "imagenet"), default="fid",
@@ -35,7 +37,8 @@ def run(args) -> None:
     records = evaluate(args.run_dir, metrics=args.metrics, n=args.n, batch_size=args.batch_size, seed=args.seed,
                        damsm=args.damsm, inception_weights=args.inception_weights, is_network=args.is_network,
                        fid_stats=args.fid_stats, probe=args.probe, device=args.device,
-                       progress=not args.no_progress, probe_size=args.probe_size)
+                       progress=not args.no_progress, probe_size=args.probe_size,
+                       truncation=args.truncation)
     from ..pretrained import is_bundled, resolve_run_dir
 
     print(format_table(records))
