@@ -159,28 +159,17 @@ def ma_gp_loss(D: nn.Module, images: torch.Tensor, sent_emb: torch.Tensor, ma_gp
 
 
 def one_way_generator_loss(D: nn.Module, fake: torch.Tensor, sent_emb: torch.Tensor, contrastive_weight: float = 0.0,
-                           contrastive_temperature: float = 0.1, real: torch.Tensor | None = None,
-                           image_contrastive_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+                           contrastive_temperature: float = 0.1) -> tuple[torch.Tensor, dict]:
     """DF-GAN's G objective ``-E[D(G(z, e), e)]`` [DF-GAN, Eq. 4], + ``contrastive_weight`` times
     the :func:`contrastive_loss` that makes each image pick out its own caption in D's embedding
-    space, + ``image_contrastive_weight`` times the one that makes each generated image pick out the
-    real image of its caption among the batch's real images in that space [XMC-GAN, Eq. 5, with D's
-    image embedding in place of VGG features] (both optional; the second needs ``real``)."""
+    space (optional)."""
     fake_feats = D.features(fake)
     loss = g_hinge_loss(D.logits(fake_feats, sent_emb))
     logs = {"g_adv": loss.item()}
-    if contrastive_weight or image_contrastive_weight:
-        fake_embs, text_embs = D.embeddings(fake_feats, sent_emb)
     if contrastive_weight:
-        con = contrastive_loss(fake_embs, text_embs, contrastive_temperature)
+        con = contrastive_loss(*D.embeddings(fake_feats, sent_emb), contrastive_temperature)
         loss = loss + contrastive_weight * con
         logs["g_contrastive"] = con.item()
-    if image_contrastive_weight:
-        with torch.no_grad():  # the real images are targets: D is not trained here
-            real_embs = D.embeddings(D.features(real), sent_emb)[0]
-        con = contrastive_loss(fake_embs, real_embs, contrastive_temperature)
-        loss = loss + image_contrastive_weight * con
-        logs["g_image_contrastive"] = con.item()
     return loss, logs
 
 

@@ -90,7 +90,6 @@ class DFGANFamilyOptions:
     contrastive_dim: int = 128  # size of D's shared image/sentence embedding space for that term
     contrastive_temperature: float = 0.1
     contrastive_pool: str = "flatten"  # D's image side of that term: flatten (keeps positions) | sum
-    image_contrastive_weight: float = 0.0  # G's generated-vs-real image contrastive term in D's embedding space (0 = off)
     d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0)
     d_translate: float = 0.0  # DiffAugment translation of D's inputs, a fraction of the side (0 = off)
     sentence_in_fc: bool = False  # G's first FC also reads the sentence
@@ -110,7 +109,7 @@ class DFGANFamilyOptions:
 
     def discriminator_args(self) -> dict:
         """:class:`~t2igan.nn.blocks.OneWayDiscriminator` arguments: no contrastive heads while the term is off."""
-        on = bool(self.contrastive_weight or self.image_contrastive_weight)
+        on = bool(self.contrastive_weight)
         return {"contrastive_dim": self.contrastive_dim if on else 0, "contrastive_pool": self.contrastive_pool,
                 "gamma_init": self.d_gamma_init}
 

@@ -152,7 +152,6 @@ class DFGAN(T2IModel):
         latter ``lambda * L_DAMSM`` [AttnGAN, Eq. 8] is SSA-GAN's, not DF-GAN's)."""
         c = self.config
         loss, logs = one_way_generator_loss(self.discriminator, c.d_view(state["fake"]), state["sent_emb"],
-                                            **c.contrastive_terms(), real=c.d_view(batch["image"]),
-                                            image_contrastive_weight=c.image_contrastive_weight)
+                                            **c.contrastive_terms())
         loss = self.damsm_critic.add_to(loss, logs, c.damsm_loss_weight, state["fake"], state["text"], batch)
         return loss, logs | {"g_loss": loss.item()}
