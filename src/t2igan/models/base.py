@@ -93,7 +93,6 @@ class DFGANFamilyOptions:
     d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0)
     d_translate: float = 0.0  # DiffAugment translation of D's inputs, a fraction of the side (0 = off)
     sentence_in_fc: bool = False  # G's first FC also reads the sentence
-    d_nf: int | None = None  # D's base channel width (None: nf, as in the papers)
     damsm_weights: str | None = None  # DAMSM run folder (or name): its text encoder starts ours, its image encoder scores the DAMSM loss
     damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn (random: tests only)
     damsm_weight: float | None = None  # DAMSM loss weight in G (None: the family's default, see damsm_loss_weight)

@@ -124,7 +124,7 @@ class DFGAN(T2IModel):
         self.damsm_critic = build_damsm_critic("dfgan", c, self.text_encoder)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.sentence_in_fc)
-        self.discriminator = OneWayDiscriminator(c.d_nf or c.nf, c.cond_dim, c.image_size,
+        self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size,
                                                  **c.discriminator_args())
 
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:

@@ -206,7 +206,7 @@ class SSAGAN(T2IModel):
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.mask_hidden, c.upsample_mode,
                                    c.sentence_in_fc)
-        self.discriminator = OneWayDiscriminator(c.d_nf or c.nf, c.cond_dim, c.image_size, c.d_max_mult,
+        self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size, c.d_max_mult,
                                                  **c.discriminator_args())
 
     @property
