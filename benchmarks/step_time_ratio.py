@@ -1,0 +1,78 @@
+"""Time per training step of a preset under several sets of overrides, as a ratio to the first set,
+measured in one process: the sets take turns (rounds x steps each), so a busy or noisy machine slows
+them all alike. Times are CPU seconds of the process (use OMP_NUM_THREADS=1).
+
+    OMP_NUM_THREADS=1 python benchmarks/step_time_ratio.py dfgan-shapes "nf8=model.nf=8" \\
+        "b8=train.batch_size=8,train.lr_g=0.0001"
+
+Each set is NAME=OVERRIDE,OVERRIDE,...; the preset itself, unchanged, is always the first set
+(``base``). Prints a table and writes ``benchmarks/results/step_time_ratio.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from t2igan.config import resolve_config
+from t2igan.training.trainer import Trainer
+
+HERE = Path(__file__).resolve().parent
+
+
+def parse_set(text: str) -> tuple[str, list[str]]:
+    name, sep, overrides = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"a set is NAME=OVERRIDE,OVERRIDE,...; got {text!r}")
+    return name, [o for o in overrides.split(",") if o]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("preset")
+    ap.add_argument("sets", nargs="*", help="NAME=OVERRIDE,OVERRIDE,...")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=25, help="timed steps per set and round")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed steps before each timed stretch")
+    args = ap.parse_args()
+    sets = dict([("base", [])] + [parse_set(s) for s in args.sets])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {}
+        for name, overrides in sets.items():
+            torch.manual_seed(0)
+            trainer = Trainer(resolve_config(args.preset, overrides + ["train.seed=0"]), Path(tmp) / name,
+                              progress=False)
+            runs[name] = (trainer, trainer.batches())
+        ms = {name: [] for name in sets}
+        for _ in range(args.rounds):
+            for name, (trainer, batches) in runs.items():
+                for _ in range(args.warmup):
+                    trainer.train_step(next(batches))
+                start = time.process_time()
+                for _ in range(args.steps):
+                    trainer.train_step(next(batches))
+                ms[name].append((time.process_time() - start) / args.steps * 1000)
+
+    base = statistics.median(ms["base"])
+    rows = [{"set": name, "overrides": sets[name], "median_ms_per_step": statistics.median(v),
+             "min_ms_per_step": min(v), "ratio": statistics.median(v) / base} for name, v in ms.items()]
+    print(f"{args.preset}: {args.rounds} rounds x {args.steps} steps per set, CPU ms per step")
+    print(f"{'set':<16} {'median':>8} {'min':>8} {'ratio':>6}")
+    for r in rows:
+        print(f"{r['set']:<16} {r['median_ms_per_step']:>8.1f} {r['min_ms_per_step']:>8.1f} {r['ratio']:>6.2f}")
+    out = HERE / "results" / "step_time_ratio.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"preset": args.preset, "rounds": args.rounds, "steps": args.steps, "rows": rows},
+                              indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
