@@ -12,18 +12,15 @@ Each set is NAME=OVERRIDE,OVERRIDE,...; the preset itself, unchanged, is always 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from speed_common import RESULTS_DIR, environment, median, print_table, write_json
 
 from t2igan.config import resolve_config
 from t2igan.training.trainer import Trainer
-
-HERE = Path(__file__).resolve().parent
 
 
 def parse_set(text: str) -> tuple[str, list[str]]:
@@ -60,18 +57,15 @@ def main() -> None:
                     trainer.train_step(next(batches))
                 ms[name].append((time.process_time() - start) / args.steps * 1000)
 
-    base = statistics.median(ms["base"])
-    rows = [{"set": name, "overrides": sets[name], "median_ms_per_step": statistics.median(v),
-             "min_ms_per_step": min(v), "ratio": statistics.median(v) / base} for name, v in ms.items()]
+    base = median(ms["base"])
+    rows = [{"set": name, "overrides": " ".join(sets[name]), "median_ms_per_step": median(v),
+             "min_ms_per_step": min(v), "ratio": median(v) / base} for name, v in ms.items()]
     print(f"{args.preset}: {args.rounds} rounds x {args.steps} steps per set, CPU ms per step")
-    print(f"{'set':<16} {'median':>8} {'min':>8} {'ratio':>6}")
-    for r in rows:
-        print(f"{r['set']:<16} {r['median_ms_per_step']:>8.1f} {r['min_ms_per_step']:>8.1f} {r['ratio']:>6.2f}")
-    out = HERE / "results" / "step_time_ratio.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"preset": args.preset, "rounds": args.rounds, "steps": args.steps, "rows": rows},
-                              indent=2) + "\n")
-    print(f"wrote {out}")
+    print_table(rows, [("set", "set", ""), ("median_ms_per_step", "median", ".1f"),
+                       ("min_ms_per_step", "min", ".1f"), ("ratio", "ratio", ".2f"), ("overrides", "overrides", "")])
+    write_json(RESULTS_DIR / "step_time_ratio.json",
+               {"preset": args.preset, "rounds": args.rounds, "steps": args.steps, "env": environment("cpu"),
+                "rows": rows})
 
 
 if __name__ == "__main__":
