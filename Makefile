@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 # thread: a second one gains 3 % on an idle 2-core machine and costs 2.4x beside one busy process
 # (benchmarks/demo_threads.py: 0.222 vs 0.215 s/step idle, 0.266 vs 0.641 busy). 2000 steps ~ 7.5 min.
 # Learning rates x2 for so short a run: at 2000 steps 77.6 % mean attribute accuracy vs 74.5 % with the
-# preset's (benchmarks/RESULTS.md, "Longer runs of the new recipe").
+# preset's (benchmarks/RESULTS.md, "Longer runs: shape needs steps").
 DEMO_STEPS   ?= 2000
 DEMO_THREADS ?= 1
 DEMO_ARGS    ?= train.lr_g=0.0004 train.lr_d=0.0008

@@ -1,7 +1,7 @@
 """Real data: DF-GAN and AttnGAN trained briefly at 64 px on the CUB subset, scored by a subset DAMSM.
 
-The subset (``../shared/data/cub_birds_subset``, AttnGAN's ``data/birds`` layout) holds 1,258 real
-CUB images: 275 of the official train split (5 classes) and 983 of the test split (17 classes). Too
+The subset (AttnGAN's ``data/birds`` layout, not part of the repository; ``--root``, by default
+``data/cub_birds_subset``) holds 1,258 real CUB images: 275 of the official train split (5 classes) and 983 of the test split (17 classes). Too
 few train images for a GAN, so every model here trains on **all 1,258** (train + test lists) and the
 scores below are on the 983 test-split images, which the models have seen: they show what a short
 CPU run learns, not generalisation.
@@ -17,7 +17,8 @@ Steps (each one thread, stopped on its own CPU-time budget, ``train.time_limit_c
 Writes ``benchmarks/results/cub_subset.json``, ``benchmarks/results/cub_subset_<model>.png`` and the
 ``cub_subset`` block of ``benchmarks/RESULTS.md``.
 
-    python benchmarks/cub_subset.py --root ../shared/data/cub_birds_subset --damsm-min 6 --gan-min 10
+    python benchmarks/cub_subset.py --root data/cub_birds_subset --damsm-min 6 --gan-min 10
+    python benchmarks/cub_subset.py --dry-run      # check the three commands, train nothing
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+from dry_run import check_commands
 from results_md import write_block
 
 HERE = Path(__file__).resolve().parent
@@ -52,29 +54,14 @@ def run(cmd: list[str], log: Path, env: dict) -> float:
     return time.time() - t0
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", default=str(HERE.parent.parent / "shared" / "data" / "cub_birds_subset"))
-    p.add_argument("--runs", default="runs/bench/cub")
-    p.add_argument("--damsm-min", type=float, default=6.0, help="CPU minutes of DAMSM pretraining")
-    p.add_argument("--gan-min", type=float, default=10.0, help="CPU minutes per GAN")
-    p.add_argument("--n", type=int, default=983, help="generated images scored for R-precision")
-    p.add_argument("--models", nargs="+", default=["dfgan", "attngan"])
-    p.add_argument("--skip-training", action="store_true", help="score the runs already in --runs")
-    args = p.parse_args()
-
-    root, runs = Path(args.root).resolve(), Path(args.runs)
-    runs.mkdir(parents=True, exist_ok=True)
-    all_keys = runs / "train_and_test_filenames.txt"
-    keys = (root / "subset_train_filenames.txt").read_text().split() + (root / "subset_test_filenames.txt").read_text().split()
-    all_keys.write_text("\n".join(keys) + "\n")
+def train_commands(root: Path, runs: Path, all_keys: Path, args) -> dict[str, list[str]]:
+    """The DAMSM pretraining and GAN training commands, by name."""
     data = [f"data.root={root}", "data.image_size=64",
-            f"data.train_args={{filenames: {all_keys.resolve()}, cache: true}}",
+            f"data.train_args={{filenames: {all_keys}, cache: true}}",
             f"data.test_args={{filenames: {root / 'subset_test_filenames.txt'}}}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     budget = ["train.time_limit_clock=cpu", "train.seed=0"]
     damsm = runs / "damsm"
-    commands = {
+    return {
         "damsm": ["t2igan", "pretrain", "damsm", "damsm-cub", *data, "model.backbone=small_cnn", "model.cnn_channels=32",
                   "train.max_steps=1000000", f"train.time_limit_min={args.damsm_min}", *budget, "--run-dir", str(damsm),
                   "--no-progress"],
@@ -89,6 +76,44 @@ def main() -> None:
                     *budget, "train.sample_every=0", "train.checkpoint_every=1000000",
                     "--run-dir", str(runs / "attngan"), "--no-progress"],
     }
+
+
+def results_block(result: dict, n: int) -> str:
+    """The ``cub_subset`` block of ``benchmarks/RESULTS.md`` for ``result`` (as ``cub_subset.json`` holds it)."""
+    real = result["damsm"]
+    lines = ["| model | steps | R-precision (subset DAMSM, trained with) | grid | command |", "|---|---|---|---|---|",
+             f"| real test-split images | - | {100 * real['real_rprec']:.1f} +- {100 * real['real_rprec_std']:.1f}% | - | "
+             f"`{real['command']}` |"]
+    lines += [f"| {r['model']} | {r['steps']} | {100 * r['rprec']:.1f} +- {100 * r['rprec_std']:.1f}% | "
+              f"[{r['grid']}]({r['grid']}) | `{r['command']}` |" for r in result["rows"]]
+    return (f"Trained on all 1,258 subset images (train + test lists), scored on the 983 test-split "
+            f"images ({n} generated), so these show what a short CPU run learns, not generalisation.\n\n"
+            + "\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", default="data/cub_birds_subset", help="the CUB subset (AttnGAN data/birds layout)")
+    p.add_argument("--runs", default="runs/bench/cub")
+    p.add_argument("--damsm-min", type=float, default=6.0, help="CPU minutes of DAMSM pretraining")
+    p.add_argument("--gan-min", type=float, default=10.0, help="CPU minutes per GAN")
+    p.add_argument("--n", type=int, default=983, help="generated images scored for R-precision")
+    p.add_argument("--models", nargs="+", default=["dfgan", "attngan"], choices=["dfgan", "attngan"])
+    p.add_argument("--skip-training", action="store_true", help="score the runs already in --runs")
+    p.add_argument("--dry-run", action="store_true", help="check the training commands and exit")
+    args = p.parse_args()
+
+    root, runs = Path(args.root), Path(args.runs)  # as given: the commands recorded stay relative
+    all_keys = runs / "train_and_test_filenames.txt"
+    commands = train_commands(root, runs, all_keys, args)
+    if args.dry_run:
+        check_commands(commands[m] for m in ["damsm", *args.models])
+        return
+    runs.mkdir(parents=True, exist_ok=True)
+    keys = (root / "subset_train_filenames.txt").read_text().split() + (root / "subset_test_filenames.txt").read_text().split()
+    all_keys.write_text("\n".join(keys) + "\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    damsm = runs / "damsm"
     if not args.skip_training:
         run(commands["damsm"], runs / "damsm.log", env)
         procs = {}
@@ -131,15 +156,8 @@ def main() -> None:
     result = {"damsm": {"command": "OMP_NUM_THREADS=1 " + shlex.join(commands["damsm"]), "real_rprec": real["mean"],
                         "real_rprec_std": real["std"]}, "rows": rows, "torch_threads": torch.get_num_threads()}
     (HERE / "results" / "cub_subset.json").write_text(json.dumps(result, indent=2))
-    lines = ["| model | steps | R-precision (subset DAMSM, trained with) | grid | command |", "|---|---|---|---|---|",
-             f"| real test-split images | - | {100 * real['mean']:.1f} +- {100 * real['std']:.1f}% | - | "
-             f"`{result['damsm']['command']}` |"]
-    lines += [f"| {r['model']} | {r['steps']} | {100 * r['rprec']:.1f} +- {100 * r['rprec_std']:.1f}% | "
-              f"[{r['grid']}]({r['grid']}) | `{r['command']}` |" for r in rows]
-    body = (f"Trained on all 1,258 subset images (train + test lists), scored on the 983 test-split "
-            f"images ({args.n} generated), so these show what a short CPU run learns, not generalisation.\n\n"
-            + "\n".join(lines))
-    path = write_block("cub_subset", body, "Real data: CUB subset at 64 px")
+    body = results_block(result, args.n)
+    path = write_block("cub_subset", body, "Real data: the CUB subset at 64 px")
     print(f"wrote {HERE / 'results' / 'cub_subset.json'} and {path}")
 
 

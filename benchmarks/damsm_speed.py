@@ -18,6 +18,7 @@ Inception regions, 18 words, 256-d) and of the small CNN on Shapes (batch 16, 8 
 
     OMP_NUM_THREADS=1 python benchmarks/damsm_speed.py --quick     # CPU, ~1 min
     python benchmarks/damsm_speed.py --device cuda                 # GPU
+    python benchmarks/damsm_speed.py --dry-run                     # check the arguments only
 
 Writes ``benchmarks/results/damsm_speed.json`` (``--out``).
 """
@@ -184,7 +185,11 @@ def main() -> None:
     p.add_argument("--time-limit", type=float, default=None,
                    help="seconds for the whole script: cases not started by then are skipped")
     p.add_argument("--out", default=str(RESULTS_DIR / "damsm_speed.json"))
+    p.add_argument("--dry-run", action="store_true", help="check the arguments (and the imports) and exit")
     args = p.parse_args()
+    if args.dry_run:
+        print(f"ok    cases {', '.join(args.cases)}; damsm_loss from t2igan.models.damsm")
+        return
     device = torch.device(resolve_device(args.device))
     torch.set_num_threads(args.threads)
     reps = args.reps or (5 if args.quick else 20)

@@ -3,6 +3,7 @@ threads, on an otherwise idle machine and beside one busy process (a spinning Py
 one command so the rows share the machine's state.
 
     python benchmarks/demo_threads.py --steps 150
+    python benchmarks/demo_threads.py --steps 150 --dry-run    # check the training command only
 
 Prints a table and writes ``benchmarks/results/demo_threads.json``. The step time is read from the
 training log's ``time_s`` between the first logged step and the last, so start-up is left out.
@@ -22,15 +23,20 @@ HERE = Path(__file__).resolve().parent
 SPIN = "import time\nend = time.time() + 600\nwhile time.time() < end:\n    pass\n"
 
 
+def train_command(steps: int, run: Path) -> list[str]:
+    """`make demo`'s training, timed."""
+    return ["t2igan", "train", "dfgan-shapes", f"train.max_steps={steps}", "train.log_every=25", "train.sample_every=0",
+            "train.checkpoint_every=100000", "--run-dir", str(run), "--no-progress"]
+
+
 def seconds_per_step(threads: int, steps: int, busy: bool) -> float:
     spinner = subprocess.Popen([sys.executable, "-c", SPIN]) if busy else None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             run = Path(tmp) / "run"
             env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-            subprocess.run([sys.executable, "-m", "t2igan", "train", "dfgan-shapes", f"train.max_steps={steps}",
-                            "train.log_every=25", "train.sample_every=0", "train.checkpoint_every=100000",
-                            "--run-dir", str(run), "--no-progress"], env=env, check=True, capture_output=True)
+            subprocess.run([sys.executable, "-m", "t2igan", *train_command(steps, run)[1:]], env=env, check=True,
+                           capture_output=True)
             log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     finally:
         if spinner:
@@ -43,7 +49,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--out", default=str(HERE / "results" / "demo_threads.json"))
+    p.add_argument("--dry-run", action="store_true", help="check the training command and exit")
     args = p.parse_args()
+    if args.dry_run:
+        from dry_run import check_commands
+
+        check_commands([train_command(args.steps, Path("runs/demo-threads"))])
+        return
     rows = []
     for busy in (False, True):
         for threads in (1, 2):

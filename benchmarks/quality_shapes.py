@@ -20,6 +20,9 @@ its ``quality_shapes`` markers), each row with the command that trained it.
     python benchmarks/quality_shapes.py --damsm runs/bench/damsm-shapes-seed0 \\
         --eval-damsm runs/bench/damsm-shapes-seed1 --stream runs/bench/stream-shapes \\
         --budget-min 12 --jobs 2 --models dfgan attngan ssagan mirrorgan drgan gan_int_cls
+
+``--dry-run`` checks every training command (presets, overrides) and exits; ``--score-only`` scores the
+run folders already in ``--runs``.
 """
 
 from __future__ import annotations
@@ -33,9 +36,18 @@ import sys
 import time
 from pathlib import Path
 
+from dry_run import check_commands
 from results_md import write_block
 
 HERE = Path(__file__).resolve().parent
+
+
+def relative(path: str) -> str:
+    """``path`` relative to the repository when it lies inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(HERE.parent))
+    except ValueError:
+        return path
 
 
 def row_overrides(model: str, damsm: str, stream: str | None) -> list[str]:
@@ -111,8 +123,21 @@ def markdown_table(rows: list[dict], args) -> str:
     return "\n".join(out)
 
 
+def score_command(args) -> str:
+    """The command that scores the runs of this protocol again (the one that wrote the block)."""
+    cmd = ["python", "benchmarks/quality_shapes.py", "--damsm", args.damsm, "--eval-damsm", args.eval_damsm]
+    if args.stream:
+        cmd += ["--stream", args.stream]
+    cmd += ["--budget-min", f"{args.budget_min}"]
+    for flag, value, default in (("--n", args.n, 2000), ("--probe-size", args.probe_size, 32),
+                                 ("--runs", args.runs, "runs/bench/quality")):
+        if value != default:
+            cmd += [flag, str(value)]
+    return shlex.join(cmd + ["--score-only"])
+
+
 def update_results_md(table: str, args) -> None:
-    scoring = (f"Scored with `python benchmarks/quality_shapes.py --score-only ...` on {args.n} images from test "
+    scoring = (f"Scored with `{score_command(args)}` on {args.n} images from test "
                f"captions (seed 0); probe at {args.probe_size} px; R-precision under `{args.eval_damsm}` "
                f"(a DAMSM no model trained with).")
     write_block("quality_shapes", f"{scoring}\n\n{table}", "Quality on Shapes")
@@ -133,12 +158,16 @@ def main() -> None:
     p.add_argument("--score-only", action="store_true", help="score existing runs, train nothing")
     p.add_argument("--train-only", action="store_true", help="train, score nothing")
     p.add_argument("--out", default=str(HERE / "results" / "quality_shapes.json"))
+    p.add_argument("--dry-run", action="store_true", help="check the training commands and exit")
     args = p.parse_args()
 
     runs = Path(args.runs)
+    commands = {m: train_command(m, runs / m, args) for m in args.models}
+    if args.dry_run:
+        check_commands(commands.values())
+        return
     runs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    commands = {m: train_command(m, runs / m, args) for m in args.models}
     if not args.score_only:
         pending, active = list(args.models), {}
         while pending or active:
@@ -175,7 +204,8 @@ def main() -> None:
         print(f"scored {m} in {row['score_seconds']} s", flush=True)
     print(format_table(rows, args.budget_min, args.probe_size))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"protocol": vars(args), "rows": rows}, indent=2))
+    protocol = {**vars(args), "out": relative(args.out)}  # no machine path in the JSON
+    Path(args.out).write_text(json.dumps({"protocol": protocol, "rows": rows}, indent=2))
     update_results_md(markdown_table(rows, args), args)
     print(f"wrote {args.out} and {HERE / 'RESULTS.md'}")
 

@@ -18,6 +18,7 @@ work (load average ~9) the quick suite took ~12 minutes with every row run.
     OMP_NUM_THREADS=1 python benchmarks/run_speed.py --quick        # CPU (make bench)
     python benchmarks/run_speed.py --device cuda                    # GPU: official batch sizes
     python benchmarks/run_speed.py --device cuda --variants fp32,bf16,bf16+cl
+    python benchmarks/run_speed.py --quick --dry-run                 # each script's --dry-run, nothing timed
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import runpy
 import subprocess
 import sys
 import time
@@ -59,11 +61,22 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads of every measurement (CPU)")
     p.add_argument("--results-dir", default=str(RESULTS_DIR), help="where each script writes <name>.json")
     p.add_argument("--out", default=str(RESULTS_DIR / "speed_summary.json"))
+    p.add_argument("--dry-run", action="store_true", help="run each script with --dry-run: check, time nothing")
     args = p.parse_args()
     device = resolve_device(args.device)
     budget_s = 60 * (args.budget_min if args.budget_min is not None else (13.5 if args.quick else 0)) or None
     results_dir = Path(args.results_dir)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    if args.dry_run:  # each script's own --dry-run, in this process: nothing is built or timed
+        for name in args.only:
+            script = HERE / f"{name}.py"
+            argv = ["--device", device, "--dry-run"] + (["--quick"] if args.quick else [])
+            argv += ["--models", *args.models] if args.models and name != "damsm_speed" else []
+            argv += ["--variants", args.variants] if args.variants and name == "train_speed" else []
+            print(f"=== {name}: {relative(str(script))} {' '.join(argv)}", flush=True)
+            sys.argv = [str(script), *argv]
+            runpy.run_path(str(script), run_name="__main__")
+        return
     machine = environment(device, args.threads)
     print(f"speed suite on {machine.get('gpu', machine.get('cpu'))} ({device}), {machine['cpu_count']} cores, "
           f"load average {machine['load_average_1m']}", flush=True)

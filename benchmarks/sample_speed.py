@@ -18,6 +18,7 @@ many seconds, and the rows left out are listed with the reason.
 
     OMP_NUM_THREADS=1 python benchmarks/sample_speed.py --quick     # CPU, ~6 min
     python benchmarks/sample_speed.py --device cuda                 # GPU
+    python benchmarks/sample_speed.py --dry-run                     # check every row's model arguments
 
 Writes ``benchmarks/results/sample_speed.json`` (``--out``).
 """
@@ -42,15 +43,12 @@ BATCHES = (1, 32)
 
 def build_pipeline(model_name: str, image_size: int, device: str, run_dir: str):
     """A random-weight model at ``image_size`` saved as a run folder and loaded as a pipeline."""
-    from t2igan.config import load_preset, resolve_config
+    from t2igan.config import resolve_config
     from t2igan.hub import save_run
     from t2igan.pipeline import Text2ImagePipeline
     from t2igan.registry import create_model
 
-    preset = load_preset(f"{model_name}-cub")
-    args = sized_model_args(model_name, preset.get("model_args", {}), image_size)
-    if args.get("text_source") == "embeddings":  # sampling from caption text needs the text encoder
-        args["text_source"] = "encoder"
+    args = row_model_args(model_name, image_size)
     vocab = synthetic_vocab()
     exp = resolve_config(f"{model_name}-cub", [f"data.image_size={image_size}"]).to_dict()
     exp["model_args"] = args
@@ -62,6 +60,30 @@ def build_pipeline(model_name: str, image_size: int, device: str, run_dir: str):
     pipe = Text2ImagePipeline.from_pretrained(run_dir, device=device)
     load_s = time.perf_counter() - t0
     return pipe, args, load_s
+
+
+def row_model_args(model_name: str, image_size: int) -> dict:
+    """The model arguments of a row: the ``-cub`` preset's at ``image_size``, reading caption text."""
+    from t2igan.config import load_preset
+
+    args = sized_model_args(model_name, load_preset(f"{model_name}-cub").get("model_args", {}), image_size)
+    if args.get("text_source") == "embeddings":  # sampling from caption text needs the text encoder
+        args["text_source"] = "encoder"
+    return args
+
+
+def dry_run(args) -> None:
+    """Resolve every row's model arguments as a config (what ``build_pipeline`` builds), build nothing."""
+    from dry_run import check_overrides, model_overrides
+
+    for name in args.models:
+        reason = model_unavailable(name) or preset_unavailable(f"{name}-cub")
+        if reason:
+            print(f"skip  {name}: {reason}")
+            continue
+        for size in args.sizes:
+            check_overrides(f"{name}-cub", [f"data.image_size={size}", *model_overrides(row_model_args(name, size))],
+                            label=f"{name} @ {size}px")
 
 
 def measure_model(model_name: str, size: int, device: str, args, time_left) -> list[dict]:
@@ -124,7 +146,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (CPU)")
     p.add_argument("--quick", action="store_true", help="fewer timed calls")
     p.add_argument("--out", default=str(RESULTS_DIR / "sample_speed.json"))
+    p.add_argument("--dry-run", action="store_true", help="check every row's model arguments and exit")
     args = p.parse_args()
+    if args.dry_run:
+        dry_run(args)
+        return
     device = resolve_device(args.device)
     on_gpu = device.startswith("cuda")
     args.reps = args.reps or (20 if on_gpu else (3 if args.quick else 5))

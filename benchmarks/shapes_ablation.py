@@ -1,5 +1,5 @@
-"""Why Shapes learns slowly: one change at a time from the ``dfgan-shapes`` preset as it was before
-issue 15 (``BEFORE``: text encoder trained by D, DF-GAN's own networks), same step budget.
+"""Why Shapes learns slowly: one change at a time from ``dfgan-shapes`` with DF-GAN's own networks and
+the text encoder trained by D (``BEFORE``), same step budget.
 
 Each row is the preset plus ``BEFORE`` plus its own overrides, trained for ``--steps`` iterations on one thread
 (seed 0) and scored with the shipped Shapes probe on ``--n`` test captions (seed 0): mean attribute
@@ -9,6 +9,7 @@ trained side by side (``--jobs``): step budgets do not depend on the load.
 
     python benchmarks/shapes_ablation.py --steps 1500 --rows base contrastive_sum contrastive
     python benchmarks/shapes_ablation.py --steps 1500 --score-only     # re-read existing run folders
+    python benchmarks/shapes_ablation.py --steps 1500 --dry-run        # check every row's command
 
 Writes ``benchmarks/results/shapes_ablation.json`` and the table between the ``shapes_ablation``
 markers of ``benchmarks/RESULTS.md``.
@@ -24,12 +25,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dry_run import check_commands
 from results_md import write_block
 
 HERE = Path(__file__).resolve().parent
 
-# the dfgan-shapes preset as it was before issue 15's options (text encoder trained by D, plain networks);
-# every row starts here and adds its own overrides
+# dfgan-shapes without the options the rows below measure (text encoder trained by D, DF-GAN's networks,
+# no omitted-word captions); every row starts here and adds its own overrides
 BEFORE = ["model.text_encoder_mode=joint_d", "model.text_encoder_lr=0.001", "model.damsm_weights=null",
           "model.sentence_in_fc=false", "model.d_gamma_init=0", "data.train_args={}"]
 DAMSM = ["model.text_encoder_mode=frozen", "model.damsm_weights=runs/damsm-shapes",
@@ -37,8 +39,8 @@ DAMSM = ["model.text_encoder_mode=frozen", "model.damsm_weights=runs/damsm-shape
 
 # name -> (what changes, overrides of the dfgan-shapes preset)
 ROWS = {
-    "base": ("DF-GAN objective alone: text encoder trained by D's matching-aware hinge, EMA 0.999 "
-             "(the preset before issue 15)", BEFORE + ["model.contrastive_weight=0"]),
+    "base": ("DF-GAN objective alone: text encoder trained by D's matching-aware hinge, EMA 0.999",
+             BEFORE + ["model.contrastive_weight=0"]),
     "contrastive_sum": ("+ image-sentence contrastive term in D and G (weight 1) on summed D features",
                         BEFORE + ["model.contrastive_pool=sum"]),
     "contrastive": ("+ contrastive term on flattened D features", BEFORE),
@@ -55,7 +57,7 @@ ROWS = {
     "fc_gamma_translate": ("contrastive + sentence_in_fc + d_gamma_init 1 + DiffAugment translation 1/8 in D",
                            BEFORE + ["model.sentence_in_fc=true", "model.d_gamma_init=1.0", "model.d_translate=0.125"]),
     "fc_gamma_damsm": ("contrastive + sentence_in_fc + d_gamma_init 1 + the frozen Shapes DAMSM text encoder "
-                       "(the preset now, which names the bundled copy, shapes-damsm)",
+                       "(the dfgan-shapes preset's options; the preset names the bundled copy, shapes-damsm)",
                        BEFORE + ["model.sentence_in_fc=true", "model.d_gamma_init=1.0"] + DAMSM),
 }
 
@@ -104,9 +106,13 @@ def main() -> None:
     p.add_argument("--runs", default="runs/bench/ablation")
     p.add_argument("--score-only", action="store_true")
     p.add_argument("--out", default=str(HERE / "results" / "shapes_ablation.json"))
+    p.add_argument("--dry-run", action="store_true", help="check every row's training command and exit")
     args = p.parse_args()
 
     runs = Path(args.runs)
+    if args.dry_run:
+        check_commands(train_command(name, runs / name, args.steps) for name in args.rows)
+        return
     runs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cpu = {}
@@ -147,7 +153,7 @@ def main() -> None:
     print(table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"steps": args.steps, "n": args.n, "rows": rows}, indent=2))
-    write_block("shapes_ablation", table, "Shapes ablations (issue 15)")
+    write_block("shapes_ablation", table, "Shapes ablations: one change at a time")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ generates the 1,000 test captions of ``t2igan eval --metrics shapes`` (seed 0) a
 * the same with every near-white pixel (all channels above 0.6 in [-1, 1], i.e. above 204 of 255)
   set to the data's background, a diagnostic only: the shipped metric is the first one.
 
-    python benchmarks/shapes_background.py shapes-attngan shapes-dfgan runs/00001-mirrorgan-shapes
+    python benchmarks/shapes_background.py shapes-mirrorgan shapes-dfgan runs/00001-mirrorgan-shapes
+    python benchmarks/shapes_background.py shapes-dfgan --dry-run    # check that the runs exist, score nothing
 
 Writes ``benchmarks/results/shapes_background.json``.
 """
@@ -48,7 +49,13 @@ def main() -> None:
     p.add_argument("runs", nargs="+")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--out", default=str(HERE / "results" / "shapes_background.json"))
+    p.add_argument("--dry-run", action="store_true", help="check that every run can be read and exit")
     args = p.parse_args()
+    if args.dry_run:
+        from dry_run import check_runs
+
+        check_runs(args.runs)
+        return
 
     data_bg = torch.tensor(BACKGROUND_RGB, dtype=torch.float32).view(1, 3, 1, 1) / 127.5 - 1
     rows = []

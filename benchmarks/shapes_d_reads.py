@@ -9,6 +9,7 @@ the shape at chance, G is satisfying D with something that is not the shape.
 
     python benchmarks/shapes_d_reads.py runs/demo-dfgan-shapes            # its newest checkpoint
     python benchmarks/shapes_d_reads.py RUN --step 8000 --n 400
+    python benchmarks/shapes_d_reads.py RUN --dry-run                     # check that RUN can be read
 
 Needs a checkpoint (model.safetensors of a run or a bundled model has no D). Writes
 ``benchmarks/results/shapes_d_reads.json``.
@@ -44,7 +45,13 @@ def main() -> None:
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
     p.add_argument("--n", type=int, default=400)
     p.add_argument("--out", default=str(HERE / "results" / "shapes_d_reads.json"))
+    p.add_argument("--dry-run", action="store_true", help="check that the run can be read and exit")
     args = p.parse_args()
+    if args.dry_run:
+        from dry_run import check_runs
+
+        check_runs([args.run])
+        return
 
     torch.manual_seed(0)
     model, vocab, config = load_run(args.run)

@@ -12,6 +12,7 @@ test captions (seed 0, the Shapes probe at the run's resolution) and splits them
 
     python benchmarks/shapes_errors.py shapes-dfgan
     python benchmarks/shapes_errors.py runs/demo-dfgan-shapes --n 1000
+    python benchmarks/shapes_errors.py shapes-dfgan --dry-run      # check that the run can be read
 
 Writes ``benchmarks/results/shapes_errors.json``.
 """
@@ -38,7 +39,13 @@ def main() -> None:
     p.add_argument("run")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--out", default=str(HERE / "results" / "shapes_errors.json"))
+    p.add_argument("--dry-run", action="store_true", help="check that the run can be read and exit")
     args = p.parse_args()
+    if args.dry_run:
+        from dry_run import check_runs
+
+        check_runs([args.run])
+        return
 
     pipe = Text2ImagePipeline.from_pretrained(resolve_run_dir(args.run))
     data = pipe.config["experiment"]["data"]

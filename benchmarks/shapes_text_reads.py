@@ -10,6 +10,7 @@ the two sentence features and how often it exceeds 0.98 ("blind"):
   the same, only which object they belong to changes: attribute binding).
 
     python benchmarks/shapes_text_reads.py shapes-damsm shapes-dfgan runs/demo-dfgan-shapes
+    python benchmarks/shapes_text_reads.py shapes-damsm --dry-run     # check that the sources can be read
 
 Each argument is a bundled model, a GAN run folder or a DAMSM run folder. Writes
 ``benchmarks/results/shapes_text_reads.json``.
@@ -91,7 +92,13 @@ def main() -> None:
     p.add_argument("sources", nargs="+")
     p.add_argument("--n", type=int, default=200, help="pairs per change")
     p.add_argument("--out", default=str(HERE / "results" / "shapes_text_reads.json"))
+    p.add_argument("--dry-run", action="store_true", help="check that every source can be read and exit")
     args = p.parse_args()
+    if args.dry_run:
+        from dry_run import check_runs
+
+        check_runs(args.sources)
+        return
 
     pairs = caption_pairs(args.n)
     rows = []

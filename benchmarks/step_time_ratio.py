@@ -6,7 +6,8 @@ them all alike. Times are CPU seconds of the process (use OMP_NUM_THREADS=1).
         "b8=train.batch_size=8,train.lr_g=0.0001"
 
 Each set is NAME=OVERRIDE,OVERRIDE,...; the preset itself, unchanged, is always the first set
-(``base``). Prints a table and writes ``benchmarks/results/step_time_ratio.json``.
+(``base``). Prints a table and writes ``benchmarks/results/step_time_ratio.json``; ``--dry-run`` checks
+that every set resolves and exits.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+from dry_run import check_overrides
 from speed_common import RESULTS_DIR, environment, median, print_table, write_json
 
 from t2igan.config import resolve_config
@@ -37,8 +39,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=25, help="timed steps per set and round")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps before each timed stretch")
+    ap.add_argument("--dry-run", action="store_true", help="check that every set resolves and exit")
     args = ap.parse_args()
     sets = dict([("base", [])] + [parse_set(s) for s in args.sets])
+    if args.dry_run:
+        for name, overrides in sets.items():
+            check_overrides(args.preset, overrides + ["train.seed=0"], label=name)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         runs = {}

@@ -25,6 +25,7 @@ limit) and the rows left out are listed with the reason.
     python benchmarks/train_speed.py --device cuda --variants fp32,bf16,bf16+cl    # GPU, official batches
     python benchmarks/train_speed.py --models dfgan --configs cub --batch 8
     python benchmarks/train_speed.py --preset dfgan-shapes data.image_size=64 --variants fp32,bf16
+    python benchmarks/train_speed.py --quick --dry-run     # resolve every row's config, time nothing
 
 Writes ``benchmarks/results/train_speed.json`` (``--out``).
 """
@@ -214,6 +215,7 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=CHILD_TIMEOUT_S, help="seconds per row")
     p.add_argument("--quick", action="store_true", help="fewest iterations and batch 2 on a CPU")
     p.add_argument("--out", default=str(RESULTS_DIR / "train_speed.json"))
+    p.add_argument("--dry-run", action="store_true", help="resolve every row's preset and overrides, then exit")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child is not None:
@@ -234,6 +236,15 @@ def main() -> None:
     if args.iters_shapes is None and not on_gpu:
         args.iters_shapes = 3 if args.quick else 8
 
+    if args.dry_run:
+        from dry_run import check_overrides
+
+        for job in plan(args, device):
+            if "skip" in job:
+                print(f"skip  {job['preset']}: {job['skip']}")
+            else:
+                check_overrides(job["preset"], job["spec"]["overrides"], label=f"{job['preset']} [{job['variant']}]")
+        return
     env = environment(device, args.threads)
     print(f"train speed on {env.get('gpu', env.get('cpu'))} ({device}), {args.threads} thread(s) per row, "
           f"load average {env['load_average_1m']} on {env['cpu_count']} cores", flush=True)

@@ -38,8 +38,8 @@ TRAIN_KEYS = [  # three class-002 training images, copied into the small trees
 
 def cub_root() -> Path:
     assert (CUB_ROOT / "CUB_200_2011" / "images").is_dir(), (
-        f"the shared CUB subset is missing: expected {CUB_ROOT} (AttnGAN data/birds layout, see "
-        "/work/shared/data/cub_birds_subset/README.md); set T2IGAN_CUB_SUBSET to its folder"
+        f"the shared CUB subset is missing: expected {CUB_ROOT} (AttnGAN data/birds layout, described by "
+        "the README.md in that folder); set T2IGAN_CUB_SUBSET to its folder"
     )
     return CUB_ROOT
 

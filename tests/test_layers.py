@@ -1,4 +1,4 @@
-"""The package's layers (issue 18): ``nn/`` imports neither ``models/`` nor ``data/``; a model family
+"""The package's layers: ``nn/`` imports neither ``models/`` nor ``data/``; a model family
 imports only ``nn/``, ``losses``, ``models.base``, ``models.damsm`` (and ``models.stream``), never
 another family; every model subclasses T2IModel itself."""
 

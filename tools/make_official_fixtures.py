@@ -6,11 +6,11 @@ runs them, and writes weights, inputs and outputs to ``tests/fixtures/official/<
 with the repository's commit in the file's metadata. The official code never enters t2igan: only
 the numbers it produced.
 
-    python tools/make_official_fixtures.py ssagan --official-dir /tmp/text2image
-    python tools/make_official_fixtures.py attngan --official-dir /tmp/AttnGAN
-    python tools/make_official_fixtures.py damsm --official-dir /tmp/AttnGAN
-    python tools/make_official_fixtures.py dfgan --official-dir /tmp/DF-GAN
-    python tools/make_official_fixtures.py mirrorgan --official-dir /tmp/MirrorGAN
+    python tools/make_official_fixtures.py ssagan --official-dir ../text2image
+    python tools/make_official_fixtures.py attngan --official-dir ../AttnGAN
+    python tools/make_official_fixtures.py damsm --official-dir ../AttnGAN
+    python tools/make_official_fixtures.py dfgan --official-dir ../DF-GAN
+    python tools/make_official_fixtures.py mirrorgan --official-dir ../MirrorGAN
 
 Needs numpy and scipy besides t2igan's dependencies (the official DF-GAN sampler uses scipy). The
 official code is old (PyTorch 0.4 - 1.x, a global ``cfg``, ``.cuda()`` calls); each family's
