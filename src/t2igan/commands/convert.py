@@ -8,7 +8,7 @@ the cache folder ``eval --is-network cub`` searches); see :mod:`t2igan.convert_i
 
 from __future__ import annotations
 
-HELP = "convert an official checkpoint to a run folder"
+HELP = "convert an official checkpoint to a run folder (inception-cub: to an IS weights file)"
 
 FAMILIES = ("dfgan", "damsm", "ssagan", "attngan", "mirrorgan", "inception-cub")
 

@@ -63,7 +63,8 @@ def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
 def _missing(where: str) -> T2IError:
     return T2IError(f"CUB Inception weights not found ({where}); they come from {CUB_SOURCE}: convert that "
                     f"checkpoint with `t2igan convert inception-cub model.ckpt` (writes {CUB_STEM}-<hash>.safetensors "
-                    f"into {cache_dir()}), or give the converted file: --is-network cub PATH or {CUB_ENV}=PATH")
+                    f"into {cache_dir()}), or give the converted file: --is-network cub PATH or {CUB_ENV}=PATH "
+                    f"(another network, not the papers' CUB protocol: --is-network fid)")
 
 
 def resolve_cub_weights(path: str | Path | None = None) -> Path:
