@@ -415,7 +415,7 @@ def test_pretrain_command_and_presets(tmp_path, capsys):
 
     cub = resolve_config("mirrorgan-cub")
     a = cub.model_args
-    assert (a["ngf"], a["ndf"], a["num_residual"], a["damsm_weight"], a["stream_lambda"]) == (32, 64, 2, 0.0, 20.0)
+    assert (a["ngf"], a["ndf"], a["num_residual"], a["damsm_weight"], a["stream_lambda"]) == (32, 64, 2, 0.0, 10.0)
     assert cub.train.batch_size == 12 and cub.train.max_steps == 650 * (8855 // 12)
     shapes, attn = resolve_config("mirrorgan-shapes"), resolve_config("attngan-shapes")
     same = ("base_size", "num_stages", "ngf", "ndf", "num_residual", "z_dim", "c_dim", "damsm_backbone",

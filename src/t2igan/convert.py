@@ -320,10 +320,21 @@ def convert_ssagan(checkpoint: str | Path, output: str | Path, discriminator: st
                             extra_args={"damsm_gamma1": 5.0, "damsm_paper_form": False})  # the official G's DAMSM term
 
 
+def official_train_config(model_name: str):
+    """The official optimiser and schedule of a family (learning rates, Adam betas, batch size, steps,
+    moving average of G): the ``<family>-cub`` preset's ``train`` section, which follows the official
+    configuration files (AttnGAN ``bird_attn2.yml`` and MirrorGAN ``train_bird.yml``: 2e-4, (0.5, 0.999);
+    DF-GAN and SSA-GAN: G 1e-4, D 4e-4, (0.0, 0.9)). A converted run resumed with ``t2igan resume``
+    trains on with them."""
+    from .config import resolve_config
+
+    return resolve_config(f"{model_name}-cub").train
+
+
 def _write_converted(model_name: str, output: str | Path, state: dict, sizes: dict, source: str, text_encoder, captions, vocab,
                      max_words: int, optional: tuple[str, ...], extra_args: dict | None = None) -> Path:
     """Add the DAMSM text encoder, build the t2igan model, load ``state`` and write the run folder."""
-    from .config import DataConfig, ExperimentConfig, TrainConfig
+    from .config import DataConfig, ExperimentConfig
     from .hub import save_run
     from .registry import create_model
 
@@ -346,7 +357,7 @@ def _write_converted(model_name: str, output: str | Path, state: dict, sizes: di
               f"{' (give --text-encoder)' if 'text_encoder' in left else ''}", file=sys.stderr)
     exp = ExperimentConfig(model=model_name, model_args=model_args,
                            data=DataConfig(dataset="cub", image_size=model.config.image_size, max_words=max_words),
-                           train=TrainConfig(), name=f"{model_name}-converted-{Path(source).stem}")
+                           train=official_train_config(model_name), name=f"{model_name}-converted-{Path(source).stem}")
     output = Path(output)
     save_run(output, exp.to_dict(), model, voc)
     return output

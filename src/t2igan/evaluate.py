@@ -13,9 +13,13 @@ Metrics (SPEC "Evaluation protocols"):
 * ``fid``: :mod:`t2igan.metrics.fid` over pool3 features of the FID Inception (its weights file is
   needed); reference statistics from ``fid_stats`` (an ``.npz``, see ``t2igan eval-stats``) or, if
   none is given, computed from all real test images of the run's data set.
-* ``is``: :mod:`t2igan.metrics.inception_score`, 10 splits, class probabilities of the same 2015 TF
-  Inception as the original IS code (``softmax(pool3 W)``, no bias) or, with
-  ``is_network="imagenet"``, of torchvision's ImageNet Inception-v3.
+* ``is``: :mod:`t2igan.metrics.inception_score`, 10 splits, class probabilities of one of three
+  networks: ``fid``, the same 2015 TF Inception as the original IS code (``softmax(pool3 W)``, no bias);
+  ``imagenet``, torchvision's ImageNet Inception-v3; ``cub``, StackGAN's CUB-fine-tuned Inception
+  (:mod:`t2igan.metrics.inception_cub`). The input protocol (:mod:`t2igan.metrics.is_protocols`) is
+  ``torch`` or ``paper`` (the papers' evaluation code). Both default by the run's data set
+  (:data:`IS_DEFAULTS`): the papers' setting on CUB (``cub``, ``paper``) and COCO (``fid``, ``paper``),
+  otherwise ``fid`` with ``torch``, so numbers on other data stay comparable with earlier ones.
 * ``rprec``: :mod:`t2igan.metrics.r_precision` with a pretrained DAMSM (``damsm``; default: the
   DAMSM the run was trained with, which favours the run -- the record says which one scored it).
 * ``shapes`` (Shapes runs only): :mod:`t2igan.metrics.shapes_probe` -- attribute accuracy on the
@@ -41,6 +45,21 @@ from .errors import T2IError
 
 METRICS = ("fid", "is", "rprec", "shapes")
 METRICS_FILE = "metrics.jsonl"
+IS_NETWORKS = ("fid", "imagenet", "cub")
+# data set -> (IS network, IS protocol) its papers reported: CUB with StackGAN's fine-tuned Inception and
+# code, COCO with the 2015 TF Inception and improved-gan's code; other data sets: ("fid", "torch")
+IS_DEFAULTS = {"cub": ("cub", "paper"), "coco": ("fid", "paper")}
+
+
+def default_is_settings(dataset: str, network: str | None = None, protocol: str | None = None) -> tuple[str, str]:
+    """``(network, protocol)`` for the IS of a run on ``dataset``: what is given, else the data set's default
+    (:data:`IS_DEFAULTS`); the default protocol is ``paper`` on the papers' data sets wherever the network
+    has one (``fid``, ``cub``), else ``torch``."""
+    paper_network, _ = IS_DEFAULTS.get(dataset, ("fid", "torch"))
+    network = network or paper_network
+    if protocol is None:
+        protocol = "paper" if dataset in IS_DEFAULTS and network in ("fid", "cub") else "torch"
+    return network, protocol
 
 
 @dataclass
@@ -106,20 +125,35 @@ def real_image_batches(dataset, batch_size: int, limit: int | None = None):
 
 
 class InceptionScorer:
-    """FID and/or IS from one Inception pass per batch."""
+    """FID and/or IS; one Inception pass per batch where FID and IS share network and input."""
 
     def __init__(self, want_fid: bool, want_is: bool, weights: str | None, is_network: str, fid_stats: str | None,
-                 device, batch_size: int):
+                 device, batch_size: int, is_protocol: str = "torch", is_weights: str | None = None, seed: int = 0):
         from .metrics.inception import build_inception, resolve_weights_path
+        from .metrics.is_protocols import check_protocol
 
         self.want_fid, self.want_is, self.device, self.batch_size = want_fid, want_is, device, batch_size
-        self.is_network = is_network
-        if is_network not in ("fid", "imagenet"):
-            raise T2IError(f"is_network must be 'fid' or 'imagenet', got {is_network!r}")
+        self.is_network, self.is_protocol, self.seed = is_network, is_protocol, seed
+        if is_network not in IS_NETWORKS:
+            raise T2IError(f"unknown IS network {is_network!r}; choose one of {', '.join(IS_NETWORKS)}")
+        if want_is:
+            check_protocol(is_protocol, is_network)
+        if is_network == "fid" and is_weights:
+            if weights and Path(weights) != Path(is_weights):
+                raise T2IError("the fid network serves FID and IS: give its weights once (--inception-weights)")
+            weights = is_weights
         need_fid_net = want_fid or (want_is and is_network == "fid")
         self.net = build_inception("fid", path=weights, device=device) if need_fid_net else None
         self.weights = str(resolve_weights_path("fid", weights)) if need_fid_net else None
-        self.is_net = build_inception("imagenet", device=device) if want_is and is_network == "imagenet" else None
+        self.is_net, self.is_weights = None, self.weights
+        if want_is and is_network == "imagenet":
+            self.is_net = build_inception("imagenet", path=is_weights, device=device)
+            self.is_weights = str(resolve_weights_path("imagenet", is_weights))
+        elif want_is and is_network == "cub":
+            from .metrics.inception_cub import load_cub_inception
+
+            self.is_net, file = load_cub_inception(is_weights, device=device)
+            self.is_weights = str(file)
         self.fid_stats = None
         if want_fid and fid_stats:
             from .metrics.fid import load_statistics
@@ -132,15 +166,29 @@ class InceptionScorer:
     def add(self, images: torch.Tensor) -> None:
         for chunk in torch.split(images, self.batch_size):
             chunk = chunk.to(self.device)
-            if self.net is not None:
+            pool3 = None
+            if self.want_fid:
                 pool3 = self.net(chunk, output="pool3")  # (B, 2048)
-                if self.want_fid:
-                    self.pool3.append(pool3.float().cpu().numpy())
-                if self.want_is and self.is_network == "fid":
-                    # original IS code: softmax(pool3 @ W) of the 2015 network, no bias
-                    self.probs.append(torch.softmax(pool3 @ self.net.fc.weight.t(), dim=1).double().cpu().numpy())
-            if self.is_net is not None:
-                self.probs.append(self.is_net(chunk, output="probs").double().cpu().numpy())
+                self.pool3.append(pool3.float().cpu().numpy())
+            if self.want_is:
+                self.probs.append(self.is_probs(chunk, pool3).double().cpu().numpy())
+
+    def is_probs(self, chunk: torch.Tensor, fid_pool3: torch.Tensor | None) -> torch.Tensor:
+        """Class probabilities (B, C) of the IS network under the IS protocol."""
+        from .metrics.is_protocols import improved_gan_input, stackgan_input
+
+        paper = self.is_protocol == "paper"
+        if self.is_network == "fid":
+            if paper:  # the 2015 TF graph's own resize and normalisation
+                pool3 = self.net.pool3(improved_gan_input(chunk, self.net.input_range))
+            else:
+                pool3 = fid_pool3 if fid_pool3 is not None else self.net(chunk, output="pool3")
+            # original IS code: softmax(pool3 @ W) of the 2015 network, no bias
+            return torch.softmax(pool3 @ self.net.fc.weight.t(), dim=1)
+        if self.is_network == "cub":
+            x = stackgan_input(chunk, self.is_net.input_range) if paper else self.is_net.preprocess(chunk)
+            return self.is_net.class_probs(x.to(self.device))
+        return self.is_net(chunk, output="probs")
 
     @torch.no_grad()
     def reference_statistics(self, dataset, progress: bool):
@@ -161,6 +209,7 @@ class InceptionScorer:
     def finish(self, dataset, progress: bool) -> list[dict]:
         from .metrics.fid import feature_statistics, frechet_distance
         from .metrics.inception_score import inception_score
+        from .metrics.is_protocols import stackgan_selection
 
         records = []
         if self.want_fid:
@@ -170,10 +219,13 @@ class InceptionScorer:
                             "reference": self.reference, "inception": self.weights})
         if self.want_is:
             probs = np.concatenate(self.probs)
-            mean, std = inception_score(probs, splits=min(10, len(probs)))
-            net = self.weights if self.is_network == "fid" else "imagenet inception_v3_google"
-            records.append({"metric": "is", "value": mean, "std": std, "splits": min(10, len(probs)),
-                            "inception": net})
+            if self.is_protocol == "paper" and self.is_network == "cub":  # StackGAN: shuffled, whole batches of 64
+                probs = probs[stackgan_selection(len(probs), self.seed)]
+            splits = min(10, len(probs))
+            mean, std = inception_score(probs, splits=splits)
+            records.append({"metric": "is", "value": mean, "std": std, "splits": splits, "inception": self.is_weights,
+                            "is_network": self.is_network, "is_protocol": self.is_protocol,
+                            "images_scored": len(probs)})
         return records
 
 
@@ -292,15 +344,18 @@ def parse_metrics(metrics) -> list[str]:
 
 
 def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: int = 50, seed: int = 0,
-             damsm: str | None = None, inception_weights: str | None = None, is_network: str = "fid",
+             damsm: str | None = None, inception_weights: str | None = None, is_network: str | None = None,
              fid_stats: str | None = None, probe: str | None = None, device: str | None = None,
              progress: bool = True, write: bool = True, probe_size: int | None = None,
-             truncation: float | None = None) -> list[dict]:
+             truncation: float | None = None, is_protocol: str | None = None,
+             is_weights: str | None = None) -> list[dict]:
     """Generate ``n`` images from test captions of the run and compute ``metrics``; returns the records
     (also appended to ``<run_dir>/metrics.jsonl`` when ``write``). ``probe_size``: the side at which the
     Shapes probe reads the images (default: the run's image size); give one size to compare runs
     trained at different sizes (images are resized to it, antialiased when shrinking). ``truncation``:
-    the noise truncation (0: none; default: the model's own), recorded in every record."""
+    the noise truncation (0: none; default: the model's own), recorded in every record. ``is_network``
+    (fid | imagenet | cub), ``is_protocol`` (torch | paper; see :mod:`t2igan.metrics.is_protocols`) and
+    ``is_weights`` (the IS network's weights file) default by the run's data set (:func:`default_is_settings`)."""
     from tqdm import tqdm
 
     from .pipeline import Text2ImagePipeline
@@ -328,8 +383,9 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
     # prepare every scorer first: missing weights fail before any image is generated
     scorers = {}
     if "fid" in names or "is" in names:
+        is_network, is_protocol = default_is_settings(data.get("dataset", "shapes"), is_network, is_protocol)
         scorers["inception"] = InceptionScorer("fid" in names, "is" in names, inception_weights, is_network,
-                                               fid_stats, device, batch_size)
+                                               fid_stats, device, batch_size, is_protocol, is_weights, seed)
     if "rprec" in names:
         trained_with = training_damsm(pipe.config.get("model_config", {}))
         damsm = damsm or trained_with

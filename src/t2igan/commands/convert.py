@@ -1,19 +1,25 @@
 """``t2igan convert dfgan|damsm|ssagan|attngan|mirrorgan OFFICIAL.pth [--captions captions.pickle] -o RUN_DIR``:
 official checkpoints -> t2igan run folders (key layouts: :mod:`t2igan.convert`,
-:mod:`t2igan.convert_attngan`). Every file is read with ``torch.load(weights_only=True)``."""
+:mod:`t2igan.convert_attngan`). Every file is read with ``torch.load(weights_only=True)``.
+
+``t2igan convert inception-cub model.ckpt [-o FOLDER]``: StackGAN's CUB-fine-tuned Inception (a TensorFlow
+checkpoint, read without TensorFlow) -> ``FOLDER/inception_cub-<sha256[:8]>.safetensors`` (default FOLDER:
+the cache folder ``eval --is-network cub`` searches); see :mod:`t2igan.convert_inception`."""
 
 from __future__ import annotations
 
-HELP = "convert an official checkpoint to a run folder"
+HELP = "convert an official checkpoint to a run folder (inception-cub: to an IS weights file)"
 
-FAMILIES = ("dfgan", "damsm", "ssagan", "attngan", "mirrorgan")
+FAMILIES = ("dfgan", "damsm", "ssagan", "attngan", "mirrorgan", "inception-cub")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("what", choices=FAMILIES, help="which official model the file holds")
     parser.add_argument("checkpoint", help="dfgan: state_epoch_N.pth (netG/netD/netC); damsm: text_encoder*.pth; "
-                                           "ssagan: netG_XXX.pth; attngan, mirrorgan: netG_epoch_N.pth")
-    parser.add_argument("-o", "--output", required=True, help="run folder to write")
+                                           "ssagan: netG_XXX.pth; attngan, mirrorgan: netG_epoch_N.pth; "
+                                           "inception-cub: StackGAN's birds_valid299/model.ckpt (TensorFlow)")
+    parser.add_argument("-o", "--output", help="run folder to write (inception-cub: the folder for the weights "
+                                               "file, default the cache folder)")
     parser.add_argument("--captions", help="AttnGAN/DF-GAN captions.pickle of the data set (the vocabulary)")
     parser.add_argument("--vocab", help="a t2igan vocab.json instead of --captions")
     parser.add_argument("--text-encoder", help="dfgan, ssagan, attngan, mirrorgan: the DAMSM text_encoder*.pth it was trained with")
@@ -31,6 +37,14 @@ def run(args) -> None:
     from ..errors import T2IError
     from ..runfolder import holds_run
 
+    if args.what == "inception-cub":
+        from ..convert_inception import convert_inception_cub, describe
+
+        out = convert_inception_cub(args.checkpoint, args.output)
+        print(f"CUB Inception {describe(out)}: {out}")
+        return
+    if not args.output:
+        raise T2IError(f"convert {args.what}: give the run folder to write (-o RUN_DIR)")
     if holds_run(Path(args.output)):
         raise T2IError(f"{args.output} already holds a run; convert into a new folder (-o)")
     if args.what == "ssagan" and len(args.discriminator) > 1:

@@ -20,9 +20,15 @@ def add_arguments(parser) -> None:
                         help="noise truncation, 0 = none (default: the model's own, e.g. DF-GAN's 0.88)")
     parser.add_argument("--damsm", help="DAMSM run folder scoring R-precision (default: the one the run trained with)")
     parser.add_argument("--inception-weights", help="pt_inception-2015-12-05-6726825d.pth for FID / IS")
-    parser.add_argument("--is-network", choices=("fid", "imagenet"), default="fid",
-                        help="IS classifier: fid = the 2015 TF Inception as the original IS code (default), "
-                             "imagenet = torchvision's ImageNet Inception-v3")
+    parser.add_argument("--is-network", nargs="+", metavar=("NAME", "PATH"), default=None,
+                        help="IS classifier NAME and optionally its weights file PATH: fid = the 2015 TF Inception "
+                             "of the original IS code, imagenet = torchvision's ImageNet Inception-v3, cub = "
+                             "StackGAN's CUB-fine-tuned Inception (`t2igan convert inception-cub`); default: cub "
+                             "on CUB runs, fid otherwise")
+    parser.add_argument("--is-protocol", choices=("torch", "paper"), default=None,
+                        help="IS input protocol: paper = the papers' evaluation code (8-bit images; improved-gan's "
+                             "TF resize for fid, StackGAN's for cub), torch = t2igan's float bilinear resize; "
+                             "default: paper on CUB and COCO runs, torch otherwise")
     parser.add_argument("--fid-stats", help="reference statistics .npz (default: computed from the real test images)")
     parser.add_argument("--probe", help="Shapes probe file (default: the cached one, trained on first use)")
     parser.add_argument("--probe-size", type=int, default=None,
@@ -32,10 +38,17 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from ..evaluate import METRICS_FILE, evaluate, format_table
+    from ..errors import T2IError
+    from ..evaluate import IS_NETWORKS, METRICS_FILE, evaluate, format_table
 
+    given = args.is_network or []
+    if given and (len(given) > 2 or given[0] not in IS_NETWORKS):
+        raise T2IError(f"--is-network takes NAME [PATH] with NAME one of {', '.join(IS_NETWORKS)}, "
+                       f"got {' '.join(given)!r}")
+    is_network, is_weights = (given + [None, None])[:2]
     records = evaluate(args.run_dir, metrics=args.metrics, n=args.n, batch_size=args.batch_size, seed=args.seed,
-                       damsm=args.damsm, inception_weights=args.inception_weights, is_network=args.is_network,
+                       damsm=args.damsm, inception_weights=args.inception_weights, is_network=is_network,
+                       is_protocol=args.is_protocol, is_weights=is_weights,
                        fid_stats=args.fid_stats, probe=args.probe, device=args.device,
                        progress=not args.no_progress, probe_size=args.probe_size,
                        truncation=args.truncation)

@@ -25,9 +25,10 @@ text -> image -> text. Three modules:
       L_stream = -sum_t log p_t(T_t)                 (:func:`t2igan.models.stream.caption_loss`, mean over words)
       L_G = sum_i L_G_i + lambda L_stream + KL       (+ AttnGAN's lambda_DAMSM L_DAMSM, 0 by default)
 
-Paper vs. official code (SPEC "MirrorGAN"): lambda = 20 in the paper (``stream_lambda`` default),
-``LAMBDA1 = 10`` in the official ``train_bird.yml`` (``model.stream_lambda=10``); neither uses the
-DAMSM loss (``damsm_weight = 0``; the official config's ``LAMBDA: 0``). STREAM's architecture, its
+Paper vs. official code: lambda = 20 in the paper, ``LAMBDA1 = 10`` in the official ``cfg/train_bird.yml``;
+``stream_lambda`` defaults to the official 10 (as ``mirrorgan-cub`` and a converted checkpoint), the
+paper's value is ``model.stream_lambda=20`` (``mirrorgan-shapes`` uses it). Neither uses the DAMSM loss
+(``damsm_weight = 0``; the official config's ``LAMBDA: 0``). STREAM's architecture, its
 pretraining and how it differs from the official one: :mod:`t2igan.models.stream`.
 
 The networks are :mod:`t2igan.nn.multistage`'s, configured with GLAM stages
@@ -78,7 +79,7 @@ class MirrorGANConfig(MultiStageConfig):
     damsm_weight: float = 0.0  # MirrorGAN uses no DAMSM term (paper; official LAMBDA 0); >0 adds AttnGAN's
     sentence_attention_conv: bool = True  # official 1x1 conv before GLAM's sentence softmax; False: the paper's form
     stream_weights: str | None = None  # STREAM run folder (`t2igan pretrain stream`); same vocabulary as the data
-    stream_lambda: float = 20.0  # weight of L_stream in G's loss (paper 20; official train_bird.yml 10); 0 disables it
+    stream_lambda: float = 10.0  # weight of L_stream in G's loss (official train_bird.yml LAMBDA1 10; paper 20); 0 disables it
     stream_backbone: str | None = None  # STREAM encoder: inception | small_cnn (None: the run's, else inception)
     stream_image_size: int | None = None  # small_cnn STREAM: its input side (None: the run's, else 299)
     stream_cnn_channels: int | None = None  # small_cnn STREAM: first conv's channels (None: the run's, else 32)

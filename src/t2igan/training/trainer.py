@@ -53,7 +53,7 @@ from ..config import ExperimentConfig
 from ..data.seeded import SeededCollate, SeededItems, sample_seeds
 from ..data.text import CaptionCollator, Vocabulary, encode_captions
 from ..errors import T2IError, describe_error
-from ..hub import atomic_write_bytes, read_run_config, save_run
+from ..hub import WEIGHTS_NAME, atomic_write_bytes, read_run_config, save_run
 from ..loggers import Loggers, open_loggers, resolve_names
 from ..runfolder import check_resume_config, check_run_dir, clear_run
 from ..visualize import captioned_grid, to_pil
@@ -127,9 +127,25 @@ class Trainer(CheckpointIO):
             raise T2IError(f"cannot resume {self.run_dir}: the data's vocabulary differs from its vocab.json")
         if self.resume():
             return True
+        if (self.run_dir / WEIGHTS_NAME).is_file():  # a converted run: weights, no checkpoint
+            self.start_from_run_weights(self.run_dir / WEIGHTS_NAME)
+            if self.dist.is_main:
+                tqdm.write(f"no checkpoint in {self.run_dir}; starting from its {WEIGHTS_NAME} at step 0")
+            return False
         if self.dist.is_main:
             tqdm.write(f"no checkpoint in {self.run_dir}; starting from step 0")
         return False
+
+    def start_from_run_weights(self, path: Path) -> None:
+        """Load a run folder's inference weights (``t2igan convert`` writes no checkpoint) into the model and
+        its moving average, so resuming a converted run trains the official weights, not new random ones;
+        networks a file may lack (a bundled model's discriminator) keep their initial weights."""
+        from ..hub import load_safetensors_into
+
+        may_lack = tuple(f"{name}." for name in getattr(self.model, "training_only_modules", ()))
+        load_safetensors_into(self.model, path, may_lack=may_lack)
+        if self.ema:
+            self.ema.module.load_state_dict(self.model.generator.state_dict())
 
     def prepare_run_dir(self, resumed: bool = False, overwrite: bool = False) -> Path:
         """Write the run's config and vocabulary (never weights: those come with a checkpoint)."""
