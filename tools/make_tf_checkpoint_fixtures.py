@@ -20,7 +20,7 @@ logits TensorFlow computes for a few random images to ``OUT/full/logits.npz``: t
 checking ``t2igan convert inception-cub`` end to end.
 
     python tools/make_tf_checkpoint_fixtures.py tests/fixtures/tf_checkpoint --width-divisor 64
-    python tools/make_tf_checkpoint_fixtures.py /tmp/cub_full --full
+    python tools/make_tf_checkpoint_fixtures.py runs/cub_full --full
     python tools/make_tf_checkpoint_fixtures.py tests/fixtures/tf_resize_bilinear.npz --resize
 
 Needs TensorFlow >= 2 (``tf.compat.v1`` graph mode), which t2igan itself never imports.
