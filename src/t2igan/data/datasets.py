@@ -1,4 +1,4 @@
-"""Text-image data sets read from disk (SPEC "Shared parts / Data on disk").
+"""Text-image data sets read from disk, in the layouts the official code (AttnGAN's ``code/datasets.py``) reads.
 
 Every data set here is a ``torch.utils.data.Dataset`` of dicts::
 
