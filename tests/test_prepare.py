@@ -210,6 +210,27 @@ def test_cub_leaves_out_broken_items_with_reasons_and_filters_every_split_file(t
     assert not (out / f"CUB_200_2011/images/{TRAIN[1]}.jpg").exists() and not (out / f"text/{TRAIN[2]}.txt").exists()
 
 
+def test_cub_with_stackgan_embeddings_beside_attngan_metadata(tmp_path):
+    """StackGAN's birds archive (same split lists, pickled differently, plus char-CNN-RNN embeddings) can
+    be given beside AttnGAN's; lists that disagree are refused."""
+    tgz, birds = cub_archives(tmp_path / "dl")
+    emb = np.random.default_rng(0).random((3, 10, 8)).astype(np.float32)
+    stackgan = write_zip(tmp_path / "dl" / "stackgan_birds.zip", {
+        "birds/train/filenames.pickle": pickle.dumps([k.encode() for k in TRAIN], protocol=0),
+        "birds/train/class_info.pickle": pickled([np.int64(int(k[:3])) for k in TRAIN]),
+        "birds/train/char-CNN-RNN-embeddings.pickle": pickled(emb)})
+    out = tmp_path / "birds"
+    prep.prepare("cub", [tgz, birds, stackgan], out, **quiet(hash_check=False, download_dir=tmp_path / "e"))
+    ds = build_dataset("cub", out, "train", caption_embeddings="char-CNN-RNN-embeddings.pickle", random_caption=False,
+                       train_transform=False)
+    assert np.array_equal(ds[2]["sent_emb"].numpy(), emb[2, 0])
+    other = write_zip(tmp_path / "other.zip", {"birds/train/filenames.pickle": pickled(TRAIN[::-1])})
+    with pytest.raises(T2IError, match=r"two different birds/train/filenames\.pickle: .*birds\.zip: .* and "
+                                       r".*other\.zip: birds/train/filenames\.pickle; pass only one of them"):
+        prep.prepare("cub", [tgz, birds, other], tmp_path / "b2", **quiet(hash_check=False, download_dir=tmp_path / "e"))
+    no_leftovers(tmp_path / "b2")
+
+
 def test_cub_captions_rebuilt_from_captions_pickle_when_birds_zip_has_no_text(tmp_path):
     tgz, birds = cub_archives(tmp_path / "dl", text_zip=False)
     out = tmp_path / "birds"

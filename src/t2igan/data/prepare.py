@@ -174,7 +174,7 @@ class Found:
                 files[key] = pattern.dest(m)
             blobs = self.blobs.setdefault(pattern.role, {})
             if pattern.dest is None or pattern.role == "vocab":
-                if key in blobs and blobs[key] != data:
+                if key in blobs and blobs[key] != data and not _same_list(blobs[key], data):
                     raise T2IError(f"two different {name}: {self.origin[pattern.role, key]} and {label}: {name}; "
                                    "pass only one of them")
                 blobs.setdefault(key, data)
@@ -184,6 +184,21 @@ class Found:
     def has(self, role: str, *keys: str) -> bool:
         held = {**self.files.get(role, {}), **self.blobs.get(role, {})}
         return bool(held) if not keys else all(k in held for k in keys)
+
+
+def _same_list(a: bytes, b: bytes) -> bool:
+    """Whether two pickles hold the same list of names or ids (AttnGAN's and StackGAN's copies of a split
+    list differ in bytes: Python 2 / 3 pickles, numpy or plain integers)."""
+    from .pickles import safe_pickle_loads
+
+    def plain(x):
+        return x.decode("latin1") if isinstance(x, bytes) else x if isinstance(x, str) else int(x)
+
+    try:
+        a, b = safe_pickle_loads(a, "a"), safe_pickle_loads(b, "b")
+        return isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and [plain(x) for x in a] == [plain(x) for x in b]
+    except (T2IError, TypeError, ValueError):
+        return False
 
 
 def needs(found: Found) -> list[tuple[str, str]]:
@@ -614,6 +629,8 @@ def _read_source(found: Found, path: Path, archive: Archive | None, hash_check: 
         entry["bytes"] = path.stat().st_size
         if downloaded:
             entry["check"] = "md5 matches the published one" if archive.md5 else "no published checksum; contents checked"
+            if archive.md5 is None:
+                entry["md5"] = file_md5(path, progress)
         elif archive is not None and archive.md5 is not None:
             if hash_check:
                 check_md5(path, archive, progress)
