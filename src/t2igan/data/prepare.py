@@ -196,7 +196,8 @@ def _same_list(a: bytes, b: bytes) -> bool:
 
     try:
         a, b = safe_pickle_loads(a, "a"), safe_pickle_loads(b, "b")
-        return isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and [plain(x) for x in a] == [plain(x) for x in b]
+        lists = isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))
+        return lists and [plain(x) for x in a] == [plain(x) for x in b]
     except (T2IError, TypeError, ValueError):
         return False
 
@@ -596,8 +597,9 @@ def prepare(dataset: str, sources=(), out: str | Path | None = None, download_di
         read = {p.name for p in paths}
         fetch = [archives[n] for n in dict.fromkeys(n for n, _ in missing) if n not in read and archives[n].fetch]
         if fetch and not downloads_allowed(offline):
-            raise T2IError("downloads are off (--offline or T2IGAN_OFFLINE=1); " + "; ".join(
-                f"get {a.filename} from {a.manual_url}" for a in fetch) + f"; put them in {download_dir} or pass their paths")
+            wanted = "; ".join(f"get {a.filename} from {a.manual_url}" for a in fetch)
+            raise T2IError(f"downloads are off (--offline or T2IGAN_OFFLINE=1); {wanted}; put them in {download_dir} "
+                           "or pass their paths")
         for archive in fetch:
             path = download(archive, download_dir, progress)
             used.append(_read_source(found, path, archive, False, progress, log, downloaded=True))
@@ -647,6 +649,7 @@ def _read_source(found: Found, path: Path, archive: Archive | None, hash_check: 
         log(f"  {path.name}: {entry['check']}")
     else:
         entry["check"] = "folder; contents checked"
+        log(f"  {path.name}/: {entry['check']}")
     entry["files_used"] = found.add_source(path, progress)
     if entry["files_used"] == 0:
         log(f"  note: nothing in {path} belongs to {found.dataset}")
