@@ -399,7 +399,10 @@ def build_cub(found: Found, progress: bool) -> dict:
                 if not aligned:
                     return "no caption file"
                 words = vocab[2]  # AttnGAN's own tokens: lower case, no punctuation (same model input)
-                lines = [" ".join(str(words[w]) for w in c) for c in caps[10 * row[key]: 10 * row[key] + 10]]
+                try:
+                    lines = [" ".join(str(words[w]) for w in c) for c in caps[10 * row[key]: 10 * row[key] + 10]]
+                except (KeyError, IndexError, TypeError):  # a word index captions.pickle does not define
+                    return "no caption file"
                 rel = f"text/{key}.txt"
                 (staging / rel).parent.mkdir(parents=True, exist_ok=True)
                 (staging / rel).write_text("\n".join(lines) + "\n", encoding="utf-8")
