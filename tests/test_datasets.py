@@ -184,12 +184,31 @@ def test_cub_dataloader_with_collator(cub_train):
 
 
 def test_cub_full_split_list_reports_missing_images():
+    """The error names the split and gives the fixes in command-line form; skip_missing says what it kept."""
     root = cub_root()
-    with pytest.raises(T2IError, match=r"8580 of 8855 listed files are missing, first: .*\.jpg"):
+    with pytest.raises(T2IError, match=r"^train split: 8580 of 8855 listed files are missing \(first: "
+                                       r"CUB_200_2011/images/.*\.jpg in .*\); run 't2igan data prepare cub', or keep what "
+                                       r"is there: 'data\.train_args=\{skip_missing: true\}', or list a subset: "
+                                       r"'data\.train_args=\{filenames: FILE\}'") as err:
         CUBDataset(root, "train")
-    ds = CUBDataset(root, "train", skip_missing=True)  # class ids from train/class_info.pickle
+    assert "skip_missing=True" not in str(err.value) and "filenames=" not in str(err.value)  # no Python syntax
+    with pytest.raises(T2IError, match=r"^test split: 1950 of 2933 .*'data\.test_args=\{skip_missing: true\}'"):
+        CUBDataset(root, "test")
+    with pytest.warns(UserWarning, match=r"train split: kept 275 of 8855 listed images, left out 8580 whose files "
+                                         r"are missing \(skip_missing\)"):
+        ds = CUBDataset(root, "train", skip_missing=True)  # class ids from train/class_info.pickle
     assert len(ds) == 275 and ds.missing == 8580
     assert all(c == int(k[:3]) for c, k in zip(ds.class_ids, ds.keys))
+
+
+def test_cub_absent_split_list_and_root_say_how_to_prepare(tmp_path):
+    root = small_cub_tree(tmp_path)
+    with pytest.raises(T2IError, match=r"^test split: its list .*test/filenames\.pickle is not there; run 't2igan "
+                                       r"data prepare cub', or list the images: 'data\.test_args=\{filenames: FILE\}'"):
+        CUBDataset(root, "test")
+    with pytest.raises(T2IError, match=r"flowers data not found: .*nowhere does not exist \(run 't2igan data "
+                                       r"prepare flowers -o .*nowhere'\)"):
+        build_dataset("flowers", tmp_path / "nowhere")
 
 
 # ----------------------------------------------------------------------------- CUB error cases (small copies)
@@ -201,7 +220,8 @@ def test_cub_missing_image_names_the_file(tmp_path):
     missing.unlink()
     with pytest.raises(T2IError, match="Laysan_Albatross_0003_1033.jpg"):
         CUBDataset(root, "train", filenames="keys.txt")  # relative to root
-    ds = CUBDataset(root, "train", filenames=root / "keys.txt", skip_missing=True)
+    with pytest.warns(UserWarning, match="kept 2 of 3 listed images, left out 1"):
+        ds = CUBDataset(root, "train", filenames=root / "keys.txt", skip_missing=True)
     assert len(ds) == 2 and ds.missing == 1 and TRAIN_KEYS[1] not in ds.keys
 
 
@@ -309,8 +329,14 @@ def test_coco_groups_captions_by_image(tmp_path):
     write_coco(root, {8: 5}, split="val")
     assert COCODataset(root, "test").keys == ["COCO_val2014_000000000008.jpg"]  # test reads val2014
     (root / "train2014" / "COCO_train2014_000000000003.jpg").unlink()
-    with pytest.raises(T2IError, match="COCO_train2014_000000000003.jpg"):
+    with pytest.raises(T2IError, match=r"^train split: 1 of \d+ listed COCO images are missing \(first: train2014/"
+                                       r"COCO_train2014_000000000003.jpg in .*\); run 't2igan data prepare coco', or "
+                                       r"keep what is there: 'data\.train_args=\{skip_missing: true\}'$"):
         COCODataset(root, "train")
+    with pytest.warns(UserWarning, match=r"train split: kept \d+ of \d+ listed COCO images, left out 1 whose"):
+        assert COCODataset(root, "train", skip_missing=True).missing == 1
+    with pytest.raises(T2IError, match=r"^test split: COCO caption file not found: .*captions_val2017\.json \(run "):
+        COCODataset(root, "test", year=2017)
 
 
 def test_image_folder_captions(tmp_path):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import (caption, convert, eval_stats, info, list_models, list_presets, list_pretrained, pretrain, report,
-                       resume, sample, serve)
+from .commands import (caption, convert, data, eval_stats, info, list_models, list_presets, list_pretrained, pretrain,
+                       report, resume, sample, serve)
 from .commands import eval as eval_command  # not to shadow the built-in eval
 from .commands import shapes_probe, train
 from .errors import report_error
@@ -35,6 +35,7 @@ COMMANDS = {
     "convert": convert,
     "serve": serve,
     "report": report,
+    "data": data,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,36 @@ def check_root(root: str | Path, what: str) -> Path:
     if not root.exists():
         raise T2IError(f"{what} data not found: {root} does not exist")
     return root
+
+
+def split_arguments(split: str) -> str:
+    """The command-line field holding a split's data set arguments: ``data.train_args`` / ``data.test_args``."""
+    return "data.train_args" if split == "train" else "data.test_args"
+
+
+def relative_to(path, root: Path) -> str:
+    """``path`` relative to ``root`` when under it (shorter error lines), else as given."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def missing_files_error(split: str, missing: list, listed: int, root: Path, what: str, dataset: str,
+                        subset_hint: bool = True) -> T2IError:
+    """The one-line error for a split whose listed files are partly absent, with the command-line fixes."""
+    arg = split_arguments(split)
+    fixes = f"keep what is there: '{arg}={{skip_missing: true}}'"
+    if subset_hint:
+        fixes += f", or list a subset: '{arg}={{filenames: FILE}}' (lines class/name)"
+    return T2IError(f"{split} split: {len(missing)} of {listed} listed {what} are missing (first: "
+                    f"{relative_to(missing[0], root)} in {root}); run 't2igan data prepare {dataset}', or {fixes}")
+
+
+def warn_skipped(split: str, kept: int, listed: int, what: str) -> None:
+    """Say how many listed files ``skip_missing`` kept and left out."""
+    warnings.warn(f"{split} split: kept {kept} of {listed} listed {what}, left out {listed - kept} whose files "
+                  "are missing (skip_missing)", stacklevel=3)
 
 
 def default_for_split(flag: bool | None, split: str) -> bool:

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from ..errors import T2IError
-from .captioned import CaptionedImages, check_root, default_for_split, take_captions
+from .captioned import (CaptionedImages, check_root, default_for_split, missing_files_error, take_captions,
+                        warn_skipped)
 from .text import tokenize
 
 # ----------------------------------------------------------------------------- COCO
@@ -41,7 +42,7 @@ class COCODataset(CaptionedImages):
         ann_path = Path(annotations) if annotations else root / "annotations" / f"captions_{part}{year}.json"
         images_dir = Path(images_dir) if images_dir else root / f"{part}{year}"
         if not ann_path.is_file():
-            raise T2IError(f"COCO caption file not found: {ann_path}")
+            raise T2IError(f"{split} split: COCO caption file not found: {ann_path} (run 't2igan data prepare coco')")
         try:
             data = json.loads(ann_path.read_text(encoding="utf-8"))
             images = data["images"]
@@ -62,8 +63,10 @@ class COCODataset(CaptionedImages):
                                       f"COCO image {file_name} (id {image_id}) in {ann_path}")
             self._add(path, file_name, -1, captions)
         if missing and not skip_missing:
-            raise T2IError(f"{len(missing)} of {len(entries)} COCO images are missing, first: {missing[0]}")
+            raise missing_files_error(split, missing, len(entries), root, "COCO images", "coco", subset_hint=False)
+        if missing:
+            warn_skipped(split, len(self.image_paths), len(entries), "COCO images")
         self.missing = len(missing)
         if not self.image_paths:
-            raise T2IError(f"no COCO image of {ann_path} was found in {images_dir}")
+            raise T2IError(f"{split} split: no COCO image of {ann_path} was found in {images_dir}")
         self.root, self.split, self.captions_per_image = root, split, captions_per_image

@@ -9,8 +9,9 @@ from typing import Sequence
 from PIL import Image
 
 from ..errors import T2IError
-from .captioned import (CaptionedImages, check_root, default_for_split, first_number, read_caption_lines,
-                        read_key_list, strip_image_extension, take_captions)
+from .captioned import (CaptionedImages, check_root, default_for_split, first_number, missing_files_error,
+                        read_caption_lines, read_key_list, split_arguments, strip_image_extension, take_captions,
+                        warn_skipped)
 from .images import bbox_crop_box, load_rgb
 from .pickles import safe_pickle_load
 
@@ -40,7 +41,10 @@ class CUBDataset(CaptionedImages):
     resized (``76/64 * image_size``) image in memory, so later epochs skip JPEG decoding.
     AttnGAN's COCO layout (``images/``, ``text/``, ``<split>/filenames.pickle``) loads with
     ``images_dir="images", use_bbox=False, captions_per_image=5``.
+    ``t2igan data prepare cub`` builds this folder from the published archives.
     """
+
+    prepare_name = "cub"  # the `t2igan data prepare` name that builds this layout
 
     def __init__(
         self,
@@ -85,13 +89,12 @@ class CUBDataset(CaptionedImages):
             captions = take_captions(read_caption_lines(text_path), captions_per_image, f"caption file {text_path}")
             self._add(image_path, key, class_id, captions)
         if missing and not skip_missing:
-            raise T2IError(
-                f"{len(missing)} of {len(keys)} listed files are missing, first: {missing[0]} "
-                "(pass filenames= for a subset, or skip_missing=True)"
-            )
+            raise missing_files_error(split, missing, len(keys), root, "files", self.prepare_name)
+        if missing:
+            warn_skipped(split, len(self.image_paths), len(keys), "images")
         self.missing = len(missing)
         if not self.image_paths:
-            raise T2IError(f"no image of the {split} list was found under {self.images_dir}")
+            raise T2IError(f"{split} split: no image of its list was found under {self.images_dir}")
 
         self.bboxes: list[tuple[float, float, float, float]] | None = None
         if use_bbox:
@@ -116,7 +119,13 @@ class CUBDataset(CaptionedImages):
 
     def _read_keys(self, filenames) -> tuple[list[str], list[int | None]]:
         if filenames is None:
-            keys = read_key_list(self.root / self.split / "filenames.pickle")
+            path = self.root / self.split / "filenames.pickle"
+            if not path.is_file():
+                arg = split_arguments(self.split)
+                raise T2IError(f"{self.split} split: its list {path} is not there; run 't2igan data prepare "
+                               f"{self.prepare_name}', or list the images: '{arg}={{filenames: FILE}}' (lines "
+                               "class/name)")
+            keys = read_key_list(path)
             info_path = self.root / self.split / "class_info.pickle"
             if info_path.is_file():
                 info = safe_pickle_load(info_path)
@@ -206,8 +215,10 @@ class Flowers102Dataset(CUBDataset):
         root/<split>/filenames.pickle                (keys "class_00001/image_06734" or "jpg/image_06734")
 
     Images are found by name in the flat ``jpg/`` folder and captions by name under the caption folder;
-    the class id is the number of the caption's class folder.
+    the class id is the number of the caption's class folder. ``t2igan data prepare flowers`` builds it.
     """
+
+    prepare_name = "flowers"
 
     def __init__(
         self,

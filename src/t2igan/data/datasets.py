@@ -1,4 +1,4 @@
-"""Text-image data sets read from disk (SPEC "Shared parts / Data on disk").
+"""Text-image data sets read from disk, in the layouts the official code (AttnGAN's ``code/datasets.py``) reads.
 
 Every data set here is a ``torch.utils.data.Dataset`` of dicts::
 
@@ -130,6 +130,8 @@ def _build_dataset(name: str, root, split: str, image_size: int, **kwargs):
     if name == "shapes":
         args, kw = (), dict(split=split, image_size=image_size, **kwargs)
     else:
+        if name in ("cub", "flowers", "coco") and root is not None and not Path(root).exists():
+            raise T2IError(f"{name} data not found: {root} does not exist (run 't2igan data prepare {name} -o {root}')")
         root = check_root(root, name)
         if name == "folder":
             root = root / split if (root / split).is_dir() else root

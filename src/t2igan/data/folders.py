@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from ..errors import T2IError
@@ -107,7 +108,11 @@ class JSONLManifest(CaptionedImages):
             captions = take_captions(captions, captions_per_image, where)
             self._add(image_path, str(entry.get("key", entry["image"])), class_id, captions)
         if missing and not skip_missing:
-            raise T2IError(f"{len(missing)} images of the manifest are missing, first: {missing[0]}")
+            raise T2IError(f"{len(missing)} images of the manifest are missing, first: {missing[0]}; keep what is "
+                           "there: 'data.train_args={skip_missing: true}' (data.test_args for the test split)")
+        if missing:
+            warnings.warn(f"{path.name}: kept {len(self.image_paths)} of {len(self.image_paths) + len(missing)} "
+                          f"images, left out {len(missing)} whose files are missing (skip_missing)", stacklevel=2)
         self.missing = len(missing)
         if not self.image_paths:
             raise T2IError(f"JSONL manifest {path} lists no image")

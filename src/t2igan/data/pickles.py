@@ -58,10 +58,14 @@ def safe_pickle_load(path: str | Path, encoding: str = "latin1"):
     path = Path(path)
     if not path.is_file():
         raise T2IError(f"pickle file not found: {path}")
-    data = path.read_bytes()
+    return safe_pickle_loads(path.read_bytes(), path, encoding)
+
+
+def safe_pickle_loads(data: bytes, label, encoding: str = "latin1"):
+    """:func:`safe_pickle_load` of bytes already read (``label`` names them in errors)."""
     try:
         return RestrictedUnpickler(io.BytesIO(data), encoding=encoding).load()
     except pickle.UnpicklingError as e:
-        raise T2IError(f"refused to load {path}: {e}") from None
+        raise T2IError(f"refused to load {label}: {e}") from None
     except Exception as e:  # truncated or not a pickle at all
-        raise T2IError(f"cannot read pickle {path}: {type(e).__name__}: {e}") from None
+        raise T2IError(f"cannot read pickle {label}: {type(e).__name__}: {e}") from None
