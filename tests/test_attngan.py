@@ -5,7 +5,7 @@ import torch
 from conftest import changed, make_batch, save_and_reload, shapes_vocab, snapshot
 from conftest import phase_step as step
 
-import t2igan.losses as losses_module
+import t2igan.models.attngan as attngan_module
 from t2igan import create_model
 from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
@@ -135,7 +135,7 @@ def test_d_sees_real_images_with_wrong_captions(monkeypatch):
     torch.manual_seed(1)
     _, logs = m.compute_loss("d", batch(), {})
     assert logs["d0_cond_wrong"] != pytest.approx(logs["d0_cond_real"])
-    monkeypatch.setattr(losses_module, "mismatched_pairs", lambda feats, cond, form: (feats, cond))
+    monkeypatch.setattr(attngan_module, "mismatched_pairs", lambda feats, cond, form: (feats, cond))
     torch.manual_seed(1)
     _, same = m.compute_loss("d", batch(), {})
     for i in range(2):
@@ -154,9 +154,9 @@ def test_wrong_caption_pairs_are_the_official_shift_by_default_or_the_roll():
     one = lambda i, j: D.cond_logits(feats[i:i + 1], e[j:j + 1])[0]  # noqa: E731
     shift = torch.stack([one(i, i + 1) for i in range(B - 1)]).mean().item()
     roll = torch.stack([one(j, (j - 1) % B) for j in range(B)]).mean().item()
-    _, logs = losses_module.stage_discriminator_loss(D, real, fake, e)
+    _, logs = attngan_module.stage_discriminator_loss(D, real, fake, e)
     assert logs["cond_wrong"] == pytest.approx(shift, abs=1e-6)
-    _, logs = losses_module.stage_discriminator_loss(D, real, fake, e, "roll")
+    _, logs = attngan_module.stage_discriminator_loss(D, real, fake, e, "roll")
     assert logs["cond_wrong"] == pytest.approx(roll, abs=1e-6)
     with pytest.raises(T2IError, match="mismatch_pairs"):
         tiny(mismatch_pairs="other")
@@ -165,7 +165,7 @@ def test_wrong_caption_pairs_are_the_official_shift_by_default_or_the_roll():
 def test_lower_stage_discriminators_see_downsampled_real_images(monkeypatch):
     m = tiny()
     seen = []
-    monkeypatch.setattr(losses_module, "stage_discriminator_loss",
+    monkeypatch.setattr(attngan_module, "stage_discriminator_loss",
                         lambda D, real, fake, sent, mismatch: (seen.append((real, fake.shape)) or (real.mean() * 0, {})))
     b = batch()
     m.compute_loss("d", b, {})

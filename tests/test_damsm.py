@@ -10,7 +10,6 @@ from t2igan.hub import load_safetensors, load_safetensors_into
 from t2igan.models.damsm import (
     DAMSM,
     DAMSMConfig,
-    ImageEncoder,
     damsm_loss,
     damsm_sentence_loss,
     damsm_word_loss,
@@ -18,6 +17,7 @@ from t2igan.models.damsm import (
     save_damsm,
     word_region_attention,
 )
+from t2igan.nn.image_encoder import ImageEncoder
 from t2igan.nn.text_encoder import RNNTextEncoder, TextFeatures
 
 

@@ -245,7 +245,7 @@ def test_d_gamma_init_opens_the_residual_branches_of_d():
 
 
 def test_d_translate_shifts_d_inputs_by_whole_pixels_keeping_colours_and_gradients():
-    from t2igan.nn.blocks import random_translate
+    from t2igan.models.dfgan import random_translate
 
     torch.manual_seed(0)
     x = torch.rand(16, 3, 8, 8, requires_grad=True)

@@ -262,14 +262,14 @@ def test_attngan_generator_attention_and_discriminators_match_official_eval(attn
 def test_attngan_training_step_matches_official_losses_and_updates(attngan, monkeypatch):
     """trainer.py: each D_i on discriminator_loss (wrong pairs: image i, caption i+1), then G on
     generator_loss (stage terms + lambda * DAMSM at the last stage) + KL_loss; Adam(0.5, 0.999)."""
-    import t2igan.losses as losses_module
+    import t2igan.models.attngan as attngan_module
     from t2igan.convert_attngan import ATTNGAN_G_RULES, attngan_d_state
 
     args, _, t, meta = attngan
     model = attngan_model(attngan).train()
     model.damsm_critic.encoder = tiny_image_encoder(t, "official.image_encoder.")
     real_small = t["input.real_small"]
-    monkeypatch.setattr(losses_module, "image_pyramid",
+    monkeypatch.setattr(attngan_module, "image_pyramid",
                         lambda images, sizes: [F.interpolate(real_small, size=(s, s), mode="nearest") for s in sizes])
     fixed_noise(monkeypatch, t["input.noise"])
     fixed_like(monkeypatch, t["train.eps"])

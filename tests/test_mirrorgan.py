@@ -17,8 +17,8 @@ from t2igan.hub import load_run, save_run
 from t2igan.data.shapes import parse_shapes_caption
 from t2igan.metrics.bleu import corpus_bleu
 from t2igan.metrics.shapes_probe import PROBE_KEYS, probe_labels, scene_labels
-from t2igan.models.mirrorgan import (END_ID, SentenceAttention, StreamCaptioner, StreamConfig, caption_cross_entropy,
-                                     caption_loss, load_stream)
+from t2igan.models.mirrorgan import SentenceAttention
+from t2igan.models.stream import END_ID, StreamCaptioner, StreamConfig, caption_cross_entropy, caption_loss, load_stream
 from t2igan.trainer import Trainer
 from t2igan.visualize import to_pil
 
@@ -327,7 +327,7 @@ def test_pretrained_shapes_captioner_names_attributes_far_above_chance(stream_ru
     # the loaded captioner gives the same captions as it did when scored
     ds = ShapesDataset("test", num_images=5, image_size=32)
     images = torch.stack([ds.get_item(i, 0)["image"] for i in range(5)])
-    from t2igan.models.mirrorgan import caption_images
+    from t2igan.models.stream import caption_images
 
     assert caption_images(stream, vocab, images) == [e["caption"] for e in metrics["examples"]]
 

@@ -292,7 +292,7 @@ def tiny_damsm(backbone: str = "small_cnn", seed: int = 0):
 
 
 def tiny_stream(seed: int = 0):
-    from t2igan.models.mirrorgan import StreamCaptioner, StreamConfig
+    from t2igan.models.stream import StreamCaptioner, StreamConfig
 
     torch.manual_seed(seed)
     return StreamCaptioner(StreamConfig(vocab_size=V, backbone="small_cnn", image_size=TINY_SIZE, cnn_channels=4,
@@ -344,7 +344,7 @@ def test_damsm_inception_backbone_stays_frozen(random_batch):
 
 
 def test_stream_contract(random_batch, tmp_path):
-    from t2igan.models.mirrorgan import caption_cross_entropy, load_stream
+    from t2igan.models.stream import caption_cross_entropy, load_stream
 
     batch = random_batch(V)
     model = tiny_stream().eval()
@@ -407,7 +407,7 @@ def test_pretraining_runs_the_shared_trainer_with_its_hooks(what, tmp_path, monk
 @pytest.mark.parametrize("what", ["damsm", "stream"])
 def test_one_pretraining_step_from_the_preset(what, tmp_path, capsys):
     from t2igan.models.damsm import load_damsm
-    from t2igan.models.mirrorgan import load_stream
+    from t2igan.models.stream import load_stream
 
     run = tmp_path / "run"
     rc = main(["pretrain", what, f"{what}-shapes", f"data.image_size={TINY_SIZE}", "data.train_args={num_images: 8}",

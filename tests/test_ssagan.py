@@ -153,7 +153,7 @@ def test_one_step_d_update_sums_hinge_and_ma_gp():
 
 def test_mismatched_pairs_follow_the_official_shift_or_the_roll():
     """Official SSA-GAN: real image i with caption i+1, B-1 pairs; roll: image j with caption j-1."""
-    from t2igan.models.ssagan import discriminator_loss
+    from t2igan.models.dfgan import one_way_discriminator_loss as discriminator_loss
 
     m = tiny()
     D = m.discriminator

@@ -105,7 +105,7 @@ and this implementation differ:
 * The official G's image heads are three convs (ngf -> ngf/2 -> ngf/4 -> 3, BN, tanh); AttnGAN's
   single conv + tanh is used. Official D outputs go through a sigmoid + BCELoss; logits here.
 
-Networks: :mod:`t2igan.nn.multistage`'s generator with SDM stages and stage discriminators with a DNM;
+Networks: :mod:`t2igan.models.attngan`'s generator with SDM stages and stage discriminators with a DNM;
 frozen parts (text encoder, the DAMSM critic) as AttnGAN's.
 """
 
@@ -119,14 +119,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import T2IError
-from ..losses import discriminator_loss_from_features, generator_loss_from_features, kl_normal_loss
+from ..losses import kl_normal_loss
 from ..nn.attention import WordAttention
-from ..nn.blocks import ResidualBlock, UpBlock, add_spectral_norm, conv3x3, init_weights, rgb_head
-from ..nn.conditioning import ConditioningAugmentation
-from ..nn.multistage import InitialStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators, image_pyramid
+from ..nn.blocks import ConditioningAugmentation, ResidualBlock, UpBlock, conv3x3, init_weights, rgb_head
 from ..registry import register_model
+from .attngan import (InitialStage, MultiStageConfig, MultiStageGenerator, StageDiscriminator, StageDiscriminators,
+                      add_kl_and_damsm, discriminator_loss_from_features, generate_for_step,
+                      generator_loss_from_features, image_pyramid)
 from .base import SampleOutput, T2IModel
-from .damsm import MultiStageConfig, add_kl_and_damsm, build_damsm_critic, generate_for_step
+from .damsm import build_damsm_critic
 
 SDL_FORMS = ("shifted", "paper", "official")
 SDL_VARIANCES = ("paper", "official")
@@ -316,8 +317,17 @@ class FeatureVAE(nn.Module):
         return recon, mu, logvar
 
 
+def add_spectral_norm(module: nn.Module) -> None:
+    """In place: spectral normalisation [Miyato et al. 2018] of every conv's weight."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            spectral_norm(m)
+
+
 class DNMStageDiscriminator(StageDiscriminator):
-    """The shared stage discriminator D_i (:class:`t2igan.nn.multistage.StageDiscriminator`: features,
+    """The shared stage discriminator D_i (:class:`t2igan.models.attngan.StageDiscriminator`: features,
     unconditional and sentence-conditional logits) plus the DNM VAE on
     its features. With ``spectral_norm`` the feature and joint convs lose their batch norms and get
     biases (call :meth:`add_spectral_norm` after initialising the weights)."""
@@ -341,7 +351,7 @@ class DNMStageDiscriminator(StageDiscriminator):
 @register_model("drgan", DRGANConfig)
 class DRGAN(T2IModel):
     """Networks: ``text_encoder`` (frozen DAMSM), ``generator`` (a
-    :class:`~t2igan.nn.multistage.MultiStageGenerator` of :class:`SDMStage`), ``sdl_heads`` (one
+    :class:`~t2igan.models.attngan.MultiStageGenerator` of :class:`SDMStage`), ``sdl_heads`` (one
     :class:`RealFeatureEncoder` per SDM stage, trained in the G phase, unused at inference),
     ``discriminator`` (one :class:`DNMStageDiscriminator` per stage) and the unsaved ``damsm_critic``."""
 

@@ -3,10 +3,10 @@ text -> image -> text. Three modules:
 
 * **STEM** (semantic text embedding): AttnGAN's text encoder (word features ``w``, sentence feature
   ``s``; frozen, from a pretrained DAMSM run) and conditioning augmentation ``s_ca = F_ca(s)``
-  (:class:`t2igan.nn.conditioning.ConditioningAugmentation`).
+  (:class:`t2igan.nn.blocks.ConditioningAugmentation`).
 * **GLAM** (global-local collaborative attention): AttnGAN's cascaded generator whose attention stages
   see, besides AttnGAN's word-context feature (:class:`t2igan.nn.attention.WordAttention`), a
-  sentence-context feature (:class:`t2igan.nn.attention.SentenceAttention`) [MirrorGAN, Sec. 3.2]::
+  sentence-context feature (:class:`SentenceAttention`) [MirrorGAN, Sec. 3.2]::
 
       f_0 = F_0(z, s_ca)
       f_i = F_i([f_{i-1}, att_w(f_{i-1}, w), att_s(f_{i-1}, s_ca)])      i = 1 .. m-1
@@ -30,8 +30,8 @@ Paper vs. official code (SPEC "MirrorGAN"): lambda = 20 in the paper (``stream_l
 DAMSM loss (``damsm_weight = 0``; the official config's ``LAMBDA: 0``). STREAM's architecture, its
 pretraining and how it differs from the official one: :mod:`t2igan.models.stream`.
 
-The networks are :mod:`t2igan.nn.multistage`'s, configured with GLAM stages
-(:class:`t2igan.nn.multistage.GLAMStage`), and AttnGAN's stage discriminators and losses.
+The networks are :mod:`t2igan.models.attngan`'s, configured with GLAM stages (:class:`GLAMStage`),
+and AttnGAN's stage discriminators and losses.
 
 Frozen parts: the text encoder and the STREAM are in the module tree, in no optimizer and always in
 eval mode (the DAMSM critic as AttnGAN's); the STREAM is saved with the run, so ``t2igan caption RUN image.png`` and
@@ -44,25 +44,17 @@ import warnings
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from ..errors import T2IError
-from ..losses import multistage_discriminator_loss, multistage_generator_loss
-from ..nn.attention import SentenceAttention  # noqa: F401 (public name)
-from ..nn.blocks import init_weights
-from ..nn.multistage import GLAMStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators
+from ..nn.attention import WordAttention
+from ..nn.blocks import ResidualBlock, UpBlock, init_weights
 from ..registry import register_model
+from .attngan import (MultiStageConfig, MultiStageGenerator, StageDiscriminator, StageDiscriminators, add_kl_and_damsm,
+                      generate_for_step, multistage_discriminator_loss, multistage_generator_loss)
 from .base import SampleOutput, T2IModel
-from .damsm import MultiStageConfig, add_kl_and_damsm, build_damsm_critic, generate_for_step
-from .stream import (  # noqa: F401 (STREAM's public names, also reachable from here)
-    END_ID,
-    STREAM_BACKBONES,
-    StreamCaptioner,
-    StreamConfig,
-    caption_cross_entropy,
-    caption_images,
-    caption_loss,
-    load_stream,
-)
+from .damsm import build_damsm_critic
+from .stream import STREAM_BACKBONES, StreamCaptioner, StreamConfig, caption_images, caption_loss, load_stream
 
 
 @dataclass
@@ -91,6 +83,46 @@ class MirrorGANConfig(MultiStageConfig):
 STREAM_DEFAULTS = {"stream_backbone": ("backbone", "inception"), "stream_image_size": ("image_size", 299),
                    "stream_cnn_channels": ("cnn_channels", 32), "stream_embed_dim": ("embed_dim", 256),
                    "stream_hidden_dim": ("hidden_dim", 512), "stream_inject": ("inject", "init")}
+
+
+class SentenceAttention(nn.Module):
+    """GLAM's sentence-level attention [MirrorGAN, Sec. 3.2]: ``s' = V s_ca`` (a linear "perception
+    layer" to the image feature's channels), ``alpha = softmax_channels(f * s')`` at each pixel (the
+    official code applies a 1x1 conv to ``f * s'`` first: ``conv=True``), and the sentence-context
+    feature ``alpha * s'``."""
+
+    def __init__(self, feat_dim: int, c_dim: int, conv: bool = True):
+        super().__init__()
+        self.project = nn.Linear(c_dim, feat_dim)  # V
+        self.conv = nn.Conv2d(feat_dim, feat_dim, 1, bias=False) if conv else None
+
+    def forward(self, h: torch.Tensor, c_code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """h (B, C, H, W), c_code (B, c_dim) -> (context (B, C, H, W), alpha (B, C, H, W))."""
+        sent = self.project(c_code)[:, :, None, None]  # (B, C, 1, 1)
+        scores = h * sent  # (B, C, H, W)
+        if self.conv is not None:
+            scores = self.conv(scores)
+        alpha = scores.float().softmax(dim=1).to(h.dtype)  # (B, C, H, W), sums to 1 over C at each pixel
+        return alpha * sent, alpha
+
+
+class GLAMStage(nn.Module):
+    """MirrorGAN's F_i with global-local attention [MirrorGAN, Sec. 3.2]: ``[f, att_w, att_s]``
+    (3 ngf) -> 1x1 conv to 2 ngf -> residual blocks -> up x2: ``ngf x s x s -> ngf x 2s x 2s``."""
+
+    def __init__(self, ngf: int, word_dim: int, c_dim: int, num_residual: int, sentence_conv: bool = True):
+        super().__init__()
+        self.word_attention = WordAttention(ngf, word_dim)
+        self.sentence_attention = SentenceAttention(ngf, c_dim, sentence_conv)
+        self.fuse = nn.Conv2d(3 * ngf, 2 * ngf, 1, bias=False)
+        self.residual = nn.Sequential(*(ResidualBlock(2 * ngf) for _ in range(num_residual)))
+        self.up = UpBlock(2 * ngf, ngf)
+
+    def forward(self, h, c_code, word_embs, mask):
+        word_context, word_attn = self.word_attention(h, word_embs, mask)  # (B, ngf, s, s), (B, T, s, s)
+        sent_context, _ = self.sentence_attention(h, c_code)  # (B, ngf, s, s)
+        h = self.fuse(torch.cat([h, word_context, sent_context], dim=1))  # (B, 2 ngf, s, s)
+        return self.up(self.residual(h)), word_attn, None
 
 
 @register_model("mirrorgan", MirrorGANConfig)

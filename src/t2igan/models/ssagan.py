@@ -20,8 +20,8 @@ BN without its own affine, gamma and beta two-layer MLPs of the sentence feature
 layers start at zero (a fresh block is plain BN). ``m`` decides *where* and *how much* the text
 changes the features; ``m = 1`` everywhere is DF-GAN's channel-wise text affine of ``BN(x)``.
 
-Discriminator and losses are DF-GAN's (:class:`t2igan.nn.blocks.OneWayDiscriminator`,
-:func:`t2igan.losses.one_way_discriminator_loss`): hinge on (real, e),
+Discriminator and losses are DF-GAN's (:class:`t2igan.models.dfgan.OneWayDiscriminator`,
+:func:`t2igan.models.dfgan.one_way_discriminator_loss`): hinge on (real, e),
 (fake, e), (real, e_mismatched), MA-GP on real matched pairs, plus the DAMSM loss of the generated
 image (weight 0.05; 0.1 when the text encoder is fine-tuned, ``text_encoder_mode="joint"``).
 
@@ -50,7 +50,7 @@ The frozen DAMSM image encoder is the :class:`~t2igan.models.damsm.DAMSMCritic` 
 ``damsm_critic``: in no optimizer, never in train mode, and not written to checkpoints or
 ``model.safetensors`` (it comes from ``damsm_weights``, like the FID Inception comes from its file).
 
-Beyond the paper (off by default): DF-GAN's options (:class:`~t2igan.models.base.DFGANFamilyOptions`:
+Beyond the paper (off by default): DF-GAN's options (:class:`~t2igan.models.dfgan.DFGANFamilyOptions`:
 the image-sentence contrastive term, whose D heads ``image_proj`` / ``text_proj`` exist only when it is
 on, ``d_gamma_init``, ``d_translate``, ``sentence_in_fc``).
 """
@@ -64,13 +64,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import T2IError
-from ..losses import MISMATCH_FORMS, ma_gp_loss, one_way_discriminator_loss, one_way_generator_loss
-from ..losses import one_way_discriminator_loss as discriminator_loss  # noqa: F401 (public name)
-from ..nn.blocks import OneWayDiscriminator, channel_plan
-from ..nn.conditioning import SSCBN
+from ..losses import MISMATCH_FORMS
 from ..registry import register_model
-from .base import DFGANFamilyOptions, TRUNCATION_FORMS, SampleOutput, T2IModel
+from .base import TRUNCATION_FORMS, SampleOutput, T2IModel
 from .damsm import build_damsm_critic
+from .dfgan import (Affine, DFGANFamilyOptions, OneWayDiscriminator, channel_plan, ma_gp_loss,
+                    one_way_discriminator_loss, one_way_generator_loss)
 
 TEXT_ENCODER_MODES = ("frozen", "joint", "joint_d")
 D_UPDATES = ("two_steps", "one_step")
@@ -95,7 +94,7 @@ class SSAGANConfig(DFGANFamilyOptions):
     mismatch_pairs: str = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
     d_update: str = "two_steps"  # two_steps (official: an Adam step on the hinge loss, then one on MA-GP) | one_step (their sum)
     truncation: float = 0.0  # noise truncation at sampling (official SSA-GAN samples plain N(0, I): 0)
-    truncation_form: str = "scaled"  # how a truncation > 0 applies: scaled (DF-GAN's) | clip (see models.base)
+    truncation_form: str = "scaled"  # how a truncation > 0 applies: scaled (DF-GAN's) | clip (see models.dfgan)
 
     @property
     def cond_dim(self) -> int:
@@ -108,6 +107,26 @@ class SSAGANConfig(DFGANFamilyOptions):
         if self.damsm_weight is not None:
             return self.damsm_weight
         return 0.1 if self.text_encoder_mode == "joint" else 0.05
+
+
+class SSCBN(nn.Module):
+    """Semantic-spatial condition batch norm [SSA-GAN, Sec. 3.2]:
+    ``(gamma(e) m + 1) BN(x) + beta(e) m``, BN without affine.
+
+    The text affine is DF-GAN's :class:`~t2igan.models.dfgan.Affine` (``a(h) = g(e) h + beta(e)`` with
+    ``g`` starting at 1), so with ``gamma = g - 1`` the formula is ``BN(x) + m (a(BN(x)) - BN(x))``:
+    plain BN where ``m = 0``, DF-GAN's affine of ``BN(x)`` where ``m = 1``. The MLPs' hidden width is
+    the sentence size, as in the official code.
+    """
+
+    def __init__(self, cond_dim: int, num_features: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(num_features, affine=False)
+        self.affine = Affine(cond_dim, num_features, hidden_dim=cond_dim)
+
+    def forward(self, x: torch.Tensor, sent_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)  # (B, C, H, W)
+        return h + mask * (self.affine(h, sent_emb) - h)  # mask (B, 1, H, W)
 
 
 class MaskPredictor(nn.Module):
@@ -262,7 +281,7 @@ class SSAGAN(T2IModel):
         return ma_gp_loss(self.discriminator, images, sent_emb, c.ma_gp_weight, c.ma_gp_power)
 
     def g_loss(self, batch, state):
-        """``-E[D(G(z, e), e)]`` [DF-GAN, Eq. 4] ``+ lambda * L_DAMSM(G(z, e), text)`` [AttnGAN, Eq. 8]
+        """``-E[D(G(z, e), e)]`` [DF-GAN, Eq. 4] ``+ lambda * L_DAMSM(G(z, e), text)`` [AttnGAN, Eq. 14]
         (+ the optional contrastive term).
 
         In ``joint`` mode the text features are computed afresh (the D phase used detached ones) and
