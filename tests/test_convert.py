@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from t2igan import Text2ImagePipeline
 from t2igan.cli import main
-from t2igan.convert import convert_damsm, convert_dfgan
+from t2igan.convert.attngan import convert_damsm
+from t2igan.convert.dfgan import convert_dfgan
 from t2igan.errors import T2IError
 from t2igan.hub import load_run
 

@@ -1,6 +1,6 @@
 """``t2igan convert dfgan|damsm|ssagan|attngan|mirrorgan OFFICIAL.pth [--captions captions.pickle] -o RUN_DIR``:
-official checkpoints -> t2igan run folders (key layouts: :mod:`t2igan.convert`,
-:mod:`t2igan.convert_attngan`). Every file is read with ``torch.load(weights_only=True)``."""
+official checkpoints -> t2igan run folders (key layouts: :mod:`t2igan.convert`, one module per
+official code base). Every file is read with ``torch.load(weights_only=True)``."""
 
 from __future__ import annotations
 
@@ -26,8 +26,10 @@ def add_arguments(parser) -> None:
 def run(args) -> None:
     from pathlib import Path
 
-    from ..convert import convert_damsm, convert_dfgan, convert_ssagan
-    from ..convert_attngan import convert_attngan, convert_mirrorgan
+    from ..convert.attngan import convert_attngan, convert_damsm
+    from ..convert.dfgan import convert_dfgan
+    from ..convert.mirrorgan import convert_mirrorgan
+    from ..convert.ssagan import convert_ssagan
     from ..errors import T2IError
     from ..runfolder import holds_run
 
@@ -43,7 +45,7 @@ def run(args) -> None:
     elif args.what in ("attngan", "mirrorgan"):
         convert = convert_attngan if args.what == "attngan" else convert_mirrorgan
         out = convert(args.checkpoint, args.output, args.discriminator, args.text_encoder, args.captions,
-                              args.vocab, args.max_words)
+                      args.vocab, args.max_words)
     else:
         out = convert_damsm(args.checkpoint, args.output, args.image_encoder, args.captions, args.vocab)
     print(f"run folder: {out}")
