@@ -115,7 +115,7 @@ def shapes_vocab(size: int = 30):
 def save_and_reload(model, run_dir, vocab, batch: dict):
     """Write ``model`` as a run folder, load it back, and return the outputs of both (eval mode) for
     ``batch``'s captions with the same seeded noise."""
-    from t2igan.hub import load_run, save_run
+    from t2igan.runs import load_run, save_run
 
     save_run(run_dir, {"data": {"max_words": batch["tokens"].shape[1]}}, model, vocab)
     loaded, _, _ = load_run(run_dir)

@@ -11,7 +11,7 @@ from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
 from t2igan.data.text import padding_mask
 from t2igan.errors import T2IError
-from t2igan.hub import load_run, save_run
+from t2igan.runs import load_run, save_run
 from t2igan.models.attngan import WordAttention
 from t2igan.trainer import Trainer, build_model
 from t2igan.visualize import attention_figure
@@ -311,23 +311,3 @@ def test_trains_end_to_end_on_tiny_shapes(tmp_path):
     assert (run / "samples" / "step-00000003.png").is_file()
     model, _, _ = load_run(run)
     assert model.model_name == "attngan" and model.config.num_stages == 2
-
-
-def test_renamed_fields_are_refused_by_name_and_read_from_old_run_folders(tmp_path):
-    """One name per concept: damsm_lambda -> damsm_weight (AttnGAN family), text_encoder_weights ->
-    damsm_weights (DF-GAN, GAN-INT-CLS). New configs with an old name get a one-line error naming the new
-    one; run folders written before the rename load with the new name."""
-    import json
-
-    with pytest.raises(T2IError, match=r"^model.damsm_lambda was renamed model.damsm_weight$"):
-        resolve_config("attngan-shapes", ["model.damsm_lambda=2"])
-    with pytest.raises(T2IError, match=r"model.text_encoder_weights was renamed model.damsm_weights"):
-        create_model("dfgan", vocab_size=10, text_encoder_weights="x")
-    assert main(["train", "gan_int_cls-cub", "model.text_encoder_weights=x", "--dry-run"]) == 2
-    m = tiny(damsm_weight=3.0)
-    save_run(tmp_path, {}, m, shapes_vocab())
-    config = json.loads((tmp_path / "config.json").read_text())
-    config["model_config"]["damsm_lambda"] = config["model_config"].pop("damsm_weight")
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    loaded, _, _ = load_run(tmp_path)
-    assert loaded.config.damsm_weight == 3.0

@@ -11,7 +11,7 @@ from t2igan import create_model
 from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
 from t2igan.errors import T2IError
-from t2igan.hub import load_run
+from t2igan.runs import load_run
 from t2igan.models.attngan import image_pyramid
 from t2igan.models.drgan import (
     distribution_alignment_loss,

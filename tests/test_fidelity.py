@@ -163,7 +163,7 @@ def test_ssagan_training_step_matches_official_losses_and_updates(ssagan, monkey
 def test_ssagan_cli_converts_official_files_to_a_run_that_samples_like_the_official_g(ssagan, tmp_path):
     """``t2igan convert ssagan netG.pth --discriminator netD.pth`` (DataParallel ``module.`` keys)."""
     from t2igan.cli import main
-    from t2igan.hub import load_run
+    from t2igan.runs import load_run
 
     _, t, meta, _ = ssagan
     torch.save({f"module.{k}": v for k, v in part(t, "official.netG.").items()}, tmp_path / "netG_600.pth")
@@ -295,7 +295,7 @@ def test_attngan_training_step_matches_official_losses_and_updates(attngan, monk
 
 def test_attngan_cli_converts_official_files_to_a_run_that_samples_like_the_official_g(attngan, tmp_path, monkeypatch):
     from t2igan.cli import main
-    from t2igan.hub import load_run
+    from t2igan.runs import load_run
 
     _, _, t, meta = attngan
     files = {"netG_epoch_600.pth": part(t, "official.netG."), "text_encoder200.pth": part(t, "official.text_encoder.")}
@@ -350,7 +350,7 @@ def test_damsm_losses_attention_and_gradients_match_official(case):
 def dfgan(tmp_path_factory):
     """The official state dicts saved as a ``state_epoch_N.pth`` and converted by ``convert_dfgan``."""
     from t2igan.convert.dfgan import convert_dfgan
-    from t2igan.hub import load_run
+    from t2igan.runs import load_run
 
     t, meta = load_fixture("dfgan")
     tmp = tmp_path_factory.mktemp("dfgan")
@@ -430,7 +430,7 @@ def test_mirrorgan_glam_generator_matches_official(mode, monkeypatch):
 
 def test_mirrorgan_cli_converts_g_and_warns_that_stream_stays_random(tmp_path, capsys, monkeypatch):
     from t2igan.cli import main
-    from t2igan.hub import load_run
+    from t2igan.runs import load_run
 
     t, meta = load_fixture("mirrorgan")
     torch.save({f"module.{k}": v for k, v in part(t, "official.netG.").items()}, tmp_path / "netG_epoch_700.pth")

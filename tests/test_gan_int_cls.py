@@ -23,7 +23,7 @@ from t2igan.data.embeddings import (
 )
 from t2igan.data.text import Vocabulary
 from t2igan.errors import T2IError
-from t2igan.hub import save_run
+from t2igan.runs import save_run
 from t2igan.losses import bce_logits_loss
 from t2igan.visualize import to_pil
 

@@ -13,12 +13,12 @@ from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
 from t2igan.data.shapes import ShapesDataset
 from t2igan.errors import T2IError
-from t2igan.hub import load_run, save_run
 from t2igan.data.shapes import parse_shapes_caption
 from t2igan.metrics.bleu import corpus_bleu
 from t2igan.metrics.shapes_probe import PROBE_KEYS, probe_labels, scene_labels
 from t2igan.models.mirrorgan import SentenceAttention
-from t2igan.models.stream import END_ID, StreamCaptioner, StreamConfig, caption_cross_entropy, caption_loss, load_stream
+from t2igan.models.stream import END_ID, StreamCaptioner, StreamConfig, caption_cross_entropy, caption_loss
+from t2igan.runs import load_run, load_stream, save_run
 from t2igan.trainer import Trainer
 from t2igan.visualize import to_pil
 

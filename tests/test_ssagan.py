@@ -11,7 +11,7 @@ from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
 from t2igan.data.text import Vocabulary
 from t2igan.errors import T2IError
-from t2igan.hub import load_run, save_run
+from t2igan.runs import load_run, save_run
 from t2igan.models.ssagan import SSCBN, SSACNBlock
 from t2igan.trainer import Trainer
 

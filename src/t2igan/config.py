@@ -98,10 +98,7 @@ class ExperimentConfig:
         if unknown:
             raise T2IError(f"unknown top-level config keys: {sorted(unknown)}")
         data = _build(DataConfig, d.pop("data", None) or {}, "data")
-        train_values = d.pop("train", None) or {}
-        if isinstance(train_values, dict):
-            _refuse_moved_train_fields(train_values)
-        train = _build(TrainConfig, train_values, "train")
+        train = _build(TrainConfig, d.pop("train", None) or {}, "train")
         if "model_args" in d and d["model_args"] is None:
             d["model_args"] = {}
         return cls(data=data, train=train, **d)
@@ -110,48 +107,11 @@ class ExperimentConfig:
         check_fields(self, "")
 
 
-# model fields renamed (one name per concept): old name -> new name. A preset, override or API call
-# with an old name is refused naming the new one; old run folders are read with the new names
-# (:func:`rename_legacy_fields`).
-RENAMED_MODEL_FIELDS = {
-    "text_encoder_weights": "damsm_weights",  # DF-GAN, GAN-INT-CLS: a DAMSM run folder or its model.safetensors
-    "damsm_lambda": "damsm_weight",  # AttnGAN, MirrorGAN, DR-GAN: weight of L_DAMSM in G's loss (as SSA-GAN)
-}
-
-
-# DAMSM's and STREAM's optimizer and evaluation settings, once train.* of their own pretraining loop,
-# are model.* since they train through the shared trainer; their epochs became train.max_steps
-MOVED_TO_MODEL = ("lr", "betas", "lr_decay", "lr_min_factor", "grad_clip", "rprec_captions", "rprec_splits",
-                  "eval_images", "eval_beam")
-
-
-def _refuse_moved_train_fields(train: dict) -> None:
-    moved = [k for k in MOVED_TO_MODEL if k in train]
-    if moved:
-        raise T2IError(f"train.{moved[0]} is now model.{moved[0]} (DAMSM and STREAM keep their optimizer "
-                       f"settings in the model config)")
-    if "epochs" in train:
-        raise T2IError("train.epochs was replaced by train.max_steps (epochs x batches per epoch)")
-
-
-def rename_legacy_fields(model_args: dict) -> dict:
-    """``model_args`` of a run folder written before :data:`RENAMED_MODEL_FIELDS`, with the new names."""
-    out = dict(model_args)
-    for old, new in RENAMED_MODEL_FIELDS.items():
-        if old in out and new not in out:
-            out[new] = out.pop(old)
-    return out
-
-
 def _build(cls, values: dict, section: str):
     if not isinstance(values, dict):
         raise T2IError(f"config section {section!r} must be a mapping of key: value, got {values!r}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = {k for k in values if k not in names}
-    renamed = sorted(k for k in unknown if RENAMED_MODEL_FIELDS.get(k) in names)
-    if renamed:
-        where = section.split(" ")[0]
-        raise T2IError(f"{where}.{renamed[0]} was renamed {where}.{RENAMED_MODEL_FIELDS[renamed[0]]}")
     if unknown:
         raise T2IError(f"unknown {section} config keys: {sorted(map(str, unknown))} (valid: {sorted(names)})")
     fields = {f.name: f for f in dataclasses.fields(cls)}

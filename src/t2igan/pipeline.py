@@ -27,7 +27,8 @@ from PIL import Image
 
 from .data.text import encode_captions
 from .errors import T2IError
-from .hub import load_run, parse_device
+from .hub import parse_device
+from .runs import load_run
 from .visualize import attention_figure, from_pil, mask_images, masks_figure, to_pil
 
 

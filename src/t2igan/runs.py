@@ -110,14 +110,14 @@ def read_config(run: str | Path, file_ok: bool = False) -> dict:
         raise T2IError(f"{path} is not valid JSON ({e})") from None
     if not isinstance(config, dict):
         raise T2IError(f"{path} is not a t2igan run config: expected a JSON object, got {type(config).__name__}")
+    for key, kind in (("model_name", str), ("model_config", dict)):
+        if not isinstance(config.get(key), kind):
+            raise T2IError(f"{path} is not a t2igan run config: {key!r} is missing or not a {kind.__name__}")
     version = config.get("format_version", 0)  # 0: written before config.json recorded its format
     if version != FORMAT_VERSION:
         by = f"written by t2igan {config['t2igan_version']}" if config.get("t2igan_version") else "an older t2igan's"
         raise T2IError(f"{path} is in run-folder format {version} ({by}); this t2igan {__version__} reads format "
                        f"{FORMAT_VERSION}: train or convert the run again")
-    for key, kind in (("model_name", str), ("model_config", dict)):
-        if not isinstance(config.get(key), kind):
-            raise T2IError(f"{path} is not a t2igan run config: {key!r} is missing or not a {kind.__name__}")
     if not isinstance(config.get("experiment", {}), dict):
         raise T2IError(f"{path} is not a t2igan run config: 'experiment' is not an object")
     return config

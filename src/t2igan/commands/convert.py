@@ -31,7 +31,7 @@ def run(args) -> None:
     from ..convert.mirrorgan import convert_mirrorgan
     from ..convert.ssagan import convert_ssagan
     from ..errors import T2IError
-    from ..runfolder import holds_run
+    from ..runs import holds_run
 
     if holds_run(Path(args.output)):
         raise T2IError(f"{args.output} already holds a run; convert into a new folder (-o)")

@@ -47,7 +47,8 @@ def convert_damsm(text_encoder: str | Path, output: str | Path, image_encoder: s
                   captions: str | Path | None = None, vocab: str | Path | None = None) -> Path:
     """Official DAMSM ``text_encoder*.pth`` (+ ``image_encoder*.pth``) -> a t2igan DAMSM run folder,
     usable as ``model.damsm_weights`` of the GANs."""
-    from ..models.damsm import DAMSM, DAMSMConfig, save_damsm
+    from ..models.damsm import DAMSM, DAMSMConfig
+    from ..runs import save_run
 
     text_state, sizes = convert_text_encoder(load_official(text_encoder), str(text_encoder))
     voc = read_vocabulary(captions, vocab, sizes["vocab_size"], str(text_encoder))
@@ -65,8 +66,7 @@ def convert_damsm(text_encoder: str | Path, output: str | Path, image_encoder: s
         print(f"warning: no image encoder given: the DAMSM's {', '.join(left)} is random "
               "(its text encoder is usable, its image encoder and R-precision are not)", file=sys.stderr)
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    save_damsm(output, model, voc, {"converted_from": [str(text_encoder), str(image_encoder or "")]})
+    save_run(output, {"converted_from": [str(text_encoder), str(image_encoder or "")]}, model, voc)
     return output
 
 

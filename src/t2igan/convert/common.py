@@ -108,7 +108,7 @@ def write_converted(model_name: str, output: str | Path, state: dict, sizes: dic
                      max_words: int, optional: tuple[str, ...], extra_args: dict | None = None) -> Path:
     """Add the DAMSM text encoder, build the t2igan model, load ``state`` and write the run folder."""
     from ..config import DataConfig, ExperimentConfig, TrainConfig
-    from ..hub import save_run
+    from ..runs import save_run
     from ..registry import create_model
 
     cond_dim = 2 * sizes["text_hidden_dim"]

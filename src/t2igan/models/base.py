@@ -72,8 +72,8 @@ def load_damsm_text_encoder(text_encoder: nn.Module, damsm_weights: str | None) 
         return
     from pathlib import Path
 
-    from ..hub import WEIGHTS_NAME, load_safetensors_into
-    from ..pretrained import resolve_run_dir
+    from ..hub import load_safetensors_into
+    from ..runs import WEIGHTS_NAME, resolve_run_dir
 
     path = Path(damsm_weights).expanduser()
     if not path.exists():
@@ -90,18 +90,6 @@ def with_imagenet_inception(args: dict, default_backbone: str) -> dict:
     from ..metrics.inception import resolve_weights_path
 
     return dict(args, inception_weights=str(resolve_weights_path("imagenet", args.get("inception_weights"))))
-
-
-def load_network_run(run_dir, label: str, device: str | torch.device = "cpu"):
-    """``(network in eval mode, Vocabulary)`` of a DAMSM or STREAM run folder (``label`` names it in
-    errors), its vocabulary checked against the network's."""
-    from ..hub import load_run
-
-    model, vocab, _ = load_run(run_dir, device)
-    if len(vocab) != model.config.vocab_size:
-        raise T2IError(f"{run_dir}: vocab.json has {len(vocab)} words but the {label} was built for "
-                       f"{model.config.vocab_size}")
-    return model, vocab
 
 
 class T2IModel(nn.Module):

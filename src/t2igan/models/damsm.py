@@ -38,10 +38,8 @@ folder holds ``config.json``, ``vocab.json``, ``model.safetensors`` (keys ``text
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -51,7 +49,7 @@ from ..errors import T2IError
 from ..nn.image_encoder import BACKBONES, ImageEncoder
 from ..nn.text_encoder import RNNTextEncoder, TextFeatures
 from ..registry import register_model
-from .base import T2IModel, load_network_run, with_imagenet_inception
+from .base import T2IModel, with_imagenet_inception
 
 DAMSM_PAPER_FORM = False  # the default form of Eq. 10 everywhere: False = the official code's (no 1/gamma2)
 
@@ -310,6 +308,8 @@ def build_damsm_critic(owner: str, config, text_encoder: nn.Module, weight_field
     run: :class:`DAMSMConfig`'s defaults) and are written back into the config, so a saved GAN run
     records what its DAMSM term used. A value set in the config wins (the official SSA-GAN code, for
     one, trains G with gamma1 = 5 against a DAMSM pretrained with 4)."""
+    from ..runs import load_damsm
+
     run = load_damsm(config.damsm_weights) if config.damsm_weights else None
     source = run[0].config if run else DAMSMConfig()
     for name in DAMSM_LOSS_SETTINGS:
@@ -427,42 +427,6 @@ class DAMSM(T2IModel):
         s0, s1 = damsm_sentence_loss(image_emb, text.sent_emb, class_ids, c.gamma3)
         loss = w0 + w1 + s0 + s1
         return loss, {"loss": loss.item(), "w0": w0.item(), "w1": w1.item(), "s0": s0.item(), "s1": s1.item()}
-
-
-def save_damsm(run_dir: str | Path, model: DAMSM, vocab, experiment: dict | None = None) -> None:
-    """Write ``config.json`` (model_name "damsm"), ``vocab.json`` and ``model.safetensors``."""
-    from ..hub import CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME, atomic_write_bytes, save_safetensors
-
-    run_dir = Path(run_dir)
-    config = {"experiment": experiment or {}, "model_name": "damsm", "model_config": model.config_dict()}
-    atomic_write_bytes(run_dir / CONFIG_NAME, json.dumps(config, indent=2).encode())
-    atomic_write_bytes(run_dir / VOCAB_NAME, json.dumps(vocab.to_dict(), ensure_ascii=False).encode())
-    save_safetensors(model.state_dict(), run_dir / WEIGHTS_NAME, {"format": "pt"})
-
-
-def damsm_run_dir(path_or_run_dir: str | Path) -> Path:
-    """A DAMSM run folder from the folder itself, any file in it (``model.safetensors``) or the name of
-    a bundled model (``shapes-damsm``)."""
-    from ..pretrained import resolve_run_dir
-
-    path = Path(path_or_run_dir).expanduser()
-    if not path.exists():
-        path = resolve_run_dir(path)
-    run_dir = path.parent if path.is_file() else path
-    if not run_dir.is_dir():
-        raise T2IError(f"DAMSM run folder not found: {path}")
-    return run_dir
-
-
-def load_damsm(path_or_run_dir: str | Path, device: str | torch.device = "cpu"):
-    """``(DAMSM in eval mode, Vocabulary)`` from a pretraining run folder (or its ``model.safetensors``)."""
-    from ..hub import read_run_config
-
-    run_dir = damsm_run_dir(path_or_run_dir)
-    name = read_run_config(run_dir).get("model_name")
-    if name != "damsm":
-        raise T2IError(f"{run_dir} is not a DAMSM run (its config.json names model {name!r})")
-    return load_network_run(run_dir, "DAMSM", device)
 
 
 def epoch_lr(config: DAMSMConfig, epoch: int) -> float:

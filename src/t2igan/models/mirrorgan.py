@@ -54,7 +54,7 @@ from .attngan import (MultiStageConfig, MultiStageGenerator, StageDiscriminator,
                       generate_for_step, multistage_discriminator_loss, multistage_generator_loss)
 from .base import SampleOutput, T2IModel
 from .damsm import build_damsm_critic
-from .stream import STREAM_BACKBONES, StreamCaptioner, StreamConfig, caption_images, caption_loss, load_stream
+from .stream import STREAM_BACKBONES, StreamCaptioner, StreamConfig, caption_images, caption_loss
 
 
 @dataclass
@@ -159,6 +159,8 @@ class MirrorGAN(T2IModel):
         architecture either way."""
         c = self.config
         if c.stream_weights:
+            from ..runs import load_stream
+
             stream, vocab = load_stream(c.stream_weights)
             if len(vocab) != c.vocab_size:
                 raise T2IError(f"the STREAM in {c.stream_weights} has a {len(vocab)}-word vocabulary but the data's "

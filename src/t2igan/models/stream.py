@@ -27,7 +27,6 @@ Captions of real test images are scored by :func:`evaluate_stream`: BLEU-4
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +37,7 @@ from ..errors import T2IError
 from ..metrics.bleu import corpus_bleu
 from ..nn.image_encoder import InceptionBackbone, SmallCNN
 from ..registry import register_model
-from .base import T2IModel, load_network_run, with_imagenet_inception
+from .base import T2IModel, with_imagenet_inception
 
 END_ID = PAD_ID  # index 0: padding and end of caption
 STREAM_BACKBONES = ("inception", "small_cnn")
@@ -375,28 +374,3 @@ def evaluate_stream(stream: StreamCaptioner, vocab, dataset, beam: int = 1, max_
         result.update(attribute_accuracy=acc["mean"], exact=acc["exact"], per_attribute=acc["per_attribute"],
                       attribute_accuracy_chance=chance["mean"], exact_chance=chance["exact"])
     return result
-
-
-
-# ---------------------------------------------------------------------------------------------------
-# STREAM runs: save, load, pretrain
-# ---------------------------------------------------------------------------------------------------
-
-
-def load_stream(path_or_run_dir: str | Path, device: str | torch.device = "cpu"):
-    """``(StreamCaptioner in eval mode, Vocabulary)`` from a ``t2igan pretrain stream`` run folder (or a
-    file in it), or the STREAM inside a MirrorGAN run folder."""
-    from ..hub import load_run, read_run_config
-
-    path = Path(path_or_run_dir).expanduser()
-    run_dir = path.parent if path.is_file() else path
-    if not run_dir.is_dir():
-        raise T2IError(f"STREAM run folder not found: {path}")
-    config = read_run_config(run_dir)
-    name = config.get("model_name")
-    if name == "mirrorgan":
-        model, vocab, _ = load_run(run_dir, device)
-        return model.stream, vocab
-    if name != "stream":
-        raise T2IError(f"{run_dir} is a {name!r} run, not a STREAM (`t2igan pretrain stream`) or MirrorGAN run")
-    return load_network_run(run_dir, "STREAM", device)

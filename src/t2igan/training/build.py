@@ -1,5 +1,4 @@
-"""What the trainer builds before its loop: data sets, vocabulary, the model, a new run folder and the
-moving average of G."""
+"""What the trainer builds before its loop: data sets, vocabulary, the model and the moving average of G."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from ..config import ExperimentConfig
 from ..data.text import Vocabulary
 from ..errors import T2IError
 from ..registry import create_model, model_class, model_config_class
+from ..runs import load_vocab
 
 
 def build_vocab(cfg: ExperimentConfig, train_set) -> Vocabulary:
@@ -30,9 +30,7 @@ def build_vocab(cfg: ExperimentConfig, train_set) -> Vocabulary:
 
         return vocabulary_from_attngan(read_attngan_captions(path)[2])
     if path.suffix != ".json":  # a run folder, a file in it, or a bundled model's name
-        from ..pretrained import resolve_run_dir
-
-        path = resolve_run_dir(path.parent if path.is_file() else path) / "vocab.json"
+        return load_vocab(path, file_ok=True)
     return Vocabulary.load(path)
 
 
@@ -53,16 +51,6 @@ def build_model(cfg: ExperimentConfig, vocab_size: int):
             raise T2IError(f"model.image_size={args['image_size']} differs from data.image_size={cfg.data.image_size}")
         args["image_size"] = cfg.data.image_size
     return create_model(cfg.model, vocab_size=vocab_size, **model_class(cfg.model).training_args(args))
-
-
-def new_run_dir(runs_dir: str | Path, name: str) -> Path:
-    """``runs/00007-<name>``: the next free number."""
-    runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    nums = [int(p.name[:5]) for p in runs_dir.iterdir() if p.is_dir() and p.name[:5].isdigit()]
-    path = runs_dir / f"{(max(nums) + 1 if nums else 0):05d}-{name}"
-    path.mkdir()
-    return path
 
 
 class EMA:

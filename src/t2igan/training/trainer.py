@@ -7,7 +7,7 @@ processes. It knows nothing about any particular model.
 
 Reliability (see :mod:`t2igan.training.checkpoints`): checkpoints are atomic, read back, resumable bit for bit.
 
-* The run folder (see :mod:`t2igan.runfolder`): a folder holding a run is refused without
+* The run folder (see :mod:`t2igan.runs`): a folder holding a run is refused without
   ``resume``/``overwrite``; a resume loads and validates its checkpoint before anything is written.
 * A non-finite loss stops training at once with the step, the loss terms and the last good
   checkpoint; nothing is written after it, and weights are checked for NaN/inf before every save.
@@ -53,11 +53,11 @@ from ..config import ExperimentConfig
 from ..data.seeded import SeededCollate, SeededItems, sample_seeds
 from ..data.text import CaptionCollator, Vocabulary, encode_captions
 from ..errors import T2IError, describe_error
-from ..hub import atomic_write_bytes, read_run_config, save_run
+from ..hub import atomic_write_bytes
 from ..loggers import Loggers, open_loggers, resolve_names
-from ..runfolder import check_resume_config, check_run_dir, clear_run
+from ..runs import check_resume_config, check_run_dir, clear_run, new_run_dir, read_experiment, save_run
 from ..visualize import captioned_grid, to_pil
-from .build import EMA, build_datasets, build_model, build_vocab, new_run_dir
+from .build import EMA, build_datasets, build_model, build_vocab
 from .checkpoints import CheckpointIO
 from .distributed import all_reduce_gradients, broadcast_tensors, init_distributed, resolve_device, seed_everything
 
@@ -405,20 +405,10 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, progress: bo
 def resume_training(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True) -> Path:
     """Continue the run in ``run_dir`` from its newest checkpoint (with optional overrides such as
     ``train.max_steps=20000``)."""
-    from ..config import apply_overrides, rename_legacy_fields
+    from ..config import apply_overrides
 
     run_dir = Path(run_dir)
-    exp = read_run_config(run_dir).get("experiment")
-    if (run_dir / "experiment.json").is_file():
-        try:
-            exp = json.loads((run_dir / "experiment.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise T2IError(f"{run_dir / 'experiment.json'} is not valid JSON ({e})") from None
-    if not isinstance(exp, dict):
-        raise T2IError(f"{run_dir} has no experiment config to resume (experiment.json)")
-    if isinstance(exp.get("model_args"), dict):  # a run written before a field was renamed
-        exp["model_args"] = rename_legacy_fields(exp["model_args"])
-    cfg = ExperimentConfig.from_dict(apply_overrides(exp, overrides or []))
+    cfg = ExperimentConfig.from_dict(apply_overrides(read_experiment(run_dir), overrides or []))
     from ..config import check_model_args
 
     check_model_args(cfg)
