@@ -13,7 +13,7 @@ from t2igan.data.text import padding_mask
 from t2igan.errors import T2IError
 from t2igan.runs import load_run, save_run
 from t2igan.models.attngan import WordAttention
-from t2igan.trainer import Trainer, build_model
+from t2igan.trainer import Trainer, build_experiment_model
 from t2igan.visualize import attention_figure
 
 B, V, T = 4, 30, 6
@@ -94,7 +94,7 @@ def test_official_widths_at_256_px_and_bad_sizes_are_refused():
     with pytest.raises(T2IError, match="power of two"):
         tiny(base_size=24, image_size=48)
     with pytest.raises(T2IError, match="image_size 32 must equal base_size"):
-        build_model(resolve_config("attngan-shapes", ["data.image_size=32", "model.damsm_weights=null"]), V)
+        build_experiment_model(resolve_config("attngan-shapes", ["data.image_size=32", "model.damsm_weights=null"]), V)
 
 
 def test_conditioning_augmentation_samples_in_training_and_uses_the_mean_in_eval():

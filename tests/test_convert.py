@@ -170,7 +170,7 @@ def test_official_file_that_would_run_code_is_refused(tmp_path):
 
 
 def test_damsm_conversion_maps_text_and_image_encoders(official_files):
-    from t2igan.metrics.inception import ImageNetInceptionV3
+    from t2igan.nn.inception import ImageNetInceptionV3
     from t2igan.runs import load_damsm
 
     tmp, *_, te = official_files

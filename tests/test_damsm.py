@@ -142,7 +142,10 @@ def test_small_cnn_encoder_and_gradients_reach_images():
     assert enc(torch.zeros(2, 3, 64, 64))[0].shape == (2, 16, 8, 8)
 
 
-def test_inception_backbone_random_frozen_and_missing_weights_error(tmp_path):
+def test_inception_backbone_random_frozen_and_loaded_by_the_builder(tmp_path):
+    from t2igan.nn.inception import ImageNetInceptionV3
+    from t2igan.training.build import build_model
+
     enc = ImageEncoder(embed_dim=8, backbone="inception")
     trainable = {n for n, p in enc.named_parameters() if p.requires_grad}
     assert trainable == {"emb_features.weight", "emb_code.weight", "emb_code.bias"}
@@ -150,10 +153,19 @@ def test_inception_backbone_random_frozen_and_missing_weights_error(tmp_path):
     assert not enc.backbone.net.training  # BatchNorm statistics stay frozen
     region_feats, image_emb = enc(torch.zeros(1, 3, 32, 32))
     assert region_feats.shape == (1, 8, 17, 17) and image_emb.shape == (1, 8)
-    with pytest.raises(T2IError, match="not found"):
-        ImageEncoder(embed_dim=8, backbone="inception", inception_weights=str(tmp_path / "none.pth"))
     with pytest.raises(T2IError, match="backbone"):
         ImageEncoder(backbone="resnet")
+    # the model builder finds the ImageNet file (a missing one is one error) and loads it into the backbone
+    args = dict(vocab_size=12, embed_dim=16, text_emb_dim=8, text_hidden_dim=8, backbone="inception")
+    with pytest.raises(T2IError, match="not found"):
+        build_model("damsm", **args, inception_weights=str(tmp_path / "none.pth"))
+    torch.manual_seed(1)
+    weights = ImageNetInceptionV3().state_dict()
+    torch.save(weights, tmp_path / "imagenet.pth")  # no hash in the name: loaded unchecked
+    damsm = build_model("damsm", **args, inception_weights=str(tmp_path / "imagenet.pth"))
+    assert damsm.config.inception_weights == str(tmp_path / "imagenet.pth")
+    net = damsm.image_encoder.backbone.net
+    assert torch.equal(net.Mixed_7c.branch_pool.conv.weight, weights["Mixed_7c.branch_pool.conv.weight"])
 
 
 def tiny_damsm(vocab_size=12):
@@ -196,7 +208,7 @@ def test_save_load_round_trip_and_text_encoder_prefix(tmp_path):
     assert torch.equal(model.image_encoder(images)[1], loaded.image_encoder(images)[1])
     # a generator's text encoder loads straight from the DAMSM run (DF-GAN's, GAN-INT-CLS's damsm_weights):
     # the folder or its weights file
-    from t2igan.models.base import load_damsm_text_encoder
+    from t2igan.training.build import load_damsm_text_encoder
 
     keys = load_safetensors(tmp_path / "model.safetensors")
     assert any(k.startswith("text_encoder.") for k in keys) and any(k.startswith("image_encoder.") for k in keys)

@@ -9,6 +9,7 @@ import torch
 from conftest import make_batch
 
 from t2igan import create_model
+from t2igan.training.build import build_model
 from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
 from t2igan.data.shapes import ShapesDataset
@@ -42,7 +43,7 @@ def tiny_mirrorgan(vocab_size=30, **kw):
         args.update(stream_backbone="small_cnn", stream_image_size=32, stream_cnn_channels=4, stream_embed_dim=8,
                     stream_hidden_dim=12)
     args.update(kw)
-    return create_model("mirrorgan", **args)
+    return build_model("mirrorgan", **args)
 
 
 def batch(vocab_size=30, seed=0, size=32):

@@ -76,10 +76,10 @@ def test_bundled_damsm_still_reads_real_images_and_starts_a_gan_offline(tmp_path
     cfg = resolve_config("dfgan-shapes", ["model.damsm_weights=shapes-damsm", "model.text_encoder_mode=frozen",
                                           "data.train_args={num_images: 8}"])
     assert build_vocab(cfg, None).words == vocab.words  # data.vocab unset: the DAMSM's own vocabulary
-    from t2igan.registry import create_model
+    from t2igan.training.build import build_model
 
-    gan = create_model("dfgan", vocab_size=len(vocab), nf=4, image_size=32, damsm_weights="shapes-damsm",
-                       text_encoder_mode="frozen")
+    gan = build_model("dfgan", vocab_size=len(vocab), nf=4, image_size=32, damsm_weights="shapes-damsm",
+                      text_encoder_mode="frozen")
     assert all(torch.equal(a.half().float(), b.float()) for a, b in
                zip(gan.text_encoder.state_dict().values(), damsm.text_encoder.state_dict().values()))
 

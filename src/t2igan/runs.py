@@ -95,9 +95,10 @@ def resolve_run_dir(name_or_path: str | Path, file_ok: bool = False) -> Path:
 # ---------------------------------------------------------------------------------------------------
 
 
-def read_config(run: str | Path, file_ok: bool = False) -> dict:
+def read_config(run: str | Path, kind: str | tuple[str, ...] | None = None, file_ok: bool = False) -> dict:
     """The checked ``config.json`` of a run folder (or bundled name): a JSON object of this format
-    version with ``model_name`` and ``model_config``."""
+    version with ``model_name`` and ``model_config``; with ``kind``, the model name(s) the run must hold
+    (an error names what it holds instead)."""
     run_dir = resolve_run_dir(run, file_ok)
     path = run_dir / CONFIG_NAME
     if not run_dir.is_dir():
@@ -110,9 +111,9 @@ def read_config(run: str | Path, file_ok: bool = False) -> dict:
         raise T2IError(f"{path} is not valid JSON ({e})") from None
     if not isinstance(config, dict):
         raise T2IError(f"{path} is not a t2igan run config: expected a JSON object, got {type(config).__name__}")
-    for key, kind in (("model_name", str), ("model_config", dict)):
-        if not isinstance(config.get(key), kind):
-            raise T2IError(f"{path} is not a t2igan run config: {key!r} is missing or not a {kind.__name__}")
+    for key, expected in (("model_name", str), ("model_config", dict)):
+        if not isinstance(config.get(key), expected):
+            raise T2IError(f"{path} is not a t2igan run config: {key!r} is missing or not a {expected.__name__}")
     version = config.get("format_version", 0)  # 0: written before config.json recorded its format
     if version != FORMAT_VERSION:
         by = f"written by t2igan {config['t2igan_version']}" if config.get("t2igan_version") else "an older t2igan's"
@@ -120,6 +121,9 @@ def read_config(run: str | Path, file_ok: bool = False) -> dict:
                        f"{FORMAT_VERSION}: train or convert the run again")
     if not isinstance(config.get("experiment", {}), dict):
         raise T2IError(f"{path} is not a t2igan run config: 'experiment' is not an object")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds and config["model_name"] not in kinds:
+        raise T2IError(f"{run_dir} is a {config['model_name']!r} run, not a {' or '.join(kinds)} run")
     return config
 
 
@@ -160,11 +164,8 @@ def load_run(run: str | Path, device: str | torch.device = "cpu", kind: str | tu
     from .registry import create_model
 
     run_dir = resolve_run_dir(run, file_ok)
-    config = read_config(run_dir)
+    config = read_config(run_dir, kind)
     name = config["model_name"]
-    kinds = (kind,) if isinstance(kind, str) else kind
-    if kinds and name not in kinds:
-        raise T2IError(f"{run_dir} is a {name!r} run, not a {' or '.join(kinds)} run")
     # config fields named *_weights point at pretrained parts used to start training; a run's own
     # model.safetensors already holds those parts, so they are not read again
     model_config = {k: (None if k.endswith("_weights") else v) for k, v in config["model_config"].items()}

@@ -397,7 +397,7 @@ class AttnGAN(T2IModel):
         c = config
         c.check("attngan")
         self.text_encoder = self.build_text_encoder().requires_grad_(False)
-        self.damsm_critic = build_damsm_critic("attngan", c, self.text_encoder)
+        self.damsm_critic = build_damsm_critic("attngan", c)
         self.generator = MultiStageGenerator(c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,
                                              lambda: AttentionStage(c.ngf, c.cond_dim, c.num_residual))
         self.discriminator = StageDiscriminators(

@@ -15,10 +15,11 @@ and keeps an exponential moving average of ``model.generator`` (when the model h
 STREAM, trained by the same loop, have none). The pipeline calls :meth:`T2IModel.generate` with the
 moving-average generator.
 
-Optional hooks the trainer calls: ``lr_factor(epoch)`` (a per-epoch learning-rate schedule),
-:meth:`T2IModel.clipped_parameters` (gradient-norm clipping after a phase's backward),
-:meth:`T2IModel.training_args` (model arguments completed before the model is built for training) and
-:meth:`T2IModel.end_of_run_metrics` (an evaluation appended to ``metrics.jsonl`` when training ends).
+Optional hooks the trainer calls: ``lr_factor(epoch)`` (a per-epoch learning-rate schedule) and
+:meth:`T2IModel.clipped_parameters` (gradient-norm clipping after a phase's backward).
+
+A model reads no file and never changes its config: the pretrained parts its config names (a DAMSM,
+a STREAM, ImageNet Inception weights) are loaded into it by :func:`t2igan.training.build.build_model`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from ..errors import T2IError
 from ..nn.text_encoder import RNNTextEncoder, TextFeatures
 
 
@@ -62,34 +62,6 @@ def truncated_noise(shape, truncation: float | None = None, generator: torch.Gen
     u = torch.rand(shape, generator=generator, dtype=torch.float64)
     u = lo + u * (1 - 2 * lo)
     return (scale * torch.special.ndtri(u)).float()
-
-
-def load_damsm_text_encoder(text_encoder: nn.Module, damsm_weights: str | None) -> None:
-    """Load the text encoder of a DAMSM run folder (or a bundled DAMSM's name), or of a safetensors file
-    (its ``model.safetensors``; keys with or without the ``text_encoder.`` prefix); errors name the file.
-    Nothing when ``damsm_weights`` is empty."""
-    if not damsm_weights:
-        return
-    from pathlib import Path
-
-    from ..hub import load_safetensors_into
-    from ..runs import WEIGHTS_NAME, resolve_run_dir
-
-    path = Path(damsm_weights).expanduser()
-    if not path.exists():
-        path = resolve_run_dir(path)
-    load_safetensors_into(text_encoder, path / WEIGHTS_NAME if path.is_dir() else path, prefix="text_encoder.")
-
-
-def with_imagenet_inception(args: dict, default_backbone: str) -> dict:
-    """Model arguments with ``inception_weights`` resolved to the ImageNet Inception-v3 file when the
-    backbone (``args["backbone"]``, else ``default_backbone``) is the frozen Inception that DAMSM and
-    STREAM train on top of: required, so a missing file fails before any data is loaded."""
-    if args.get("backbone", default_backbone) != "inception":
-        return args
-    from ..metrics.inception import resolve_weights_path
-
-    return dict(args, inception_weights=str(resolve_weights_path("imagenet", args.get("inception_weights"))))
 
 
 class T2IModel(nn.Module):
@@ -157,21 +129,10 @@ class T2IModel(nn.Module):
         return asdict(self.config)
 
     # -- optional trainer hooks ----------------------------------------------------------------
-    @classmethod
-    def training_args(cls, args: dict) -> dict:
-        """The model arguments training builds the model from (default: as given; DAMSM and STREAM
-        resolve the ImageNet Inception weights their frozen backbone starts from)."""
-        return args
-
     def clipped_parameters(self, phase: str) -> tuple[list[nn.Parameter], float] | None:
         """``(parameters, max norm)`` whose gradient norm the trainer clips after ``phase``'s backward
         (and the all-reduce), or None for no clipping (the default)."""
         return None
-
-    def end_of_run_metrics(self, test_set, vocab, cfg, run_dir, progress: bool = True) -> list[tuple[dict | None, str]]:
-        """An evaluation run once when training ends (main process, model in eval mode):
-        ``(metrics.jsonl record or None, line to print)`` pairs. Default: none."""
-        return []
 
     # -- to implement --------------------------------------------------------------------------
     def generate(self, tokens, lengths, noise, generator_module: nn.Module | None = None) -> SampleOutput:

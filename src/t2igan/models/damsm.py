@@ -49,7 +49,7 @@ from ..errors import T2IError
 from ..nn.image_encoder import BACKBONES, ImageEncoder
 from ..nn.text_encoder import RNNTextEncoder, TextFeatures
 from ..registry import register_model
-from .base import T2IModel, with_imagenet_inception
+from .base import T2IModel
 
 DAMSM_PAPER_FORM = False  # the default form of Eq. 10 everywhere: False = the official code's (no 1/gamma2)
 
@@ -237,7 +237,7 @@ class DAMSMCritic(nn.Module):
     """``L_DAMSM`` [AttnGAN, Eq. 14] of a generator's images against their captions, scored by a frozen
     DAMSM image encoder (``encoder``); gradients reach only the images (and whatever made them).
 
-    The encoder comes from a DAMSM run (:meth:`load`, which also starts the GAN's text encoder from
+    The encoder comes from a DAMSM run (:meth:`adopt`, which also starts the GAN's text encoder from
     the run's); without one, a randomly initialised encoder is built on first use, with a warning
     (meaningful in tests only). It is in no optimizer and always in eval mode; the GAN lists the
     critic in ``unsaved_modules``, so it never enters checkpoints or ``model.safetensors``.
@@ -301,25 +301,19 @@ class DAMSMCritic(nn.Module):
 DAMSM_LOSS_SETTINGS = ("gamma1", "gamma2", "gamma3", "paper_form")  # a GAN config's damsm_<name> fields
 
 
-def build_damsm_critic(owner: str, config, text_encoder: nn.Module, weight_field: str = "damsm_weight") -> DAMSMCritic:
-    """The :class:`DAMSMCritic` of a GAN config's ``damsm_*`` fields. With ``damsm_weights`` it holds
-    that run's frozen image encoder and ``text_encoder`` starts from the run's; the loss settings
-    (``damsm_gamma1/2/3``, ``damsm_paper_form``) the config leaves ``None`` are the run's own (without a
-    run: :class:`DAMSMConfig`'s defaults) and are written back into the config, so a saved GAN run
-    records what its DAMSM term used. A value set in the config wins (the official SSA-GAN code, for
-    one, trains G with gamma1 = 5 against a DAMSM pretrained with 4)."""
-    from ..runs import load_damsm
+def build_damsm_critic(owner: str, config, weight_field: str = "damsm_weight") -> DAMSMCritic:
+    """The :class:`DAMSMCritic` of a GAN config's ``damsm_*`` fields, without an encoder yet: the model
+    builder (:func:`t2igan.training.build.build_model`) gives it the ``damsm_weights`` run's
+    (:meth:`DAMSMCritic.adopt`), having first set the loss settings (``damsm_gamma1/2/3``,
+    ``damsm_paper_form``) the config leaves ``None`` to the run's own. Settings still ``None`` take
+    :class:`DAMSMConfig`'s defaults. A value set in the config wins (the official SSA-GAN code, for one,
+    trains G with gamma1 = 5 against a DAMSM pretrained with 4)."""
+    def setting(name: str):
+        value = getattr(config, f"damsm_{name}")
+        return getattr(DAMSMConfig, name) if value is None else value
 
-    run = load_damsm(config.damsm_weights) if config.damsm_weights else None
-    source = run[0].config if run else DAMSMConfig()
-    for name in DAMSM_LOSS_SETTINGS:
-        if getattr(config, f"damsm_{name}") is None:
-            setattr(config, f"damsm_{name}", getattr(source, name))
-    critic = DAMSMCritic(owner, config.cond_dim, config.damsm_backbone, config.image_size, config.damsm_gamma1,
-                         config.damsm_gamma2, config.damsm_gamma3, config.damsm_paper_form, weight_field)
-    if run:
-        critic.adopt(*run, config.damsm_weights, text_encoder, config.vocab_size)
-    return critic
+    return DAMSMCritic(owner, config.cond_dim, config.damsm_backbone, config.image_size, setting("gamma1"),
+                       setting("gamma2"), setting("gamma3"), setting("paper_form"), weight_field)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -339,7 +333,7 @@ class DAMSMConfig:
     backbone: str = "inception"  # image encoder backbone: inception (frozen, 299 px) | small_cnn (trainable)
     image_size: int = 299  # side of the training images (small_cnn input size)
     cnn_channels: int = 32  # small_cnn: channels of its first conv (doubled at each down-sampling)
-    inception_weights: str | None = None  # ImageNet Inception-v3 file (inception backbone); never needed to load a run
+    inception_weights: str | None = None  # ImageNet Inception-v3 file the builder loads (inception backbone); never needed to load a run
     gamma1: float = 4.0  # word-region attention sharpness (official YAMLs 4, code default 5)
     gamma2: float = 5.0  # region-word relevance sharpness
     gamma3: float = 10.0  # image-text matching sharpness
@@ -372,16 +366,12 @@ class DAMSM(T2IModel):
             raise T2IError(f"DAMSM: embed_dim ({c.embed_dim}) must be 2 * text_hidden_dim ({c.text_hidden_dim}), "
                            "the bidirectional LSTM's feature size")
         self.text_encoder = RNNTextEncoder(c.vocab_size, c.text_emb_dim, c.text_hidden_dim, c.text_dropout)
-        self.image_encoder = ImageEncoder(c.embed_dim, c.backbone, c.image_size, c.inception_weights, c.cnn_channels)
+        self.image_encoder = ImageEncoder(c.embed_dim, c.backbone, c.image_size, c.cnn_channels)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
     # -- the trainer's hooks ---------------------------------------------------------------------
-    @classmethod
-    def training_args(cls, args: dict) -> dict:
-        return with_imagenet_inception(args, DAMSMConfig.backbone)
-
     def encoders_loss(self, batch: dict, state: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """The one phase: :meth:`losses` of the batch's real pairs (same-class pairs masked on CUB)."""
         return self.losses(batch["image"], batch["tokens"], batch["lengths"], batch.get("class_id"))
@@ -397,24 +387,6 @@ class DAMSM(T2IModel):
     def clipped_parameters(self, phase: str):
         """The text encoder's gradient norm at ``grad_clip`` (the official code clips the RNN only)."""
         return (list(self.text_encoder.parameters()), self.config.grad_clip) if self.config.grad_clip else None
-
-    def end_of_run_metrics(self, test_set, vocab, cfg, run_dir, progress: bool = True):
-        """R-precision of the real test images (:func:`t2igan.metrics.r_precision.dataset_r_precision`)."""
-        from ..metrics.r_precision import dataset_r_precision
-
-        c = self.config
-        splits = min(c.rprec_splits, len(test_set))
-        device = next(self.parameters()).device
-        try:
-            result = dataset_r_precision(self, vocab, test_set, max_words=cfg.data.max_words,
-                                         num_captions=c.rprec_captions, splits=splits, seed=cfg.train.seed,
-                                         device=device, damsm_name=str(run_dir), progress=progress)
-        except T2IError as e:  # e.g. a test split too small for 99 mismatched captions: the weights are saved
-            return [(None, f"R-precision of real test images not computed: {e}")]
-        record = {"metric": "r_precision", "split": "test", "images": "real", **result}
-        return [(record, f"R-precision of real test images: {100 * result['mean']:.2f} +- "
-                         f"{100 * result['std']:.2f} % (chance {100 / c.rprec_captions:.0f}%, "
-                         f"{result['num_images']} images, {splits} splits, DAMSM {run_dir})")]
 
     def losses(self, images: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
                class_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:

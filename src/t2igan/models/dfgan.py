@@ -408,7 +408,7 @@ class DFGAN(T2IModel):
         if c.truncation_form not in TRUNCATION_FORMS:
             raise T2IError(f"truncation_form must be one of {', '.join(TRUNCATION_FORMS)}, got {c.truncation_form!r}")
         self.text_encoder = self.build_text_encoder()
-        self.damsm_critic = build_damsm_critic("dfgan", c, self.text_encoder)
+        self.damsm_critic = build_damsm_critic("dfgan", c)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.sentence_in_fc)
         self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size,

@@ -363,7 +363,7 @@ class DRGAN(T2IModel):
         c = config
         check_drgan_config(c)
         self.text_encoder = self.build_text_encoder().requires_grad_(False)
-        self.damsm_critic = build_damsm_critic("drgan", c, self.text_encoder)
+        self.damsm_critic = build_damsm_critic("drgan", c)
         mask_channels = 1 if c.mask_form == "spatial" else c.ngf
         self.generator = MultiStageGenerator(
             c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,

@@ -51,7 +51,7 @@ from ..losses import bce_logits_loss, mismatched
 from ..nn.blocks import init_weights
 from ..nn.text_encoder import TextFeatures
 from ..registry import register_model
-from .base import SampleOutput, T2IModel, load_damsm_text_encoder
+from .base import SampleOutput, T2IModel
 
 VARIANTS = ("gan", "gan_cls", "gan_int", "gan_int_cls")
 
@@ -265,9 +265,7 @@ class GANINTCLS(T2IModel):
         super().__init__(config)
         c = config
         if c.text_source == "encoder":
-            self.text_encoder = self.build_text_encoder()
-            load_damsm_text_encoder(self.text_encoder, c.damsm_weights)
-            self.text_encoder.requires_grad_(self.text_encoder_trainable)
+            self.text_encoder = self.build_text_encoder().requires_grad_(self.text_encoder_trainable)
         else:
             self.text_encoder = None  # sentences come precomputed in batch["sent_emb"]
         official = c.architecture == "official"

@@ -54,18 +54,17 @@ from .attngan import (MultiStageConfig, MultiStageGenerator, StageDiscriminator,
                       generate_for_step, multistage_discriminator_loss, multistage_generator_loss)
 from .base import SampleOutput, T2IModel
 from .damsm import build_damsm_critic
-from .stream import STREAM_BACKBONES, StreamCaptioner, StreamConfig, caption_images, caption_loss
+from .stream import STREAM_BACKBONES, StreamCaptioner, StreamConfig, caption_loss
 
 
 @dataclass
 class MirrorGANConfig(MultiStageConfig):
     """The multi-stage GANs' fields (sizes, D, DAMSM) plus GLAM's and STREAM's.
 
-    The ``stream_*`` architecture fields describe the frozen STREAM. With ``stream_weights`` they are
-    read from that run (so a saved run rebuilds it): leave them ``None``, or give the run's values; a
-    value that disagrees with the run is refused (it used to be overwritten silently). Without
-    ``stream_weights`` a random STREAM is built from them, ``None`` meaning the default in
-    :data:`STREAM_DEFAULTS`."""
+    The ``stream_*`` architecture fields describe the frozen STREAM. With ``stream_weights`` the model
+    builder reads them from that run (so a saved run rebuilds it): leave them ``None``, or give the run's
+    values; a value that disagrees with the run is refused. Without ``stream_weights`` a random STREAM
+    is built from them, ``None`` meaning the default in :data:`STREAM_DEFAULTS`."""
 
     damsm_weight: float = 0.0  # MirrorGAN uses no DAMSM term (paper; official LAMBDA 0); >0 adds AttnGAN's
     sentence_attention_conv: bool = True  # official 1x1 conv before GLAM's sentence softmax; False: the paper's form
@@ -141,7 +140,7 @@ class MirrorGAN(T2IModel):
                            f"got {c.stream_backbone!r}")
         c.check("mirrorgan")
         self.text_encoder = self.build_text_encoder().requires_grad_(False)  # STEM
-        self.damsm_critic = build_damsm_critic("mirrorgan", c, self.text_encoder)
+        self.damsm_critic = build_damsm_critic("mirrorgan", c)
         self.generator = MultiStageGenerator(
             c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,
             lambda: GLAMStage(c.ngf, c.cond_dim, c.c_dim, c.num_residual, c.sentence_attention_conv))
@@ -154,37 +153,12 @@ class MirrorGAN(T2IModel):
         self.train()
 
     def _build_stream(self) -> StreamCaptioner:
-        """The frozen STREAM: from ``stream_weights`` (its vocabulary must be the data's, its
-        architecture the ``stream_*`` fields that are set), else random; the config records the
-        architecture either way."""
+        """The frozen STREAM of the ``stream_*`` fields (``None``: :data:`STREAM_DEFAULTS`); the model
+        builder fills the fields from the ``stream_weights`` run and loads its weights."""
         c = self.config
-        if c.stream_weights:
-            from ..runs import load_stream
-
-            stream, vocab = load_stream(c.stream_weights)
-            if len(vocab) != c.vocab_size:
-                raise T2IError(f"the STREAM in {c.stream_weights} has a {len(vocab)}-word vocabulary but the data's "
-                               f"has {c.vocab_size}; pretrain it with data.vocab=<DAMSM run>/vocab.json and train "
-                               "with the same data.vocab")
-            for ours, (theirs, _) in STREAM_DEFAULTS.items():
-                value, run_value = getattr(c, ours), getattr(stream.config, theirs)
-                if value is not None and value != run_value:
-                    raise T2IError(f"mirrorgan: {ours}={value!r} but the STREAM in {c.stream_weights} has "
-                                   f"{theirs}={run_value!r}; set model.{ours}={run_value} or leave it null")
-                setattr(c, ours, run_value)  # recorded, so that load_run rebuilds this STREAM
-            return stream.requires_grad_(False).eval()
-        for ours, (_, default) in STREAM_DEFAULTS.items():
-            if getattr(c, ours) is None:
-                setattr(c, ours, default)
-        stream = StreamCaptioner(StreamConfig(vocab_size=c.vocab_size, backbone=c.stream_backbone,
-                                              image_size=c.stream_image_size, cnn_channels=c.stream_cnn_channels,
-                                              embed_dim=c.stream_embed_dim, hidden_dim=c.stream_hidden_dim,
-                                              inject=c.stream_inject))
-        return stream.requires_grad_(False).eval()
-
-    def caption(self, images: torch.Tensor, vocab, beam: int = 1, max_len: int | None = None) -> list[str]:
-        """The STREAM's captions of ``images`` (the redescription of generated images)."""
-        return caption_images(self.stream, vocab, images, beam=beam, max_len=max_len)
+        arch = {theirs: default if getattr(c, ours) is None else getattr(c, ours)
+                for ours, (theirs, default) in STREAM_DEFAULTS.items()}
+        return StreamCaptioner(StreamConfig(vocab_size=c.vocab_size, **arch)).requires_grad_(False).eval()
 
     # -- inference -------------------------------------------------------------------------------
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:

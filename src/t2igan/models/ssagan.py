@@ -221,7 +221,7 @@ class SSAGAN(T2IModel):
         if c.upsample_mode not in ("nearest", "bilinear"):
             raise T2IError(f"upsample_mode must be nearest or bilinear, got {c.upsample_mode!r}")
         self.text_encoder = self.build_text_encoder()
-        self.damsm_critic = build_damsm_critic("ssagan", c, self.text_encoder)
+        self.damsm_critic = build_damsm_critic("ssagan", c)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.mask_hidden, c.upsample_mode,
                                    c.sentence_in_fc)

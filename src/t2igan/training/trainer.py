@@ -57,7 +57,8 @@ from ..hub import atomic_write_bytes
 from ..loggers import Loggers, open_loggers, resolve_names
 from ..runs import check_resume_config, check_run_dir, clear_run, new_run_dir, read_experiment, save_run
 from ..visualize import captioned_grid, to_pil
-from .build import EMA, build_datasets, build_model, build_vocab
+from .build import EMA, build_datasets, build_experiment_model, build_vocab
+from .final_metrics import final_metrics
 from .checkpoints import CheckpointIO
 from .distributed import all_reduce_gradients, broadcast_tensors, init_distributed, resolve_device, seed_everything
 
@@ -78,7 +79,7 @@ class Trainer(CheckpointIO):
         self.train_set, self.test_set = build_datasets(cfg)
         self.vocab = build_vocab(cfg, self.train_set)
         self.collate = CaptionCollator(self.vocab, cfg.data.max_words, cfg.data.shorten, train=True)
-        self.model = build_model(cfg, len(self.vocab)).to(self.device)
+        self.model = build_experiment_model(cfg, len(self.vocab)).to(self.device)
         if self.dist.world_size > 1:  # rank 0's weights everywhere, whatever the initialisers did
             broadcast_tensors(list(self.model.parameters()) + list(self.model.buffers()))
         generator = getattr(self.model, "generator", None)  # DAMSM and STREAM have none
@@ -364,11 +365,11 @@ class Trainer(CheckpointIO):
             dist.barrier()
 
     def write_end_of_run_metrics(self) -> None:
-        """The model's :meth:`end_of_run_metrics` (DAMSM's R-precision, STREAM's caption scores),
-        each record appended to ``metrics.jsonl`` with the step, each line printed."""
+        """The run's :func:`~t2igan.training.final_metrics.final_metrics` (DAMSM's R-precision, STREAM's
+        caption scores), each record appended to ``metrics.jsonl`` with the step, each line printed."""
         was = self.model.training
         self.model.eval()
-        results = self.model.end_of_run_metrics(self.test_set, self.vocab, self.cfg, self.run_dir, self.progress)
+        results = final_metrics(self.model, self.test_set, self.vocab, self.cfg, self.run_dir, self.progress)
         self.model.train(was)
         for record, line in results:
             if record is not None:
