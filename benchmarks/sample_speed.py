@@ -45,7 +45,7 @@ def build_pipeline(model_name: str, image_size: int, device: str, run_dir: str):
     from t2igan.config import load_preset, resolve_config
     from t2igan.runs import save_run
     from t2igan.pipeline import Text2ImagePipeline
-    from t2igan.registry import create_model
+    from t2igan.models import create_model
 
     preset = load_preset(f"{model_name}-cub")
     args = sized_model_args(model_name, preset.get("model_args", {}), image_size)

@@ -266,9 +266,9 @@ def test_g_loss_is_the_weighted_sum_of_its_terms():
 
 
 def test_bad_settings_are_one_line_errors():
-    with pytest.raises(T2IError, match="drgan: sdl_form must be one of"):
+    with pytest.raises(T2IError, match="invalid model.sdl_form='triplet': expected a string: one of shifted, paper"):
         tiny(sdl_form="triplet")
-    with pytest.raises(T2IError, match="drgan: image_size 64 must equal"):
+    with pytest.raises(T2IError, match="invalid model config: image_size 64 must equal"):
         tiny(image_size=64)
 
 

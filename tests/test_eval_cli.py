@@ -12,7 +12,7 @@ from t2igan.data.text import Vocabulary
 from t2igan.runs import save_run
 from t2igan.metrics.shapes_probe import ShapesProbe, save_probe
 from t2igan.models.damsm import DAMSM, DAMSMConfig
-from t2igan.registry import create_model
+from t2igan.models import create_model
 
 TEST_IMAGES = 30  # 150 test captions: enough for 99 mismatched ones
 

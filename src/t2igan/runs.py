@@ -34,7 +34,6 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
 from .errors import T2IError
 from .hub import atomic_write_bytes, first_bad_tensor, load_safetensors_into, save_safetensors
 
@@ -116,9 +115,8 @@ def read_config(run: str | Path, kind: str | tuple[str, ...] | None = None, file
             raise T2IError(f"{path} is not a t2igan run config: {key!r} is missing or not a {expected.__name__}")
     version = config.get("format_version", 0)  # 0: written before config.json recorded its format
     if version != FORMAT_VERSION:
-        by = f"written by t2igan {config['t2igan_version']}" if config.get("t2igan_version") else "an older t2igan's"
-        raise T2IError(f"{path} is in run-folder format {version} ({by}); this t2igan {__version__} reads format "
-                       f"{FORMAT_VERSION}: train or convert the run again")
+        raise T2IError(f"{path} is in run-folder format {version}; this t2igan reads format {FORMAT_VERSION}: "
+                       "train or convert the run again")
     if not isinstance(config.get("experiment", {}), dict):
         raise T2IError(f"{path} is not a t2igan run config: 'experiment' is not an object")
     kinds = (kind,) if isinstance(kind, str) else kind
@@ -141,8 +139,8 @@ def save_run(run_dir: str | Path, experiment: dict, model, vocab, ema_generator=
     Training writes the weights only with a checkpoint, so they are always trained ones."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"format_version": FORMAT_VERSION, "t2igan_version": __version__, "experiment": experiment,
-              "model_name": model.model_name, "model_config": model.config_dict()}
+    config = {"format_version": FORMAT_VERSION, "experiment": experiment, "model_name": model.model_name,
+              "model_config": model.config_dict()}
     atomic_write_bytes(run_dir / CONFIG_NAME, json.dumps(config, indent=2).encode())
     atomic_write_bytes(run_dir / VOCAB_NAME, json.dumps(vocab.to_dict(), ensure_ascii=False).encode())
     if weights:
@@ -161,7 +159,7 @@ def load_run(run: str | Path, device: str | torch.device = "cpu", kind: str | tu
     """Rebuild ``(model, vocab, config)`` from a run folder or a bundled model's name; the model is in
     eval mode. ``kind``: the model name(s) the run must hold (an error names what it holds instead).
     Weights stored in fp16 are loaded into the model's fp32 parameters."""
-    from .registry import create_model
+    from .models import create_model
 
     run_dir = resolve_run_dir(run, file_ok)
     config = read_config(run_dir, kind)

@@ -109,7 +109,7 @@ def write_converted(model_name: str, output: str | Path, state: dict, sizes: dic
     """Add the DAMSM text encoder, build the t2igan model, load ``state`` and write the run folder."""
     from ..config import DataConfig, ExperimentConfig, TrainConfig
     from ..runs import save_run
-    from ..registry import create_model
+    from ..training.build import build_model
 
     cond_dim = 2 * sizes["text_hidden_dim"]
     if text_encoder:
@@ -123,7 +123,7 @@ def write_converted(model_name: str, output: str | Path, state: dict, sizes: dic
     else:
         voc = read_vocabulary(captions, vocab, None, source)
     model_args = {**sizes, **(extra_args or {})}
-    model = create_model(model_name, vocab_size=len(voc), **model_args)
+    model = build_model(model_name, vocab_size=len(voc), **model_args)  # records the DAMSM term's settings
     left = load_into(model, state, source, optional_prefixes=optional)
     if left:
         print(f"warning: {source}: {', '.join(left)} not in the given files and left random"

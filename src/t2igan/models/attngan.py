@@ -64,13 +64,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import T2IError
-from ..losses import MISMATCH_FORMS, bce_logits_loss, kl_normal_loss, mismatched_pairs
+from ..fields import Backbone, Config, Count, Fraction, PowerOfTwo
+from ..losses import bce_logits_loss, kl_normal_loss, mismatched_pairs
 from ..nn.attention import WordAttention
 from ..nn.blocks import (ConditioningAugmentation, ResidualBlock, UpBlock, down_block, glu, init_weights, rgb_head,
                          same_block, strip_batch_norm)
@@ -81,33 +83,33 @@ from .damsm import DAMSMCritic, build_damsm_critic
 
 
 @dataclass
-class MultiStageConfig:
+class MultiStageConfig(Config):
     """Fields of the multi-stage GANs (AttnGAN, MirrorGAN, DR-GAN): sizes of
     :class:`MultiStageGenerator` and its stage discriminators, the frozen text encoder, and the DAMSM
     loss that scores the last stage."""
 
     vocab_size: int = 5000  # words in the vocabulary (set from the data)
-    image_size: int = 256  # output side of the last stage = base_size * 2^(num_stages - 1)
-    base_size: int = 64  # output side of the first stage (official 64; 16 or 32 for CPU presets)
-    num_stages: int = 3  # generator stages / discriminators (official 3: 64, 128, 256 px)
-    ngf: int = 32  # generator width (official CUB 32, COCO 48); F_0 starts at 2^k ngf channels
-    ndf: int = 64  # discriminator width (official CUB 64, COCO 96)
+    image_size: Count = 256  # output side of the last stage = base_size * 2^(num_stages - 1)
+    base_size: PowerOfTwo = 64  # output side of the first stage (official 64; 16 or 32 for CPU presets)
+    num_stages: Count = 3  # generator stages / discriminators (official 3: 64, 128, 256 px)
+    ngf: Count = 32  # generator width (official CUB 32, COCO 48); F_0 starts at 2^k ngf channels
+    ndf: Count = 64  # discriminator width (official CUB 64, COCO 96)
     num_residual: int = 2  # GLU residual blocks per attention stage (official CUB 2, COCO 3)
-    z_dim: int = 100  # noise size
-    c_dim: int = 100  # conditioning-augmentation code size
-    text_emb_dim: int = 300  # text encoder word embedding
-    text_hidden_dim: int = 128  # per LSTM direction; word and sentence features are 2x this (256)
-    text_dropout: float = 0.5
+    z_dim: Count = 100  # noise size
+    c_dim: Count = 100  # conditioning-augmentation code size
+    text_emb_dim: Count = 300  # text encoder word embedding
+    text_hidden_dim: Count = 128  # per LSTM direction; word and sentence features are 2x this (256)
+    text_dropout: Fraction = 0.5
     uncond_logits: bool = True  # D's unconditional (real/fake) logit besides the conditional one
     d_batch_norm: bool = True  # official: batch norm in the stage Ds; False: none (convs get biases), so D sees a global colour shift
     damsm_weights: str | None = None  # DAMSM run folder (or its model.safetensors): text + image encoders
-    damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn
+    damsm_backbone: Backbone = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn
     damsm_weight: float = 5.0  # weight of L_DAMSM in G's loss (official CUB 5, COCO 50); 0 disables it
     damsm_gamma1: float | None = None  # word-region attention sharpness (None: the DAMSM run's; official YAMLs 4)
     damsm_gamma2: float | None = None  # region-word relevance sharpness (None: the DAMSM run's, else 5)
     damsm_gamma3: float | None = None  # image-text matching sharpness (None: the DAMSM run's, else 10)
     damsm_paper_form: bool | None = None  # True: Eq. 10's ^(1/gamma2); False: the official code's (None: the run's)
-    mismatch_pairs: str = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
+    mismatch_pairs: Literal["shift", "roll"] = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
     kl_weight: float = 1.0  # weight of CA's KL term
     truncation: float = 0.0  # noise truncation at sampling (0 = none; AttnGAN samples plain N(0, I))
 
@@ -119,18 +121,11 @@ class MultiStageConfig:
     def stage_sizes(self) -> list[int]:
         return [self.base_size * 2**i for i in range(self.num_stages)]
 
-    def check(self, owner: str) -> None:
-        """One ``error: owner: ...`` line for sizes that do not fit together."""
-        if self.base_size < 16 or self.base_size & (self.base_size - 1):
-            raise T2IError(f"{owner}: base_size must be a power of two >= 16, got {self.base_size}")
-        if self.num_stages < 1:
-            raise T2IError(f"{owner}: num_stages must be at least 1, got {self.num_stages}")
+    def problem(self) -> str | None:
         if self.image_size != self.stage_sizes[-1]:
-            raise T2IError(f"{owner}: image_size {self.image_size} must equal base_size * 2^(num_stages - 1) = "
-                           f"{self.stage_sizes[-1]} (base_size={self.base_size}, num_stages={self.num_stages})")
-        if self.mismatch_pairs not in MISMATCH_FORMS:
-            raise T2IError(f"{owner}: mismatch_pairs must be one of {', '.join(MISMATCH_FORMS)}, "
-                           f"got {self.mismatch_pairs!r}")
+            return (f"image_size {self.image_size} must equal base_size * 2^(num_stages - 1) = {self.stage_sizes[-1]} "
+                    f"(base_size={self.base_size}, num_stages={self.num_stages})")
+        return None
 
 
 @dataclass
@@ -395,7 +390,6 @@ class AttnGAN(T2IModel):
     def __init__(self, config: AttnGANConfig):
         super().__init__(config)
         c = config
-        c.check("attngan")
         self.text_encoder = self.build_text_encoder().requires_grad_(False)
         self.damsm_critic = build_damsm_critic("attngan", c)
         self.generator = MultiStageGenerator(c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,

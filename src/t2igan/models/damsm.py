@@ -46,7 +46,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import T2IError
-from ..nn.image_encoder import BACKBONES, ImageEncoder
+from ..fields import Backbone, Betas, Config, Count, Fraction, Positive, VocabSize
+from ..nn.image_encoder import ImageEncoder
 from ..nn.text_encoder import RNNTextEncoder, TextFeatures
 from ..registry import register_model
 from .base import T2IModel
@@ -247,8 +248,6 @@ class DAMSMCritic(nn.Module):
                  gamma1: float = 4.0, gamma2: float = 5.0, gamma3: float = 10.0,
                  paper_form: bool = DAMSM_PAPER_FORM, weight_field: str = "damsm_weight"):
         super().__init__()
-        if backbone not in BACKBONES:
-            raise T2IError(f"{owner}: damsm_backbone must be inception or small_cnn, got {backbone!r}")
         self.owner, self.weight_field = owner, weight_field  # for messages
         self.embed_dim, self.backbone, self.image_size = embed_dim, backbone, image_size
         self.gammas, self.paper_form = (gamma1, gamma2, gamma3), paper_form
@@ -322,30 +321,36 @@ def build_damsm_critic(owner: str, config, weight_field: str = "damsm_weight") -
 
 
 @dataclass
-class DAMSMConfig:
+class DAMSMConfig(Config):
     """Architecture and loss of a DAMSM (what a run's ``config.json`` stores under ``model_config``)."""
 
-    vocab_size: int = 0  # words incl. padding; set from the vocabulary by pretraining
-    embed_dim: int = 256  # D, joint feature size (= 2 * text_hidden_dim)
-    text_emb_dim: int = 300  # word embedding size
-    text_hidden_dim: int = 128  # LSTM units per direction
-    text_dropout: float = 0.5  # dropout on the word embeddings
-    backbone: str = "inception"  # image encoder backbone: inception (frozen, 299 px) | small_cnn (trainable)
-    image_size: int = 299  # side of the training images (small_cnn input size)
-    cnn_channels: int = 32  # small_cnn: channels of its first conv (doubled at each down-sampling)
+    vocab_size: VocabSize = 5000  # words incl. padding; set from the vocabulary by pretraining
+    embed_dim: Count = 256  # D, joint feature size (= 2 * text_hidden_dim)
+    text_emb_dim: Count = 300  # word embedding size
+    text_hidden_dim: Count = 128  # LSTM units per direction
+    text_dropout: Fraction = 0.5  # dropout on the word embeddings
+    backbone: Backbone = "inception"  # image encoder backbone: inception (frozen, 299 px) | small_cnn (trainable)
+    image_size: Count = 299  # side of the training images (small_cnn input size)
+    cnn_channels: Count = 32  # small_cnn: channels of its first conv (doubled at each down-sampling)
     inception_weights: str | None = None  # ImageNet Inception-v3 file the builder loads (inception backbone); never needed to load a run
     gamma1: float = 4.0  # word-region attention sharpness (official YAMLs 4, code default 5)
     gamma2: float = 5.0  # region-word relevance sharpness
     gamma3: float = 10.0  # image-text matching sharpness
     paper_form: bool = DAMSM_PAPER_FORM  # True: Eq. 10's log(sum exp)^(1/gamma2); False: the official code's (no 1/gamma2)
     # pretraining (official AttnGAN DAMSM defaults; the batch size is train.batch_size, official 48)
-    lr: float = 0.002  # Adam learning rate (both encoders)
-    betas: tuple = (0.5, 0.999)  # Adam betas
+    lr: Positive = 0.002  # Adam learning rate (both encoders)
+    betas: Betas = (0.5, 0.999)  # Adam betas
     lr_decay: float = 0.98  # lr multiplied by this after every epoch ...
     lr_min_factor: float = 0.1  # ... but never below lr * lr_min_factor
     grad_clip: float | None = 0.25  # max gradient norm of the text encoder (the official code clips the RNN only)
-    rprec_captions: int = 100  # R-precision at the end: true caption + (this - 1) mismatched
-    rprec_splits: int = 10  # ... mean and std over this many splits
+    rprec_captions: Count = 100  # R-precision at the end: true caption + (this - 1) mismatched
+    rprec_splits: Count = 10  # ... mean and std over this many splits
+
+    def problem(self) -> str | None:
+        if self.embed_dim != 2 * self.text_hidden_dim:
+            return (f"embed_dim ({self.embed_dim}) must be 2 * text_hidden_dim ({self.text_hidden_dim}), the "
+                    "bidirectional LSTM's feature size")
+        return None
 
 
 @register_model("damsm", DAMSMConfig, text_to_image=False)
@@ -360,11 +365,6 @@ class DAMSM(T2IModel):
     def __init__(self, config: DAMSMConfig):
         super().__init__(config)
         c = config
-        if c.vocab_size < 2:
-            raise T2IError(f"DAMSM needs vocab_size >= 2, got {c.vocab_size}")
-        if c.embed_dim != 2 * c.text_hidden_dim:
-            raise T2IError(f"DAMSM: embed_dim ({c.embed_dim}) must be 2 * text_hidden_dim ({c.text_hidden_dim}), "
-                           "the bidirectional LSTM's feature size")
         self.text_encoder = RNNTextEncoder(c.vocab_size, c.text_emb_dim, c.text_hidden_dim, c.text_dropout)
         self.image_encoder = ImageEncoder(c.embed_dim, c.backbone, c.image_size, c.cnn_channels)
 

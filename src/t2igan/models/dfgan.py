@@ -38,20 +38,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import T2IError
+from ..fields import Backbone, Config, Count, Fraction, Positive, PowerOfTwo
 from ..losses import mismatched_pairs
 from ..registry import register_model
-from .base import TRUNCATION_FORMS, SampleOutput, T2IModel
+from .base import SampleOutput, T2IModel
 from .damsm import build_damsm_critic
 
 
 @dataclass
-class DFGANFamilyOptions:
+class DFGANFamilyOptions(Config):
     """Fields shared by the configs of the DF-GAN family (DF-GAN, SSA-GAN), beyond the papers (each off
     by default, the papers' setting):
 
@@ -74,12 +75,12 @@ class DFGANFamilyOptions:
     contrastive_weight: float = 0.0  # lambda of the image-sentence contrastive term in D and G (0 = off; not in the papers)
     contrastive_dim: int = 128  # size of D's shared image/sentence embedding space for that term
     contrastive_temperature: float = 0.1
-    contrastive_pool: str = "flatten"  # D's image side of that term: flatten (keeps positions) | sum
+    contrastive_pool: Literal["flatten", "sum"] = "flatten"  # D's image side of that term: flatten (keeps positions) | sum
     d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0)
     d_translate: float = 0.0  # DiffAugment translation of D's inputs, a fraction of the side (0 = off)
     sentence_in_fc: bool = False  # G's first FC also reads the sentence
     damsm_weights: str | None = None  # DAMSM run folder (or name): its text encoder starts ours, its image encoder scores the DAMSM loss
-    damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn (random: tests only)
+    damsm_backbone: Backbone = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn (random: tests only)
     damsm_weight: float | None = None  # DAMSM loss weight in G (None: the family's default, see damsm_loss_weight)
     damsm_gamma1: float | None = None  # word-region attention sharpness (None: the DAMSM run's, else 4)
     damsm_gamma2: float | None = None  # region-word relevance sharpness (None: the DAMSM run's, else 5)
@@ -109,18 +110,18 @@ class DFGANFamilyOptions:
 @dataclass
 class DFGANConfig(DFGANFamilyOptions):
     vocab_size: int = 5000  # words in the vocabulary (set from the data)
-    image_size: int = 256  # output side, a power of two >= 16
-    nf: int = 32  # base channel width of G and D (official 32)
-    z_dim: int = 100  # noise size
-    text_emb_dim: int = 300  # text encoder word embedding
-    text_hidden_dim: int = 128  # per LSTM direction; sentence feature is 2x this (256)
-    text_dropout: float = 0.5
-    text_encoder_mode: str = "frozen"  # frozen (official: a pretrained DAMSM) | joint_d (trained with D's loss)
-    text_encoder_lr: float | None = None  # learning rate of a trainable text encoder (default: G's)
+    image_size: PowerOfTwo = 256  # output side, a power of two >= 16
+    nf: Count = 32  # base channel width of G and D (official 32)
+    z_dim: Count = 100  # noise size
+    text_emb_dim: Count = 300  # text encoder word embedding
+    text_hidden_dim: Count = 128  # per LSTM direction; sentence feature is 2x this (256)
+    text_dropout: Fraction = 0.5
+    text_encoder_mode: Literal["frozen", "joint_d"] = "frozen"  # frozen (official: a pretrained DAMSM) | joint_d (trained with D's loss)
+    text_encoder_lr: Positive | None = None  # learning rate of a trainable text encoder (default: G's)
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
     truncation: float = 0.88  # noise truncation at sampling (0 = none); DF-GAN's trunc_rate
-    truncation_form: str = "scaled"  # scaled: official, 0.88 * N(0,1) cut to [-2, 2] | clip: N(0,1) cut to [-0.88, 0.88]
+    truncation_form: Literal["scaled", "clip"] = "scaled"  # scaled: official, 0.88 * N(0,1) cut to [-2, 2] | clip: N(0,1) cut to [-0.88, 0.88]
 
     @property
     def cond_dim(self) -> int:
@@ -249,8 +250,6 @@ class OneWayDiscriminator(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(2 * nf, 1, 4, 1, 0, bias=False),
         )
-        if contrastive_pool not in ("flatten", "sum"):
-            raise ValueError(f"contrastive_pool must be flatten or sum, got {contrastive_pool!r}")
         self.contrastive_pool = contrastive_pool
         if contrastive_dim:  # projections into a shared space for the contrastive term
             self.image_proj = nn.Linear(chs[-1] * (16 if contrastive_pool == "flatten" else 1), contrastive_dim)
@@ -405,8 +404,6 @@ class DFGAN(T2IModel):
     def __init__(self, config: DFGANConfig):
         super().__init__(config)
         c = config
-        if c.truncation_form not in TRUNCATION_FORMS:
-            raise T2IError(f"truncation_form must be one of {', '.join(TRUNCATION_FORMS)}, got {c.truncation_form!r}")
         self.text_encoder = self.build_text_encoder()
         self.damsm_critic = build_damsm_critic("dfgan", c)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)

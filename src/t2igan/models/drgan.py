@@ -112,13 +112,14 @@ frozen parts (text encoder, the DAMSM critic) as AttnGAN's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import T2IError
+from ..fields import Count
 from ..losses import kl_normal_loss
 from ..nn.attention import WordAttention
 from ..nn.blocks import ConditioningAugmentation, ResidualBlock, UpBlock, conv3x3, init_weights, rgb_head
@@ -129,37 +130,22 @@ from .attngan import (InitialStage, MultiStageConfig, MultiStageGenerator, Stage
 from .base import SampleOutput, T2IModel
 from .damsm import build_damsm_critic
 
-SDL_FORMS = ("shifted", "paper", "official")
-SDL_VARIANCES = ("paper", "official")
-MASK_FORMS = ("spatial", "channel")
-
-
 @dataclass
 class DRGANConfig(MultiStageConfig):
-    ngf: int = 64  # generator width (official DR-GAN GF_DIM 64 on CUB and COCO; AttnGAN 32)
-    ndf: int = 32  # discriminator width (official DF_DIM 32)
+    ngf: Count = 64  # generator width (official DR-GAN GF_DIM 64 on CUB and COCO; AttnGAN 32)
+    ndf: Count = 32  # discriminator width (official DF_DIM 32)
     num_refine: int = 2  # residual blocks refining Q' into Q (official: R_NUM, as num_residual)
-    mask_form: str = "spatial"  # spatial: one (B, 1, h, w) mask (paper) | channel: (B, C, h, w)
+    mask_form: Literal["spatial", "channel"] = "spatial"  # spatial: one (B, 1, h, w) mask (paper) | channel: (B, C, h, w)
     sdl_weight: float = 1.0  # weight of L_SDL (summed over SDM stages); 0 disables SDL
-    sdl_form: str = "shifted"  # shifted: 0 at matching statistics | paper: SP(d+ - d-) | official: + exp(d+)
-    sdl_variance: str = "paper"  # paper: batch variance | official: (sum of deviations)^2 / B, ~0
+    sdl_form: Literal["shifted", "paper", "official"] = "shifted"  # shifted: 0 at matching statistics | paper: SP(d+ - d-) | official: + exp(d+)
+    sdl_variance: Literal["paper", "official"] = "paper"  # paper: batch variance | official: (sum of deviations)^2 / B, ~0
     sdl_recon_weight: float = 1.0  # H* encoder's reconstruction loss (trains only that encoder)
     spectral_norm: bool = True  # D: spectral norm on its convs, no batch norm (official); False: AttnGAN's D
-    dnm_z_dim: int = 100  # DNM latent size (official 100, CA's layer)
-    dnm_ngf: int = 32  # DNM decoder width (official 32: 16 x 32 channels at 4x4)
+    dnm_z_dim: Count = 100  # DNM latent size (official 100, CA's layer)
+    dnm_ngf: Count = 32  # DNM decoder width (official 32: 16 x 32 channels at 4x4)
     dnm_recon_weight: float = 1.0  # D: mean squared reconstruction error of real and fake images
     dnm_kl_weight: float = 0.05  # D: KL of the DNM posteriors (official/recon ratio about 0.02/0.6)
     dal_weight: float = 1.0  # G: L_DAL per stage (mean squared error, real image at base_size)
-
-
-def check_drgan_config(c: DRGANConfig) -> None:
-    c.check("drgan")
-    for name, value, allowed in (("sdl_form", c.sdl_form, SDL_FORMS), ("sdl_variance", c.sdl_variance, SDL_VARIANCES),
-                                 ("mask_form", c.mask_form, MASK_FORMS)):
-        if value not in allowed:
-            raise T2IError(f"drgan: {name} must be one of {', '.join(allowed)}, got {value!r}")
-    if c.num_refine < 0 or c.dnm_z_dim < 1 or c.dnm_ngf < 1:
-        raise T2IError("drgan: num_refine must be >= 0 and dnm_z_dim, dnm_ngf >= 1")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,7 +347,6 @@ class DRGAN(T2IModel):
     def __init__(self, config: DRGANConfig):
         super().__init__(config)
         c = config
-        check_drgan_config(c)
         self.text_encoder = self.build_text_encoder().requires_grad_(False)
         self.damsm_critic = build_damsm_critic("drgan", c)
         mask_channels = 1 if c.mask_form == "spatial" else c.ngf

@@ -41,62 +41,45 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import T2IError
+from ..fields import Config, Count, Fraction, Positive, PowerOfTwo, UnitInterval
 from ..losses import bce_logits_loss, mismatched
 from ..nn.blocks import init_weights
 from ..nn.text_encoder import TextFeatures
 from ..registry import register_model
 from .base import SampleOutput, T2IModel
 
-VARIANTS = ("gan", "gan_cls", "gan_int", "gan_int_cls")
-
-
 @dataclass
-class GANINTCLSConfig:
+class GANINTCLSConfig(Config):
     vocab_size: int = 5000  # words in the vocabulary (set from the data; unused with text_source=embeddings)
-    image_size: int = 64  # output side, a power of two >= 16 (paper: 64)
-    variant: str = "gan_int_cls"  # gan | gan_cls | gan_int | gan_int_cls
-    ngf: int = 128  # G width: channels of the last hidden map (official 128; ngf*8 at 4x4 for 64 px)
-    ndf: int = 64  # D width: channels of the first map (official 64; ndf*8 at 4x4 for 64 px)
-    z_dim: int = 100  # noise size
-    text_proj_dim: int = 128  # sentence embedding after the FC layer, in G and in D ("nt")
-    architecture: str = "paper"  # paper (plain DCGAN) | official (residual blocks in G, BN on D's text)
-    cls_weight: float = 0.5  # weight of the (real, wrong text) term in D's loss when the variant has CLS
+    image_size: PowerOfTwo = 64  # output side, a power of two >= 16 (paper: 64)
+    variant: Literal["gan", "gan_cls", "gan_int", "gan_int_cls"] = "gan_int_cls"  # gan | gan_cls | gan_int | gan_int_cls
+    ngf: Count = 128  # G width: channels of the last hidden map (official 128; ngf*8 at 4x4 for 64 px)
+    ndf: Count = 64  # D width: channels of the first map (official 64; ndf*8 at 4x4 for 64 px)
+    z_dim: Count = 100  # noise size
+    text_proj_dim: Count = 128  # sentence embedding after the FC layer, in G and in D ("nt")
+    architecture: Literal["paper", "official"] = "paper"  # paper (plain DCGAN) | official (residual blocks in G, BN on D's text)
+    cls_weight: Fraction = 0.5  # weight of the (real, wrong text) term in D's loss when the variant has CLS
     interp_weight: float = 1.0  # weight of G's interpolation term when the variant has INT
-    interp_beta: float = 0.5  # t = beta t1 + (1 - beta) t2 for G's interpolated embeddings
-    interp_loss_form: str = "paper"  # paper (sum of two means) | official (one weighted mean over 1.5 B)
-    text_source: str = "encoder"  # encoder (RNN text encoder) | embeddings (batch["sent_emb"], e.g. char-CNN-RNN)
-    embedding_dim: int = 1024  # size of precomputed embeddings (text_source=embeddings; char-CNN-RNN 1024)
-    text_emb_dim: int = 300  # text encoder word embedding
-    text_hidden_dim: int = 128  # per LSTM direction; sentence feature is 2x this (256)
-    text_dropout: float = 0.5
-    text_encoder_mode: str = "frozen"  # frozen (a pretrained DAMSM) | joint_d (trained with D's loss)
-    text_encoder_lr: float | None = None  # learning rate of a trainable text encoder (default: G's)
+    interp_beta: UnitInterval = 0.5  # t = beta t1 + (1 - beta) t2 for G's interpolated embeddings
+    interp_loss_form: Literal["paper", "official"] = "paper"  # paper (sum of two means) | official (one weighted mean over 1.5 B)
+    text_source: Literal["encoder", "embeddings"] = "encoder"  # encoder (RNN text encoder) | embeddings (batch["sent_emb"], e.g. char-CNN-RNN)
+    embedding_dim: Count = 1024  # size of precomputed embeddings (text_source=embeddings; char-CNN-RNN 1024)
+    text_emb_dim: Count = 300  # text encoder word embedding
+    text_hidden_dim: Count = 128  # per LSTM direction; sentence feature is 2x this (256)
+    text_dropout: Fraction = 0.5
+    text_encoder_mode: Literal["frozen", "joint_d"] = "frozen"  # frozen (a pretrained DAMSM) | joint_d (trained with D's loss)
+    text_encoder_lr: Positive | None = None  # learning rate of a trainable text encoder (default: G's)
     damsm_weights: str | None = None  # DAMSM run folder (or its model.safetensors): its text encoder starts ours
     lr_decay: float = 0.5  # learning-rate factor applied every lr_decay_every_epochs (see lr_factor)
     lr_decay_every_epochs: int = 100  # official: halve every 100 epochs; 0 = constant learning rate
     truncation: float = 0.0  # noise truncation at sampling (0 = plain N(0, I), as in the paper)
-
-    def __post_init__(self):
-        checks = {
-            "variant": (self.variant, VARIANTS),
-            "architecture": (self.architecture, ("paper", "official")),
-            "interp_loss_form": (self.interp_loss_form, ("paper", "official")),
-            "text_source": (self.text_source, ("encoder", "embeddings")),
-            "text_encoder_mode": (self.text_encoder_mode, ("frozen", "joint_d")),
-        }
-        for name, (value, allowed) in checks.items():
-            if value not in allowed:
-                raise T2IError(f"gan_int_cls: {name} must be one of {', '.join(allowed)}, got {value!r}")
-        if not 0.0 <= self.cls_weight < 1.0:
-            raise T2IError(f"gan_int_cls: cls_weight must be in [0, 1), got {self.cls_weight}")
-        if not 0.0 <= self.interp_beta <= 1.0:
-            raise T2IError(f"gan_int_cls: interp_beta must be in [0, 1], got {self.interp_beta}")
 
     @property
     def uses_cls(self) -> bool:

@@ -58,43 +58,39 @@ on, ``d_gamma_init``, ``d_translate``, ``sentence_in_fc``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import T2IError
-from ..losses import MISMATCH_FORMS
+from ..fields import Count, Fraction, Positive, PowerOfTwo
 from ..registry import register_model
-from .base import TRUNCATION_FORMS, SampleOutput, T2IModel
+from .base import SampleOutput, T2IModel
 from .damsm import build_damsm_critic
 from .dfgan import (Affine, DFGANFamilyOptions, OneWayDiscriminator, channel_plan, ma_gp_loss,
                     one_way_discriminator_loss, one_way_generator_loss)
 
-TEXT_ENCODER_MODES = ("frozen", "joint", "joint_d")
-D_UPDATES = ("two_steps", "one_step")
-
-
 @dataclass
 class SSAGANConfig(DFGANFamilyOptions):
     vocab_size: int = 5000  # words in the vocabulary (set from the data)
-    image_size: int = 256  # output side, a power of two >= 16 (7 SSACN blocks at 256)
-    nf: int = 64  # base channel width of G and D (official 64)
-    z_dim: int = 100  # noise size
-    text_emb_dim: int = 300  # text encoder word embedding
-    text_hidden_dim: int = 128  # per LSTM direction; the sentence feature e is 2x this (256)
-    text_dropout: float = 0.5
-    text_encoder_mode: str = "frozen"  # frozen (pretrained DAMSM) | joint (fine-tuned by G's losses) | joint_d (trained by D's loss, as dfgan-shapes)
-    text_encoder_lr: float | None = 4e-5  # learning rate of a trainable text encoder (official fine-tuning 4e-5)
-    mask_hidden: int = 100  # channels of the mask predictor's hidden conv (official 100)
-    upsample_mode: str = "nearest"  # feature up-sampling: nearest (official code) | bilinear (paper)
-    d_max_mult: int = 16  # D's widest layer is d_max_mult * nf (official SSA-GAN 16, DF-GAN 2022: 8)
+    image_size: PowerOfTwo = 256  # output side, a power of two >= 16 (7 SSACN blocks at 256)
+    nf: Count = 64  # base channel width of G and D (official 64)
+    z_dim: Count = 100  # noise size
+    text_emb_dim: Count = 300  # text encoder word embedding
+    text_hidden_dim: Count = 128  # per LSTM direction; the sentence feature e is 2x this (256)
+    text_dropout: Fraction = 0.5
+    text_encoder_mode: Literal["frozen", "joint", "joint_d"] = "frozen"  # frozen (pretrained DAMSM) | joint (fine-tuned by G's losses) | joint_d (trained by D's loss, as dfgan-shapes)
+    text_encoder_lr: Positive | None = 4e-5  # learning rate of a trainable text encoder (official fine-tuning 4e-5)
+    mask_hidden: Count = 100  # channels of the mask predictor's hidden conv (official 100)
+    upsample_mode: Literal["nearest", "bilinear"] = "nearest"  # feature up-sampling: nearest (official code) | bilinear (paper)
+    d_max_mult: Count = 16  # D's widest layer is d_max_mult * nf (official SSA-GAN 16, DF-GAN 2022: 8)
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
-    mismatch_pairs: str = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
-    d_update: str = "two_steps"  # two_steps (official: an Adam step on the hinge loss, then one on MA-GP) | one_step (their sum)
+    mismatch_pairs: Literal["shift", "roll"] = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
+    d_update: Literal["two_steps", "one_step"] = "two_steps"  # two_steps (official: an Adam step on the hinge loss, then one on MA-GP) | one_step (their sum)
     truncation: float = 0.0  # noise truncation at sampling (official SSA-GAN samples plain N(0, I): 0)
-    truncation_form: str = "scaled"  # how a truncation > 0 applies: scaled (DF-GAN's) | clip (see models.dfgan)
+    truncation_form: Literal["scaled", "clip"] = "scaled"  # how a truncation > 0 applies: scaled (DF-GAN's) | clip (see models.dfgan)
 
     @property
     def cond_dim(self) -> int:
@@ -209,17 +205,7 @@ class SSAGAN(T2IModel):
     def __init__(self, config: SSAGANConfig):
         super().__init__(config)
         c = config
-        if c.text_encoder_mode not in TEXT_ENCODER_MODES:
-            raise T2IError(f"text_encoder_mode must be one of {', '.join(TEXT_ENCODER_MODES)}, got {c.text_encoder_mode!r}")
-        if c.mismatch_pairs not in MISMATCH_FORMS:
-            raise T2IError(f"mismatch_pairs must be one of {', '.join(MISMATCH_FORMS)}, got {c.mismatch_pairs!r}")
-        if c.d_update not in D_UPDATES:
-            raise T2IError(f"d_update must be one of {', '.join(D_UPDATES)}, got {c.d_update!r}")
-        if c.truncation_form not in TRUNCATION_FORMS:
-            raise T2IError(f"truncation_form must be one of {', '.join(TRUNCATION_FORMS)}, got {c.truncation_form!r}")
         self.phases = ("d", "d_gp", "g") if c.d_update == "two_steps" else ("d", "g")
-        if c.upsample_mode not in ("nearest", "bilinear"):
-            raise T2IError(f"upsample_mode must be nearest or bilinear, got {c.upsample_mode!r}")
         self.text_encoder = self.build_text_encoder()
         self.damsm_critic = build_damsm_critic("ssagan", c)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)

@@ -26,6 +26,7 @@ on Shapes, the attributes they name.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,7 @@ from torch import nn
 
 from ..data.text import PAD_ID
 from ..errors import T2IError
+from ..fields import Backbone, Betas, Config, Count, Positive, VocabSize
 from ..nn.image_encoder import InceptionBackbone, SmallCNN
 from ..registry import register_model
 from .base import T2IModel
@@ -42,24 +44,24 @@ STREAM_BACKBONES = ("inception", "small_cnn")
 
 
 @dataclass
-class StreamConfig:
+class StreamConfig(Config):
     """Architecture of a STREAM captioner (what a run's ``config.json`` stores under ``model_config``)."""
 
-    vocab_size: int = 0  # words incl. <pad>/end (0) and <unk>; set from the vocabulary
-    backbone: str = "inception"  # inception (frozen ImageNet Inception-v3, 299 px) | small_cnn (trainable)
-    image_size: int = 299  # small_cnn: side of its input (images are resized to it)
-    cnn_channels: int = 32  # small_cnn: channels of its first conv (doubled at each down-sampling)
-    embed_dim: int = 256  # image feature and word embedding size (official CAP.embed_size 256)
-    hidden_dim: int = 512  # LSTM units (official 2 x CAP.hidden_size = 512)
-    inject: str = "init"  # image feature as the first LSTM input only (official, Show and Tell) | "every" step too
-    max_len: int = 20  # decoding: at most this many words (official sample(): 20 steps)
+    vocab_size: VocabSize = 5000  # words incl. <pad>/end (0) and <unk>; set from the vocabulary
+    backbone: Backbone = "inception"  # inception (frozen ImageNet Inception-v3, 299 px) | small_cnn (trainable)
+    image_size: Count = 299  # small_cnn: side of its input (images are resized to it)
+    cnn_channels: Count = 32  # small_cnn: channels of its first conv (doubled at each down-sampling)
+    embed_dim: Count = 256  # image feature and word embedding size (official CAP.embed_size 256)
+    hidden_dim: Count = 512  # LSTM units (official 2 x CAP.hidden_size = 512)
+    inject: Literal["init", "every"] = "init"  # image feature as the first LSTM input only (official, Show and Tell) | "every" step too
+    max_len: Count = 20  # decoding: at most this many words (official sample(): 20 steps)
     inception_weights: str | None = None  # ImageNet Inception-v3 file the builder loads (inception backbone); never needed to load a run
     # pretraining (the pytorch-tutorial captioning code the official STREAM was trained with: Adam lr 1e-3, batch 128)
-    lr: float = 0.001  # Adam learning rate (official CAP.learning_rate)
-    betas: tuple = (0.9, 0.999)  # Adam betas (PyTorch defaults, as the tutorial)
+    lr: Positive = 0.001  # Adam learning rate (official CAP.learning_rate)
+    betas: Betas = (0.9, 0.999)  # Adam betas (PyTorch defaults, as the tutorial)
     grad_clip: float | None = None  # max gradient norm (None: no clipping, as the tutorial)
-    eval_images: int | None = None  # real test images captioned at the end of training (None: all)
-    eval_beam: int = 1  # beam width of that evaluation (1: greedy)
+    eval_images: Count | None = None  # real test images captioned at the end of training (None: all)
+    eval_beam: Count = 1  # beam width of that evaluation (1: greedy)
 
 
 class StreamEncoder(nn.Module):
@@ -121,10 +123,6 @@ class StreamCaptioner(T2IModel):
     def __init__(self, config: StreamConfig):
         super().__init__(config)
         c = config
-        if c.vocab_size < 2:
-            raise T2IError(f"STREAM needs vocab_size >= 2, got {c.vocab_size}")
-        if c.inject not in ("init", "every"):
-            raise T2IError(f"STREAM inject must be init or every, got {c.inject!r}")
         self.encoder = StreamEncoder(c.embed_dim, c.backbone, c.image_size, c.cnn_channels)
         self.embedding = nn.Embedding(c.vocab_size, c.embed_dim)
         self.lstm = nn.LSTM(c.embed_dim * (2 if c.inject == "every" else 1), c.hidden_dim, batch_first=True)

@@ -2,7 +2,7 @@
 config names, and the moving average of G.
 
 A model reads no file and never changes its config. :func:`build_model` completes a model's arguments
-from the pretrained parts they name, builds the model (:func:`t2igan.registry.create_model`) and loads
+from the pretrained parts they name, builds the model (:func:`t2igan.models.create_model`) and loads
 the parts into it:
 
 * ``damsm_weights`` (a DAMSM run, a file in it or a bundled name): a GAN's DAMSM critic takes the run's
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import torch
 
-from ..config import ExperimentConfig
+from ..config import ExperimentConfig, model_args
 from ..data.text import Vocabulary
 from ..errors import T2IError
 from ..hub import first_bad_tensor, load_safetensors_into
 from ..models.damsm import DAMSM_LOSS_SETTINGS, DAMSMConfig
 from ..nn.image_encoder import InceptionBackbone
-from ..registry import create_model, model_config_class
+from ..models import create_model, model_config_class
 from ..runs import WEIGHTS_NAME, load_damsm, load_vocab, read_config, resolve_run_dir
 
 
@@ -106,15 +106,9 @@ def build_model(name: str, **args):
 
 
 def build_experiment_model(cfg: ExperimentConfig, vocab_size: int):
-    """:func:`build_model` of an experiment: the vocabulary size from the data, ``model.image_size`` from
-    ``data.image_size``."""
-    args = dict(cfg.model_args)
-    fields = model_config_class(cfg.model).__dataclass_fields__
-    if "image_size" in fields:
-        if args.get("image_size", cfg.data.image_size) != cfg.data.image_size:
-            raise T2IError(f"model.image_size={args['image_size']} differs from data.image_size={cfg.data.image_size}")
-        args["image_size"] = cfg.data.image_size
-    return build_model(cfg.model, vocab_size=vocab_size, **args)
+    """:func:`build_model` of an experiment (:func:`t2igan.config.model_args`: the vocabulary size from the
+    data, ``model.image_size`` from ``data.image_size``)."""
+    return build_model(cfg.model, **model_args(cfg, vocab_size))
 
 
 def stream_architecture(args: dict) -> dict:
