@@ -135,7 +135,7 @@ def random_batch():
 def tiny_trained_run(tmp_path_factory):
     """A run folder of a tiny DF-GAN trained for 2 steps on 32 px Shapes (shared, read-only)."""
     from t2igan.config import resolve_config
-    from t2igan.trainer import Trainer
+    from t2igan.training import Trainer
 
     run = tmp_path_factory.mktemp("tiny-run")
     cfg = resolve_config("dfgan-shapes", TINY_RUN + [

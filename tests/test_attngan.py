@@ -13,7 +13,7 @@ from t2igan.data.text import padding_mask
 from t2igan.errors import T2IError
 from t2igan.runs import load_run, save_run
 from t2igan.models.attngan import WordAttention
-from t2igan.trainer import Trainer, build_experiment_model
+from t2igan.training import Trainer, build_experiment_model
 from t2igan.visualize import attention_figure
 
 B, V, T = 4, 30, 6
@@ -201,8 +201,8 @@ def test_damsm_gradients_reach_the_generator_and_never_the_frozen_encoders():
     state = {}
     m.compute_loss("d", batch(), state)
     with pytest.warns(UserWarning, match="randomly initialised"):
-        damsm, _ = m.damsm_loss(state["fakes"][-1], state["text"])
-    enc = m.image_encoder
+        damsm, _ = m.damsm_critic(state["fakes"][-1], state["text"])
+    enc = m.damsm_critic.encoder
     m.generator.zero_grad(set_to_none=True)
     damsm.backward()
     # the last stage's image head and the word attention feeding it get gradients...

@@ -29,7 +29,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from t2igan.config import resolve_config
-from t2igan.trainer import Trainer
+from t2igan.training import Trainer
 from test_reliability import TINY  # the tiny DF-GAN every trainer test uses
 
 TRAIN = ["train", "dfgan-shapes", *TINY, "--no-progress"]

@@ -21,7 +21,7 @@ from t2igan.models.drgan import (
     softplus_contrast,
     split_key,
 )
-from t2igan.trainer import Trainer
+from t2igan.training import Trainer
 
 B, V, T = 4, 30, 6
 LENGTHS = torch.tensor([6, 4, 5, 3])

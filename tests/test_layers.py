@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from t2igan import list_models
-from t2igan.models import model_class
 from t2igan.models.base import T2IModel
+from t2igan.registry import MODELS
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "t2igan"
 MODULES = {".".join(("t2igan", *p.relative_to(SRC).with_suffix("").parts)).removesuffix(".__init__"): p
@@ -53,7 +53,7 @@ def test_a_family_imports_only_shared_layers(name):
         allowed += (f"t2igan.models.{GROUP_BASE[name]}",)
     bad = {m for m in imported_modules(SRC / "models" / f"{name}.py") if not m.startswith(allowed)}
     assert not bad, f"{name} imports {sorted(bad)}"
-    cls = model_class(name)
+    cls = MODELS[name][0]
     assert cls.__bases__ == (T2IModel,), f"{cls.__name__} subclasses {cls.__bases__}"
 
 

@@ -20,7 +20,7 @@ from t2igan.metrics.shapes_probe import PROBE_KEYS, probe_labels, scene_labels
 from t2igan.models.mirrorgan import SentenceAttention
 from t2igan.models.stream import END_ID, StreamCaptioner, StreamConfig, caption_cross_entropy, caption_loss
 from t2igan.runs import load_run, load_stream, save_run
-from t2igan.trainer import Trainer
+from t2igan.training import Trainer
 from t2igan.visualize import to_pil
 
 B, T = 4, 6

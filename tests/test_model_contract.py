@@ -36,7 +36,7 @@ from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
 from t2igan.data.text import Vocabulary
 from t2igan.runs import load_run, save_run
-from t2igan.trainer import Trainer
+from t2igan.training import Trainer
 
 KEYS_FILE = Path(__file__).parent / "fixtures" / "state_dict_keys.json"
 V, B = 30, 4

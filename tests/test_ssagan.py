@@ -13,7 +13,7 @@ from t2igan.data.text import Vocabulary
 from t2igan.errors import T2IError
 from t2igan.runs import load_run, save_run
 from t2igan.models.ssagan import SSCBN, SSACNBlock
-from t2igan.trainer import Trainer
+from t2igan.training import Trainer
 
 B, S, V = 4, 32, 30
 
@@ -205,7 +205,7 @@ def test_damsm_term_uses_a_frozen_image_encoder_outside_optimizers_and_checkpoin
     with pytest.warns(UserWarning, match="randomly initialised image encoder"):
         logs = step(m, "g", batch(), state, opts)
     assert logs["damsm"] > 0 and logs["g_loss"] == pytest.approx(logs["g_adv"] + 0.1 * logs["damsm"], rel=1e-4)
-    enc = m.image_encoder
+    enc = m.damsm_critic.encoder
     e0 = snapshot(enc)
     m.train()
     assert not enc.training and not any(p.requires_grad for p in enc.parameters())

@@ -8,7 +8,7 @@ test captions); noise from one generator seeded with ``seed`` (the model's own t
 ``truncation`` is given). Images are scored batch by batch as they are generated, so only features are
 kept in memory.
 
-Metrics (SPEC "Evaluation protocols"):
+Metrics, as the papers' evaluation code computes them:
 
 * ``fid``: :mod:`t2igan.metrics.fid` over pool3 features of the FID Inception (its weights file is
   needed); reference statistics from ``fid_stats`` (an ``.npz``, see ``t2igan eval-stats``) or, if

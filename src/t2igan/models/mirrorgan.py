@@ -25,7 +25,7 @@ text -> image -> text. Three modules:
       L_stream = -sum_t log p_t(T_t)                 (:func:`t2igan.models.stream.caption_loss`, mean over words)
       L_G = sum_i L_G_i + lambda L_stream + KL       (+ AttnGAN's lambda_DAMSM L_DAMSM, 0 by default)
 
-Paper vs. official code (SPEC "MirrorGAN"): lambda = 20 in the paper (``stream_lambda`` default),
+Paper vs. official code (github.com/qiaott/MirrorGAN): lambda = 20 in the paper (``stream_lambda`` default),
 ``LAMBDA1 = 10`` in the official ``train_bird.yml`` (``model.stream_lambda=10``); neither uses the
 DAMSM loss (``damsm_weight = 0``; the official config's ``LAMBDA: 0``). STREAM's architecture, its
 pretraining and how it differs from the official one: :mod:`t2igan.models.stream`.

@@ -214,11 +214,6 @@ class SSAGAN(T2IModel):
         self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size, c.d_max_mult,
                                                  **c.discriminator_args())
 
-    @property
-    def image_encoder(self):
-        """The frozen DAMSM image encoder (None until loaded or first used)."""
-        return self.damsm_critic.encoder
-
     # -- inference -------------------------------------------------------------------------------
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:
         G = generator_module or self.generator

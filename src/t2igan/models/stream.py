@@ -2,7 +2,7 @@
 Learning Text-to-image Generation by Redescription", CVPR 2019, Sec. 3.3]: an image captioner
 (:class:`StreamCaptioner`, Show-and-Tell style: CNN feature as the first LSTM input, teacher forcing),
 pretrained on real (image, caption) pairs (``t2igan pretrain stream PRESET``: the shared
-:class:`t2igan.trainer.Trainer` on the registered model ``stream``, one phase ``captioner``) and frozen inside a MirrorGAN, whose generator pays the captioning cross-entropy of its images
+:class:`t2igan.training.Trainer` on the registered model ``stream``, one phase ``captioner``) and frozen inside a MirrorGAN, whose generator pays the captioning cross-entropy of its images
 (:func:`caption_loss`).
 
 The official STREAM is a ResNet-152 (frozen) + linear + BN encoder and a 1-layer LSTM (embedding 256,

@@ -6,8 +6,6 @@
 * :mod:`.distributed` -- torchrun: process group, gradient all-reduce, RNG states per rank;
 * :mod:`.build` -- data sets, vocabulary, the model with its pretrained parts, the moving average (:class:`EMA`);
 * :mod:`.final_metrics` -- the evaluation a DAMSM or STREAM pretraining run ends with.
-
-``t2igan.trainer`` re-exports these names.
 """
 
 from .build import EMA, build_datasets, build_experiment_model, build_model, build_vocab

@@ -51,10 +51,11 @@ from tqdm.auto import tqdm
 
 from ..config import ExperimentConfig
 from ..data.seeded import SeededCollate, SeededItems, sample_seeds
-from ..data.text import CaptionCollator, Vocabulary, encode_captions
+from ..data.text import CaptionCollator, Vocabulary
 from ..errors import T2IError, describe_error
 from ..hub import atomic_write_bytes
 from ..loggers import Loggers, open_loggers, resolve_names
+from ..pipeline import Text2ImagePipeline
 from ..runs import check_resume_config, check_run_dir, clear_run, new_run_dir, read_experiment, save_run
 from ..visualize import captioned_grid, to_pil
 from .build import EMA, build_datasets, build_experiment_model, build_vocab
@@ -163,21 +164,21 @@ class Trainer(CheckpointIO):
     # -- sampling --------------------------------------------------------------------------------
     @torch.no_grad()
     def write_samples(self) -> Path | None:
+        """``samples/step-N.png``: the first test captions drawn by the moving-average G through the
+        inference pipeline, with the same seeded noise at every step."""
         if not self.dist.is_main or not self.cfg.train.sample_every or getattr(self.model, "generator", None) is None:
             return None
         n = self.cfg.train.num_sample_captions
         captions = [self.test_set.captions(i)[0] for i in range(min(n, len(self.test_set)))]
-        tokens, lengths = encode_captions(self.vocab, captions, self.cfg.data.max_words)
-        gen = torch.Generator().manual_seed(self.cfg.train.seed)
-        noise = self.model.noise(len(captions), getattr(self.model.config, "truncation", None), gen)
         was = self.model.training
-        self.model.eval()
-        out = self.model.generate(tokens.to(self.device), lengths.to(self.device), noise.to(self.device),
+        pipe = Text2ImagePipeline(self.model, self.vocab, {"experiment": self.cfg.to_dict()}, self.device,
                                   self.ema.module if self.ema else None)
+        noise = pipe.noise(len(captions), self.cfg.train.seed)
+        images = torch.cat([batch.images for batch in pipe.generate_batches(captions, noise)])
         self.model.train(was)
         path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
         path.parent.mkdir(exist_ok=True)
-        grid = captioned_grid(to_pil(out.images), captions, ncol=min(8, len(captions)))
+        grid = captioned_grid(to_pil(images), captions, ncol=min(8, len(captions)))
         grid.save(path)
         self.trackers().log_images(self.step, {"samples": grid})
         return path
