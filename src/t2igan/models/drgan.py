@@ -2,6 +2,15 @@
 IEEE TNNLS 2022, arXiv 2204.07945]: AttnGAN's generator with a Semantic Disentangling Module (SDM)
 in every attention stage, and discriminators with a Distribution Normalization Module (DNM).
 
+Paper -> function (the paper's modules; its equation numbers are not cited, see below):
+
+* SDM: SSAM masks :class:`KeyMask`, the key / non-key split :func:`split_key`, the stage :class:`SDMStage`
+  in AttnGAN's :class:`t2igan.models.attngan.MultiStageGenerator`;
+* SDL: :func:`feature_statistics`, :func:`softplus_contrast`, :func:`semantic_disentangling_loss`,
+  ``H*`` from :class:`RealFeatureEncoder` (:meth:`DRGAN.sdl_loss`);
+* DNM: :class:`FeatureVAE` on the features of :class:`DNMStageDiscriminator`, :func:`dnm_vae_loss`;
+* DAL: :func:`distribution_alignment_loss`; the totals: :meth:`DRGAN.d_loss`, :meth:`DRGAN.g_loss`.
+
 The equations below are written in the paper's notation (SP(x) = ln(1 + e^x), mu(.) and sigma(.)
 the mean and variance of a feature, ``H*`` the feature map of the real image).
 

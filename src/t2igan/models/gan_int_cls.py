@@ -1,5 +1,12 @@
 """GAN-INT-CLS [Reed et al., "Generative Adversarial Text to Image Synthesis", ICML 2016].
 
+Paper -> function:
+
+* Sec. 4.1, the text-conditional DCGAN: :class:`Generator`, :class:`Discriminator`;
+* Sec. 4.2 and Alg. 1, GAN-CLS (D also sees real images with wrong text): :func:`d_cls_loss`;
+* Sec. 4.3 and Eq. 5, GAN-INT (G also trained on interpolated embeddings): :func:`interpolate_embeddings`,
+  :func:`g_interp_loss`.
+
 A text-conditional DCGAN. G projects the sentence embedding ``phi(t)`` with an FC layer + leaky ReLU
 to 128 dimensions, concatenates it with ``z`` (100) and up-samples from 4x4 with stride-2 transposed
 convolutions to ``image_size``. D down-samples the image with stride-2 convolutions (+ BN + leaky

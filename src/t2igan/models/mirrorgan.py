@@ -1,5 +1,17 @@
 """MirrorGAN [Qiao et al., "MirrorGAN: Learning Text-to-image Generation by Redescription", CVPR 2019]:
-text -> image -> text. Three modules:
+text -> image -> text.
+
+Paper -> function:
+
+* Sec. 3.1, STEM (text embedding, conditioning augmentation): :class:`t2igan.nn.text_encoder.RNNTextEncoder`,
+  :class:`t2igan.nn.blocks.ConditioningAugmentation`;
+* Sec. 3.2, GLAM (global-local attention): :class:`SentenceAttention`, :class:`GLAMStage` in AttnGAN's
+  :class:`t2igan.models.attngan.MultiStageGenerator`;
+* Sec. 3.3, STREAM (the captioner): :class:`t2igan.models.stream.StreamCaptioner`;
+* Sec. 3.4, the objective ``L_G = sum_i L_G_i + lambda L_stream + KL``: :meth:`MirrorGAN.g_loss`
+  (:func:`t2igan.models.stream.caption_loss`; the D losses are AttnGAN's).
+
+Three modules:
 
 * **STEM** (semantic text embedding): AttnGAN's text encoder (word features ``w``, sentence feature
   ``s``; frozen, from a pretrained DAMSM run) and conditioning augmentation ``s_ca = F_ca(s)``
@@ -166,7 +178,7 @@ class MirrorGAN(T2IModel):
     # -- training --------------------------------------------------------------------------------
     def d_loss(self, batch, state):
         """AttnGAN's D phase: generate every stage's image once (reused by the G phase), then the
-        sum of :func:`t2igan.losses.stage_discriminator_loss` over the stages."""
+        sum of :func:`t2igan.models.attngan.stage_discriminator_loss` over the stages."""
         out = generate_for_step(self, batch, state)
         return multistage_discriminator_loss(self.discriminator, batch["image"], out.images, state["text"].sent_emb,
                                              self.config.mismatch_pairs)

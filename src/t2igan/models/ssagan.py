@@ -1,6 +1,16 @@
 """SSA-GAN [Hu, Liao, Yang, Rosenhahn, "Text to Image Generation with Semantic-Spatial Aware GAN",
 CVPR 2022, arXiv 2104.00567]: DF-GAN's one-stage backbone whose text fusion is spatial.
 
+Paper -> function:
+
+* Sec. 3.2, the weakly supervised mask predictor: :class:`MaskPredictor`;
+* Sec. 3.2, semantic-spatial condition batch norm ``SSCBN(x, e, m)``: :class:`SSCBN`;
+* Fig. 3, the semantic-spatial aware block and the generator: :class:`SSACNBlock`, :class:`Generator`;
+* D and its losses, DF-GAN's [DF-GAN, Eq. 3-4]: :class:`t2igan.models.dfgan.OneWayDiscriminator`,
+  :func:`t2igan.models.dfgan.one_way_discriminator_loss`, :func:`~t2igan.models.dfgan.ma_gp_loss`,
+  :func:`~t2igan.models.dfgan.one_way_generator_loss`;
+* G's DAMSM term ``lambda L_DAMSM`` [AttnGAN, Eq. 14]: :class:`t2igan.models.damsm.DAMSMCritic`.
+
 Generator. An FC maps z (100) to ``8nf x 4 x 4``; SSACN blocks then follow, the first at 4x4
 without up-sampling, each later one doubling the resolution (7 blocks for 256 px, 5 for 64 px).
 One SSACN block (:class:`SSACNBlock`):

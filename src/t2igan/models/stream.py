@@ -5,6 +5,10 @@ pretrained on real (image, caption) pairs (``t2igan pretrain stream PRESET``: th
 :class:`t2igan.training.Trainer` on the registered model ``stream``, one phase ``captioner``) and frozen inside a MirrorGAN, whose generator pays the captioning cross-entropy of its images
 (:func:`caption_loss`).
 
+Paper -> function: the captioner of Sec. 3.3, :class:`StreamEncoder` + :class:`StreamCaptioner`;
+``L_stream`` of Sec. 3.4, :func:`caption_cross_entropy` (real captions) and :func:`caption_loss` (a
+generator's images).
+
 The official STREAM is a ResNet-152 (frozen) + linear + BN encoder and a 1-layer LSTM (embedding 256,
 hidden 512) trained with the pytorch-tutorial image-captioning code; ResNet-152 weights are not
 available here, so the CUB STREAM uses the ImageNet Inception-v3 (frozen, pooled 2048-d feature) that
