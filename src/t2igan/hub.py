@@ -1,10 +1,9 @@
 """Weights files and devices: atomic writes (a killed process never leaves half a file), safetensors
 read strictly (missing, unexpected and non-finite weights are errors naming the file, never pickled
-code), and device names checked against the machine. Run folders are :mod:`t2igan.runs`'."""
+code), and device names checked against the machine. Run folders: :mod:`t2igan.runs`."""
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path

@@ -30,9 +30,9 @@ from ..config import ExperimentConfig, model_args
 from ..data.text import Vocabulary
 from ..errors import T2IError
 from ..hub import first_bad_tensor, load_safetensors_into
+from ..models import create_model, model_config_class
 from ..models.damsm import DAMSM_LOSS_SETTINGS, DAMSMConfig
 from ..nn.image_encoder import InceptionBackbone
-from ..models import create_model, model_config_class
 from ..runs import WEIGHTS_NAME, load_damsm, load_vocab, read_config, resolve_run_dir
 
 
