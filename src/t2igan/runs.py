@@ -171,8 +171,6 @@ def load_run(run: str | Path, device: str | torch.device = "cpu", kind: str | tu
         model = create_model(name, **model_config)
     except T2IError as e:
         raise T2IError(f"{run_dir / CONFIG_NAME}: {e}") from None
-    except TypeError as e:  # a model config's own checks meeting a value of the wrong type
-        raise T2IError(f"{run_dir / CONFIG_NAME}: bad model config ({e})") from None
     weights = run_dir / WEIGHTS_NAME
     if not weights.is_file():
         raise T2IError(f"{run_dir} has no trained weights yet: {WEIGHTS_NAME} is written with the first checkpoint")
