@@ -130,7 +130,7 @@ def main() -> None:
 
     from t2igan import Text2ImagePipeline
     from t2igan.evaluate import evaluate
-    from t2igan.trainer import list_checkpoints
+    from t2igan.training import list_checkpoints
     from t2igan.visualize import captioned_grid
 
     damsm_metrics = [json.loads(line) for line in (damsm / "metrics.jsonl").read_text().splitlines()]

@@ -77,7 +77,7 @@ def train_command(model: str, run_dir: Path, args) -> list[str]:
 
 def last_step(run_dir: Path) -> int | None:
     """Training steps done: the newest checkpoint's step (the trainer saves one when the budget ends)."""
-    from t2igan.trainer import list_checkpoints
+    from t2igan.training import list_checkpoints
 
     checkpoints = list_checkpoints(run_dir)
     return max(step for step, _ in checkpoints) if checkpoints else None

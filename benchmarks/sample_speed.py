@@ -44,9 +44,9 @@ BATCHES = (1, 32)
 def build_pipeline(model_name: str, image_size: int, device: str, run_dir: str):
     """A random-weight model at ``image_size`` saved as a run folder and loaded as a pipeline."""
     from t2igan.config import resolve_config
-    from t2igan.hub import save_run
+    from t2igan.runs import save_run
     from t2igan.pipeline import Text2ImagePipeline
-    from t2igan.registry import create_model
+    from t2igan.models import create_model
 
     args = row_model_args(model_name, image_size)
     vocab = synthetic_vocab()

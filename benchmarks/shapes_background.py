@@ -43,7 +43,7 @@ def main() -> None:
     from t2igan.evaluate import build_eval_dataset, test_captions
     from t2igan.metrics.shapes_probe import attribute_accuracy, labels_tensor, load_or_train_probe
     from t2igan.pipeline import Text2ImagePipeline
-    from t2igan.pretrained import resolve_run_dir
+    from t2igan.runs import resolve_run_dir
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+")

@@ -37,7 +37,8 @@ def caption(obj: dict) -> str:
 def main() -> None:
     from t2igan.data.shapes import COLOURS, POSITIONS, SHAPES, SIZES, ShapesDataset
     from t2igan.data.text import encode_captions
-    from t2igan.hub import load_run, load_safetensors
+    from t2igan.hub import load_safetensors
+    from t2igan.runs import load_run
     from t2igan.training.checkpoints import list_checkpoints
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

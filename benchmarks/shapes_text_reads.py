@@ -62,13 +62,11 @@ def caption_pairs(n: int, seed: int = 0) -> dict[str, list[tuple[str, str]]]:
 
 def load_text_encoder(source: str):
     """(text encoder in eval mode, vocabulary) of a bundled model, a GAN run or a DAMSM run."""
-    from t2igan.hub import read_run_config
-    from t2igan.models.damsm import load_damsm
     from t2igan.pipeline import Text2ImagePipeline
-    from t2igan.pretrained import resolve_run_dir
+    from t2igan.runs import load_damsm, read_config, resolve_run_dir
 
     run_dir = resolve_run_dir(source)
-    if read_run_config(run_dir).get("model_name") == "damsm":
+    if read_config(run_dir).get("model_name") == "damsm":
         damsm, vocab = load_damsm(run_dir)
         return damsm.text_encoder.eval(), vocab
     pipe = Text2ImagePipeline.from_pretrained(run_dir)

@@ -38,7 +38,7 @@ def model_unavailable(name: str) -> str | None:
         return f"t2igan.models.{name} does not import: {type(e).__name__}: {e}"
     except Exception as e:  # a half-written module: report it, measure the others
         return f"t2igan.models.{name} does not import: {type(e).__name__}: {str(e)[:160]}"
-    from t2igan.registry import model_config_class
+    from t2igan.models import model_config_class
 
     try:
         model_config_class(name)
@@ -126,7 +126,7 @@ def sized_model_args(model: str, model_args: dict, image_size: int) -> dict:
     """``model_args`` (from a preset) at another output size: ``image_size`` set, and for staged
     generators (AttnGAN-style ``base_size`` / ``num_stages``) the number of stages chosen so the last
     one is ``image_size`` (64 px: the first stage only, as in the official 64 px evaluation)."""
-    from t2igan.registry import model_config_class
+    from t2igan.models import model_config_class
 
     fields = model_config_class(model).__dataclass_fields__
     args = {k: (None if k.endswith("_weights") else v) for k, v in model_args.items()}

@@ -62,7 +62,7 @@ def measure(spec: dict) -> dict:
 
     import torch
 
-    import t2igan.trainer as trainer_module
+    import t2igan.training.trainer as trainer_module
     from t2igan.config import resolve_config
     from speed_common import SyntheticCaptions, sync
 

@@ -115,7 +115,7 @@ def shapes_vocab(size: int = 30):
 def save_and_reload(model, run_dir, vocab, batch: dict):
     """Write ``model`` as a run folder, load it back, and return the outputs of both (eval mode) for
     ``batch``'s captions with the same seeded noise."""
-    from t2igan.hub import load_run, save_run
+    from t2igan.runs import load_run, save_run
 
     save_run(run_dir, {"data": {"max_words": batch["tokens"].shape[1]}}, model, vocab)
     loaded, _, _ = load_run(run_dir)
@@ -135,7 +135,7 @@ def random_batch():
 def tiny_trained_run(tmp_path_factory):
     """A run folder of a tiny DF-GAN trained for 2 steps on 32 px Shapes (shared, read-only)."""
     from t2igan.config import resolve_config
-    from t2igan.trainer import Trainer
+    from t2igan.training import Trainer
 
     run = tmp_path_factory.mktemp("tiny-run")
     cfg = resolve_config("dfgan-shapes", TINY_RUN + [

@@ -5,15 +5,15 @@ import torch
 from conftest import changed, make_batch, save_and_reload, shapes_vocab, snapshot
 from conftest import phase_step as step
 
-import t2igan.losses as losses_module
+import t2igan.models.attngan as attngan_module
 from t2igan import create_model
 from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
 from t2igan.data.text import padding_mask
 from t2igan.errors import T2IError
-from t2igan.hub import load_run, save_run
+from t2igan.runs import load_run, save_run
 from t2igan.models.attngan import WordAttention
-from t2igan.trainer import Trainer, build_model
+from t2igan.training import Trainer, build_experiment_model
 from t2igan.visualize import attention_figure
 
 B, V, T = 4, 30, 6
@@ -94,7 +94,7 @@ def test_official_widths_at_256_px_and_bad_sizes_are_refused():
     with pytest.raises(T2IError, match="power of two"):
         tiny(base_size=24, image_size=48)
     with pytest.raises(T2IError, match="image_size 32 must equal base_size"):
-        build_model(resolve_config("attngan-shapes", ["data.image_size=32", "model.damsm_weights=null"]), V)
+        build_experiment_model(resolve_config("attngan-shapes", ["data.image_size=32", "model.damsm_weights=null"]), V)
 
 
 def test_conditioning_augmentation_samples_in_training_and_uses_the_mean_in_eval():
@@ -135,7 +135,7 @@ def test_d_sees_real_images_with_wrong_captions(monkeypatch):
     torch.manual_seed(1)
     _, logs = m.compute_loss("d", batch(), {})
     assert logs["d0_cond_wrong"] != pytest.approx(logs["d0_cond_real"])
-    monkeypatch.setattr(losses_module, "mismatched_pairs", lambda feats, cond, form: (feats, cond))
+    monkeypatch.setattr(attngan_module, "mismatched_pairs", lambda feats, cond, form: (feats, cond))
     torch.manual_seed(1)
     _, same = m.compute_loss("d", batch(), {})
     for i in range(2):
@@ -154,9 +154,9 @@ def test_wrong_caption_pairs_are_the_official_shift_by_default_or_the_roll():
     one = lambda i, j: D.cond_logits(feats[i:i + 1], e[j:j + 1])[0]  # noqa: E731
     shift = torch.stack([one(i, i + 1) for i in range(B - 1)]).mean().item()
     roll = torch.stack([one(j, (j - 1) % B) for j in range(B)]).mean().item()
-    _, logs = losses_module.stage_discriminator_loss(D, real, fake, e)
+    _, logs = attngan_module.stage_discriminator_loss(D, real, fake, e)
     assert logs["cond_wrong"] == pytest.approx(shift, abs=1e-6)
-    _, logs = losses_module.stage_discriminator_loss(D, real, fake, e, "roll")
+    _, logs = attngan_module.stage_discriminator_loss(D, real, fake, e, "roll")
     assert logs["cond_wrong"] == pytest.approx(roll, abs=1e-6)
     with pytest.raises(T2IError, match="mismatch_pairs"):
         tiny(mismatch_pairs="other")
@@ -165,7 +165,7 @@ def test_wrong_caption_pairs_are_the_official_shift_by_default_or_the_roll():
 def test_lower_stage_discriminators_see_downsampled_real_images(monkeypatch):
     m = tiny()
     seen = []
-    monkeypatch.setattr(losses_module, "stage_discriminator_loss",
+    monkeypatch.setattr(attngan_module, "stage_discriminator_loss",
                         lambda D, real, fake, sent, mismatch: (seen.append((real, fake.shape)) or (real.mean() * 0, {})))
     b = batch()
     m.compute_loss("d", b, {})
@@ -201,8 +201,8 @@ def test_damsm_gradients_reach_the_generator_and_never_the_frozen_encoders():
     state = {}
     m.compute_loss("d", batch(), state)
     with pytest.warns(UserWarning, match="randomly initialised"):
-        damsm, _ = m.damsm_loss(state["fakes"][-1], state["text"])
-    enc = m.image_encoder
+        damsm, _ = m.damsm_critic(state["fakes"][-1], state["text"])
+    enc = m.damsm_critic.encoder
     m.generator.zero_grad(set_to_none=True)
     damsm.backward()
     # the last stage's image head and the word attention feeding it get gradients...
@@ -311,23 +311,3 @@ def test_trains_end_to_end_on_tiny_shapes(tmp_path):
     assert (run / "samples" / "step-00000003.png").is_file()
     model, _, _ = load_run(run)
     assert model.model_name == "attngan" and model.config.num_stages == 2
-
-
-def test_renamed_fields_are_refused_by_name_and_read_from_old_run_folders(tmp_path):
-    """One name per concept: damsm_lambda -> damsm_weight (AttnGAN family), text_encoder_weights ->
-    damsm_weights (DF-GAN, GAN-INT-CLS). New configs with an old name get a one-line error naming the new
-    one; run folders written before the rename load with the new name."""
-    import json
-
-    with pytest.raises(T2IError, match=r"^model.damsm_lambda was renamed model.damsm_weight$"):
-        resolve_config("attngan-shapes", ["model.damsm_lambda=2"])
-    with pytest.raises(T2IError, match=r"model.text_encoder_weights was renamed model.damsm_weights"):
-        create_model("dfgan", vocab_size=10, text_encoder_weights="x")
-    assert main(["train", "gan_int_cls-cub", "model.text_encoder_weights=x", "--dry-run"]) == 2
-    m = tiny(damsm_weight=3.0)
-    save_run(tmp_path, {}, m, shapes_vocab())
-    config = json.loads((tmp_path / "config.json").read_text())
-    config["model_config"]["damsm_lambda"] = config["model_config"].pop("damsm_weight")
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    loaded, _, _ = load_run(tmp_path)
-    assert loaded.config.damsm_weight == 3.0

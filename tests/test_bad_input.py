@@ -29,7 +29,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from t2igan.config import resolve_config
-from t2igan.trainer import Trainer
+from t2igan.training import Trainer
 from test_reliability import TINY  # the tiny DF-GAN every trainer test uses
 
 TRAIN = ["train", "dfgan-shapes", *TINY, "--no-progress"]
@@ -250,7 +250,7 @@ ROWS = [
     Row("sample-config-a-list", ["sample", "{run}", "a red circle"], r"expected a JSON object, got list", copy=True,
         setup=run_config([1, 2])),
     Row("sample-config-wrong-type", ["sample", "{run}", "a red circle"],
-        r"invalid model\.nf='eight' \(dfgan\): expected an integer", copy=True, setup=wrong_type_config),
+        r"config\.json: invalid model\.nf='eight': expected an integer", copy=True, setup=wrong_type_config),
     Row("sample-config-not-json", ["sample", "{run}", "a red circle"], r"config\.json is not valid JSON", copy=True,
         setup=run_config("{\"model_name\": ")),
     Row("sample-vocab-corrupt", ["sample", "{run}", "a red circle"], r"vocab\.json is not a t2igan vocabulary", copy=True,

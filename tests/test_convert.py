@@ -10,9 +10,10 @@ import torch.nn.functional as F
 
 from t2igan import Text2ImagePipeline
 from t2igan.cli import main
-from t2igan.convert import convert_damsm, convert_dfgan
+from t2igan.convert.attngan import convert_damsm
+from t2igan.convert.dfgan import convert_dfgan
 from t2igan.errors import T2IError
-from t2igan.hub import load_run
+from t2igan.runs import load_run
 
 NF, Z, HIDDEN, EMB, SIZE = 4, 100, 16, 12, 64  # DF-GAN 64 px: 4 D blocks, the last of equal widths
 COND = 2 * HIDDEN
@@ -169,8 +170,8 @@ def test_official_file_that_would_run_code_is_refused(tmp_path):
 
 
 def test_damsm_conversion_maps_text_and_image_encoders(official_files):
-    from t2igan.metrics.inception import ImageNetInceptionV3
-    from t2igan.models.damsm import load_damsm
+    from t2igan.nn.inception import ImageNetInceptionV3
+    from t2igan.runs import load_damsm
 
     tmp, *_, te = official_files
     gen = torch.Generator().manual_seed(2)

@@ -10,15 +10,14 @@ from t2igan.hub import load_safetensors, load_safetensors_into
 from t2igan.models.damsm import (
     DAMSM,
     DAMSMConfig,
-    ImageEncoder,
     damsm_loss,
     damsm_sentence_loss,
     damsm_word_loss,
-    load_damsm,
-    save_damsm,
     word_region_attention,
 )
+from t2igan.nn.image_encoder import ImageEncoder
 from t2igan.nn.text_encoder import RNNTextEncoder, TextFeatures
+from t2igan.runs import load_damsm, save_run
 
 
 # --- a straightforward reference: the official words_loss structure, one caption at a time ---------
@@ -143,7 +142,10 @@ def test_small_cnn_encoder_and_gradients_reach_images():
     assert enc(torch.zeros(2, 3, 64, 64))[0].shape == (2, 16, 8, 8)
 
 
-def test_inception_backbone_random_frozen_and_missing_weights_error(tmp_path):
+def test_inception_backbone_random_frozen_and_loaded_by_the_builder(tmp_path):
+    from t2igan.nn.inception import ImageNetInceptionV3
+    from t2igan.training.build import build_model
+
     enc = ImageEncoder(embed_dim=8, backbone="inception")
     trainable = {n for n, p in enc.named_parameters() if p.requires_grad}
     assert trainable == {"emb_features.weight", "emb_code.weight", "emb_code.bias"}
@@ -151,10 +153,19 @@ def test_inception_backbone_random_frozen_and_missing_weights_error(tmp_path):
     assert not enc.backbone.net.training  # BatchNorm statistics stay frozen
     region_feats, image_emb = enc(torch.zeros(1, 3, 32, 32))
     assert region_feats.shape == (1, 8, 17, 17) and image_emb.shape == (1, 8)
-    with pytest.raises(T2IError, match="not found"):
-        ImageEncoder(embed_dim=8, backbone="inception", inception_weights=str(tmp_path / "none.pth"))
     with pytest.raises(T2IError, match="backbone"):
         ImageEncoder(backbone="resnet")
+    # the model builder finds the ImageNet file (a missing one is one error) and loads it into the backbone
+    args = dict(vocab_size=12, embed_dim=16, text_emb_dim=8, text_hidden_dim=8, backbone="inception")
+    with pytest.raises(T2IError, match="not found"):
+        build_model("damsm", **args, inception_weights=str(tmp_path / "none.pth"))
+    torch.manual_seed(1)
+    weights = ImageNetInceptionV3().state_dict()
+    torch.save(weights, tmp_path / "imagenet.pth")  # no hash in the name: loaded unchecked
+    damsm = build_model("damsm", **args, inception_weights=str(tmp_path / "imagenet.pth"))
+    assert damsm.config.inception_weights == str(tmp_path / "imagenet.pth")
+    net = damsm.image_encoder.backbone.net
+    assert torch.equal(net.Mixed_7c.branch_pool.conv.weight, weights["Mixed_7c.branch_pool.conv.weight"])
 
 
 def tiny_damsm(vocab_size=12):
@@ -186,7 +197,7 @@ def test_save_load_round_trip_and_text_encoder_prefix(tmp_path):
     torch.manual_seed(0)
     model = tiny_damsm(vocab_size=5).eval()
     vocab = Vocabulary.build(["a red circle"])
-    save_damsm(tmp_path, model, vocab, {"name": "damsm-test"})
+    save_run(tmp_path, {"name": "damsm-test"}, model, vocab)
     loaded, vocab2 = load_damsm(tmp_path)
     assert vocab2.words == vocab.words
     tokens, lengths = torch.tensor([[2, 3, 4]]), torch.tensor([3])
@@ -197,7 +208,7 @@ def test_save_load_round_trip_and_text_encoder_prefix(tmp_path):
     assert torch.equal(model.image_encoder(images)[1], loaded.image_encoder(images)[1])
     # a generator's text encoder loads straight from the DAMSM run (DF-GAN's, GAN-INT-CLS's damsm_weights):
     # the folder or its weights file
-    from t2igan.models.base import load_damsm_text_encoder
+    from t2igan.training.build import load_damsm_text_encoder
 
     keys = load_safetensors(tmp_path / "model.safetensors")
     assert any(k.startswith("text_encoder.") for k in keys) and any(k.startswith("image_encoder.") for k in keys)
@@ -210,7 +221,7 @@ def test_save_load_round_trip_and_text_encoder_prefix(tmp_path):
     cfg = json.loads((tmp_path / "config.json").read_text())
     cfg["model_name"] = "dfgan"
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(T2IError, match="not a DAMSM run"):
+    with pytest.raises(T2IError, match="not a damsm run"):
         load_damsm(tmp_path)
     with pytest.raises(T2IError, match="not found"):
         load_damsm(tmp_path / "missing")
@@ -241,10 +252,8 @@ def test_pretrain_command_writes_a_loadable_run(tmp_path, capsys):
     assert "colour" in capsys.readouterr().err
     assert main(["pretrain", "damsm", "dfgan-shapes", "--dry-run"]) == 2
     capsys.readouterr()
-    assert main(["pretrain", "damsm", "damsm-shapes", "train.lr=0.01", "--dry-run"]) == 2
-    assert "train.lr is now model.lr" in capsys.readouterr().err
-    assert main(["pretrain", "damsm", "damsm-shapes", "train.epochs=3", "--dry-run"]) == 2
-    assert "train.epochs was replaced by train.max_steps" in capsys.readouterr().err
+    assert main(["pretrain", "damsm", "damsm-shapes", "train.lr=0.01", "--dry-run"]) == 2  # model.lr
+    assert "unknown train config keys: ['lr']" in capsys.readouterr().err
     assert main(["pretrain", "damsm", "damsm-cub", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["model_args"]["backbone"] == "inception"
 

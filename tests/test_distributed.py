@@ -10,7 +10,7 @@ import torch
 from conftest import TINY_RUN
 from safetensors.torch import load_file
 
-from t2igan.trainer import list_checkpoints
+from t2igan.training import list_checkpoints
 
 TINY = TINY_RUN + [
     "train.batch_size=4",  # per process: the global batch is 8
@@ -27,7 +27,7 @@ import sys
 import torch
 from safetensors.torch import save_file
 from t2igan.config import resolve_config
-from t2igan.trainer import Trainer
+from t2igan.training import Trainer
 
 torch.set_num_threads(1)
 run_dir = sys.argv[1]

@@ -11,8 +11,8 @@ from t2igan import create_model
 from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
 from t2igan.errors import T2IError
-from t2igan.hub import load_run
-from t2igan.nn.multistage import image_pyramid
+from t2igan.runs import load_run
+from t2igan.models.attngan import image_pyramid
 from t2igan.models.drgan import (
     distribution_alignment_loss,
     dnm_vae_loss,
@@ -21,7 +21,7 @@ from t2igan.models.drgan import (
     softplus_contrast,
     split_key,
 )
-from t2igan.trainer import Trainer
+from t2igan.training import Trainer
 
 B, V, T = 4, 30, 6
 LENGTHS = torch.tensor([6, 4, 5, 3])
@@ -266,9 +266,9 @@ def test_g_loss_is_the_weighted_sum_of_its_terms():
 
 
 def test_bad_settings_are_one_line_errors():
-    with pytest.raises(T2IError, match="drgan: sdl_form must be one of"):
+    with pytest.raises(T2IError, match="invalid model.sdl_form='triplet': expected a string: one of shifted, paper"):
         tiny(sdl_form="triplet")
-    with pytest.raises(T2IError, match="drgan: image_size 64 must equal"):
+    with pytest.raises(T2IError, match="invalid model config: image_size 64 must equal"):
         tiny(image_size=64)
 
 

@@ -9,10 +9,10 @@ from t2igan.cli import main
 from t2igan.config import resolve_config
 from t2igan.data.shapes import ShapesDataset
 from t2igan.data.text import Vocabulary
-from t2igan.hub import save_run
+from t2igan.runs import save_run
 from t2igan.metrics.shapes_probe import ShapesProbe, save_probe
-from t2igan.models.damsm import DAMSM, DAMSMConfig, save_damsm
-from t2igan.registry import create_model
+from t2igan.models.damsm import DAMSM, DAMSMConfig
+from t2igan.models import create_model
 
 TEST_IMAGES = 30  # 150 test captions: enough for 99 mismatched ones
 
@@ -32,7 +32,7 @@ def setup(tmp_path_factory):
     damsm_vocab = Vocabulary.build(ShapesDataset("train", 32, num_images=200).all_captions())
     damsm = DAMSM(DAMSMConfig(vocab_size=len(damsm_vocab), embed_dim=16, text_emb_dim=8, text_hidden_dim=8,
                               backbone="small_cnn", image_size=32, cnn_channels=4)).eval()
-    save_damsm(root / "damsm", damsm, damsm_vocab, {"data": {"max_words": 18}})
+    save_run(root / "damsm", {"data": {"max_words": 18}}, damsm, damsm_vocab)
     save_probe(ShapesProbe(32, channels=4, feature_dim=8), root / "probe.safetensors", {"accuracy": {}})
     return run, root / "damsm", root / "probe.safetensors"
 
@@ -122,8 +122,8 @@ def test_training_damsm_is_found_from_the_model_config(setup, tmp_path):
 
     run, damsm, _ = setup
     assert training_damsm({"damsm_weights": str(damsm)}) == str(damsm)
-    assert training_damsm({"text_encoder_weights": str(damsm / "model.safetensors")}) == str(damsm)
-    assert training_damsm({"text_encoder_weights": str(run / "model.safetensors")}) is None  # a GAN run
+    assert training_damsm({"damsm_weights": str(damsm / "model.safetensors")}) == str(damsm)
+    assert training_damsm({"damsm_weights": str(run / "model.safetensors")}) is None  # a GAN run
     assert training_damsm({"damsm_weights": str(tmp_path / "gone")}) is None
     assert training_damsm({}) is None
 

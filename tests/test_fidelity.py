@@ -19,7 +19,8 @@ from safetensors import safe_open
 
 from t2igan import create_model
 from t2igan.config import TrainConfig
-from t2igan.convert import SSAGAN_G_RULES, load_into, rename, ssagan_state
+from t2igan.convert.common import load_into, rename
+from t2igan.convert.ssagan import SSAGAN_G_RULES, ssagan_state
 from t2igan.data.text import Vocabulary
 from t2igan.nn.text_encoder import TextFeatures
 
@@ -162,7 +163,7 @@ def test_ssagan_training_step_matches_official_losses_and_updates(ssagan, monkey
 def test_ssagan_cli_converts_official_files_to_a_run_that_samples_like_the_official_g(ssagan, tmp_path):
     """``t2igan convert ssagan netG.pth --discriminator netD.pth`` (DataParallel ``module.`` keys)."""
     from t2igan.cli import main
-    from t2igan.hub import load_run
+    from t2igan.runs import load_run
 
     _, t, meta, _ = ssagan
     torch.save({f"module.{k}": v for k, v in part(t, "official.netG.").items()}, tmp_path / "netG_600.pth")
@@ -203,8 +204,8 @@ def tiny_image_encoder(t: dict, prefix: str) -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def attngan():
-    from t2igan.convert import convert_text_encoder
-    from t2igan.convert_attngan import attngan_state
+    from t2igan.convert.attngan import attngan_state
+    from t2igan.convert.common import convert_text_encoder
 
     t, meta = load_fixture("attngan")
     c = meta["sizes"]
@@ -262,14 +263,14 @@ def test_attngan_generator_attention_and_discriminators_match_official_eval(attn
 def test_attngan_training_step_matches_official_losses_and_updates(attngan, monkeypatch):
     """trainer.py: each D_i on discriminator_loss (wrong pairs: image i, caption i+1), then G on
     generator_loss (stage terms + lambda * DAMSM at the last stage) + KL_loss; Adam(0.5, 0.999)."""
-    import t2igan.losses as losses_module
-    from t2igan.convert_attngan import ATTNGAN_G_RULES, attngan_d_state
+    import t2igan.models.attngan as attngan_module
+    from t2igan.convert.attngan import ATTNGAN_G_RULES, attngan_d_state
 
     args, _, t, meta = attngan
     model = attngan_model(attngan).train()
     model.damsm_critic.encoder = tiny_image_encoder(t, "official.image_encoder.")
     real_small = t["input.real_small"]
-    monkeypatch.setattr(losses_module, "image_pyramid",
+    monkeypatch.setattr(attngan_module, "image_pyramid",
                         lambda images, sizes: [F.interpolate(real_small, size=(s, s), mode="nearest") for s in sizes])
     fixed_noise(monkeypatch, t["input.noise"])
     fixed_like(monkeypatch, t["train.eps"])
@@ -294,7 +295,7 @@ def test_attngan_training_step_matches_official_losses_and_updates(attngan, monk
 
 def test_attngan_cli_converts_official_files_to_a_run_that_samples_like_the_official_g(attngan, tmp_path, monkeypatch):
     from t2igan.cli import main
-    from t2igan.hub import load_run
+    from t2igan.runs import load_run
 
     _, _, t, meta = attngan
     files = {"netG_epoch_600.pth": part(t, "official.netG."), "text_encoder200.pth": part(t, "official.text_encoder.")}
@@ -348,8 +349,8 @@ def test_damsm_losses_attention_and_gradients_match_official(case):
 @pytest.fixture(scope="module")
 def dfgan(tmp_path_factory):
     """The official state dicts saved as a ``state_epoch_N.pth`` and converted by ``convert_dfgan``."""
-    from t2igan.convert import convert_dfgan
-    from t2igan.hub import load_run
+    from t2igan.convert.dfgan import convert_dfgan
+    from t2igan.runs import load_run
 
     t, meta = load_fixture("dfgan")
     tmp = tmp_path_factory.mktemp("dfgan")
@@ -383,7 +384,7 @@ def test_dfgan_sampler_draws_the_official_noise_distribution(dfgan):
 
 def test_dfgan_training_step_matches_official_losses_and_updates(dfgan, monkeypatch):
     """lib/modules.py train(): hinge (real, fake, mismatched) + MA-GP in one D step, then G."""
-    from t2igan.convert import DFGAN_RULES
+    from t2igan.convert.dfgan import DFGAN_RULES
 
     model, t, meta, _ = dfgan
     model, logs = dfgan_style_train_step(dfgan[0], t, meta, 64, monkeypatch)
@@ -403,7 +404,8 @@ def test_dfgan_training_step_matches_official_losses_and_updates(dfgan, monkeypa
 
 @pytest.mark.parametrize("mode", ["eval", "train"])
 def test_mirrorgan_glam_generator_matches_official(mode, monkeypatch):
-    from t2igan.convert_attngan import MIRRORGAN_G_RULES, attngan_state
+    from t2igan.convert.attngan import attngan_state
+    from t2igan.convert.mirrorgan import MIRRORGAN_G_RULES
 
     t, meta = load_fixture("mirrorgan")
     c = meta["sizes"]
@@ -428,7 +430,7 @@ def test_mirrorgan_glam_generator_matches_official(mode, monkeypatch):
 
 def test_mirrorgan_cli_converts_g_and_warns_that_stream_stays_random(tmp_path, capsys, monkeypatch):
     from t2igan.cli import main
-    from t2igan.hub import load_run
+    from t2igan.runs import load_run
 
     t, meta = load_fixture("mirrorgan")
     torch.save({f"module.{k}": v for k, v in part(t, "official.netG.").items()}, tmp_path / "netG_epoch_700.pth")

@@ -16,20 +16,25 @@ from t2igan.cli import main
 from t2igan.commands.style import style_output_path, style_transfer
 from t2igan.config import TrainConfig, resolve_config
 from t2igan.data.embeddings import (
+    EMBEDDINGS_FILENAME,
     CaptionEmbeddingDataset,
     attach_caption_embeddings,
-    embeddings_path,
     read_char_cnn_rnn_embeddings,
 )
 from t2igan.data.text import Vocabulary
 from t2igan.errors import T2IError
-from t2igan.hub import save_run
+from t2igan.runs import save_run
 from t2igan.losses import bce_logits_loss
 from t2igan.visualize import to_pil
 
 B, S = 6, 16
 WORDS = "a red blue green circle square star on the left right top bottom small large".split()
 VOCAB = Vocabulary(["<pad>", "<unk>"] + WORDS)
+
+
+def split_embeddings(root, split: str):
+    """Where the StackGAN layout keeps a split's embeddings: ``<root>/<split>/char-CNN-RNN-embeddings.pickle``."""
+    return root / split / EMBEDDINGS_FILENAME
 
 
 def tiny(**kw):
@@ -213,7 +218,7 @@ def test_lr_factor_halves_every_100_epochs():
 
 
 def test_shapes_presets_select_the_four_variants():
-    for variant in gic.VARIANTS:
+    for variant in ("gan", "gan_cls", "gan_int", "gan_int_cls"):
         cfg = resolve_config(f"{variant}-shapes")
         assert cfg.model == "gan_int_cls" and cfg.model_args["variant"] == variant
     for name in ("gan_int_cls-cub", "gan_int_cls-flowers"):
@@ -249,7 +254,7 @@ def write_embeddings(path, n=3, c=10, d=1024, as_list=True):
 
 
 def test_read_char_cnn_rnn_embeddings(tmp_path):
-    path = embeddings_path(tmp_path, "train")
+    path = split_embeddings(tmp_path, "train")
     assert path == tmp_path / "train" / "char-CNN-RNN-embeddings.pickle"
     expected = write_embeddings(path)
     got = read_char_cnn_rnn_embeddings(path)
@@ -292,9 +297,9 @@ class FakeImages(torch.utils.data.Dataset):
 
 
 def test_embedding_dataset_adds_the_items_caption_embedding(tmp_path):
-    write_embeddings(embeddings_path(tmp_path, "test"), n=3, c=4, d=6)
+    write_embeddings(split_embeddings(tmp_path, "test"), n=3, c=4, d=6)
     ds = attach_caption_embeddings(FakeImages(), tmp_path, "test")  # test split: no averaging
-    emb = read_char_cnn_rnn_embeddings(embeddings_path(tmp_path, "test"))
+    emb = read_char_cnn_rnn_embeddings(split_embeddings(tmp_path, "test"))
     for i in range(len(ds)):
         item = ds[i]
         assert torch.equal(item["sent_emb"], torch.from_numpy(emb[i % 3, i // 3]))
@@ -314,7 +319,7 @@ def test_embedding_dataset_adds_the_items_caption_embedding(tmp_path):
 def test_embedding_rows_follow_filenames_pickle_by_key(tmp_path):
     """The embeddings follow <split>/filenames.pickle; a data set holding other images, or in another
     order, still gets each image's own row."""
-    emb = write_embeddings(embeddings_path(tmp_path, "train"), n=4, c=2, d=3)
+    emb = write_embeddings(split_embeddings(tmp_path, "train"), n=4, c=2, d=3)
     order = ["cls/c", "cls/x", "cls/a", "cls/b"]  # the file's order differs from the data set's
     (tmp_path / "train" / "filenames.pickle").write_bytes(pickle.dumps(order, protocol=2))
     ds = attach_caption_embeddings(FakeImages(), tmp_path, "train", train=False)
@@ -340,7 +345,7 @@ def test_embeddings_model_trains_from_batch_and_refuses_free_text(tmp_path):
     with pytest.raises(T2IError, match="cannot encode free-text"):
         m.generate(b["tokens"], b["lengths"], m.noise(B))
     m.eval()
-    assert m.generate_from_embeddings(b["sent_emb"], m.noise(B)).images.shape == (B, 3, S, S)
+    assert m.generator(m.noise(B), b["sent_emb"]).shape == (B, 3, S, S)  # images from precomputed embeddings
     save_run(tmp_path, {}, m, VOCAB)
     pipe = Text2ImagePipeline.from_pretrained(tmp_path, device="cpu")
     with pytest.raises(T2IError, match="cannot encode free-text"):
@@ -424,7 +429,7 @@ def test_interpolate_cli_writes_a_row(run_dir, tmp_path):
 
 
 def test_shapes_preset_trains_end_to_end(tmp_path):
-    from t2igan.trainer import Trainer
+    from t2igan.training import Trainer
 
     cfg = resolve_config("gan_int_cls-shapes", [
         "data.train_args={num_images: 32}", "data.test_args={num_images: 8}", "model.ngf=8", "model.ndf=8",
@@ -442,7 +447,7 @@ def test_shapes_preset_trains_end_to_end(tmp_path):
 
 def test_trainer_applies_the_per_epoch_lr_schedule(tmp_path):
     from t2igan.config import resolve_config
-    from t2igan.trainer import Trainer
+    from t2igan.training import Trainer
 
     cfg = resolve_config("gan_int_cls-shapes", [
         "data.image_size=32", "data.train_args={num_images: 16}", "data.test_args={num_images: 4}",

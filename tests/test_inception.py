@@ -13,9 +13,8 @@ import torch.nn.functional as F
 
 from t2igan.errors import T2IError
 from t2igan.metrics import inception
+from t2igan.nn.inception import FIDInceptionV3, ImageNetInceptionV3
 from t2igan.metrics.inception import (
-    FIDInceptionV3,
-    ImageNetInceptionV3,
     build_inception,
     hash_prefix_from_name,
     load_inception_weights,

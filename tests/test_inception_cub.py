@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from t2igan.cli import main
-from t2igan.convert_inception import slim_inception_v3_layers
+from t2igan.convert.inception_cub import slim_inception_v3_layers
 from t2igan.errors import T2IError
-from t2igan.metrics.inception_cub import CUB_ENV, CUBInceptionV3, load_cub_inception, resolve_cub_weights
-from t2igan.tf_checkpoint import Table, TFCheckpoint, _varint
+from t2igan.metrics.inception_cub import CUB_ENV, load_cub_inception, resolve_cub_weights
+from t2igan.nn.inception import CUBInceptionV3
+from t2igan.convert.tf_checkpoint import Table, TFCheckpoint, _varint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tf_checkpoint"
 FIXTURE_VARIABLES = 1157  # 94 convs + logits + aux head, their moving averages, RMSProp slots, global_step

@@ -15,7 +15,7 @@ from test_inception import random_official_state_dict
 
 from t2igan.errors import T2IError
 from t2igan.evaluate import InceptionScorer, default_is_settings
-from t2igan.metrics.inception import FIDInceptionV3
+from t2igan.nn.inception import FIDInceptionV3
 from t2igan.metrics.inception_score import inception_score
 from t2igan.metrics.is_protocols import (
     check_protocol,

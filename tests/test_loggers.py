@@ -13,7 +13,7 @@ from PIL import Image
 from t2igan.config import resolve_config
 from t2igan.errors import T2IError
 from t2igan.loggers import resolve_names
-from t2igan.trainer import Trainer
+from t2igan.training import Trainer
 
 TINY = TINY_RUN + ["train.max_steps=2", "train.log_every=1", "train.sample_every=2", "train.checkpoint_every=100",
                    "train.num_sample_captions=2"]

@@ -9,17 +9,18 @@ import torch
 from conftest import make_batch
 
 from t2igan import create_model
+from t2igan.training.build import build_model
 from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
 from t2igan.data.shapes import ShapesDataset
 from t2igan.errors import T2IError
-from t2igan.hub import load_run, save_run
 from t2igan.data.shapes import parse_shapes_caption
 from t2igan.metrics.bleu import corpus_bleu
 from t2igan.metrics.shapes_probe import PROBE_KEYS, probe_labels, scene_labels
-from t2igan.models.mirrorgan import (END_ID, SentenceAttention, StreamCaptioner, StreamConfig, caption_cross_entropy,
-                                     caption_loss, load_stream)
-from t2igan.trainer import Trainer
+from t2igan.models.mirrorgan import SentenceAttention
+from t2igan.models.stream import END_ID, StreamCaptioner, StreamConfig, caption_cross_entropy, caption_loss
+from t2igan.runs import load_run, load_stream, save_run
+from t2igan.training import Trainer
 from t2igan.visualize import to_pil
 
 B, T = 4, 6
@@ -42,7 +43,7 @@ def tiny_mirrorgan(vocab_size=30, **kw):
         args.update(stream_backbone="small_cnn", stream_image_size=32, stream_cnn_channels=4, stream_embed_dim=8,
                     stream_hidden_dim=12)
     args.update(kw)
-    return create_model("mirrorgan", **args)
+    return build_model("mirrorgan", **args)
 
 
 def batch(vocab_size=30, seed=0, size=32):
@@ -327,7 +328,7 @@ def test_pretrained_shapes_captioner_names_attributes_far_above_chance(stream_ru
     # the loaded captioner gives the same captions as it did when scored
     ds = ShapesDataset("test", num_images=5, image_size=32)
     images = torch.stack([ds.get_item(i, 0)["image"] for i in range(5)])
-    from t2igan.models.mirrorgan import caption_images
+    from t2igan.models.stream import caption_images
 
     assert caption_images(stream, vocab, images) == [e["caption"] for e in metrics["examples"]]
 

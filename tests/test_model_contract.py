@@ -35,8 +35,8 @@ from t2igan import Text2ImagePipeline, list_models
 from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
 from t2igan.data.text import Vocabulary
-from t2igan.hub import load_run, save_run
-from t2igan.trainer import Trainer
+from t2igan.runs import load_run, save_run
+from t2igan.training import Trainer
 
 KEYS_FILE = Path(__file__).parent / "fixtures" / "state_dict_keys.json"
 V, B = 30, 4
@@ -292,7 +292,7 @@ def tiny_damsm(backbone: str = "small_cnn", seed: int = 0):
 
 
 def tiny_stream(seed: int = 0):
-    from t2igan.models.mirrorgan import StreamCaptioner, StreamConfig
+    from t2igan.models.stream import StreamCaptioner, StreamConfig
 
     torch.manual_seed(seed)
     return StreamCaptioner(StreamConfig(vocab_size=V, backbone="small_cnn", image_size=TINY_SIZE, cnn_channels=4,
@@ -312,7 +312,7 @@ def step_changes(model, loss_fn) -> set:
 
 
 def test_damsm_contract(random_batch, tmp_path):
-    from t2igan.models.damsm import load_damsm, save_damsm
+    from t2igan.runs import load_damsm
 
     batch = random_batch(V)
     model = tiny_damsm().eval()
@@ -328,7 +328,7 @@ def test_damsm_contract(random_batch, tmp_path):
     moved = step_changes(model, lambda m: m.losses(batch["image"], batch["tokens"], batch["lengths"])[0])
     assert any(k.startswith("text_encoder.") for k in moved) and any(k.startswith("image_encoder.") for k in moved)
 
-    save_damsm(tmp_path, model.eval(), VOCAB, {"data": {"max_words": 18}})
+    save_run(tmp_path, {"data": {"max_words": 18}}, model.eval(), VOCAB)
     loaded, vocab = load_damsm(tmp_path)
     assert vocab.words == VOCAB.words
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
@@ -344,7 +344,8 @@ def test_damsm_inception_backbone_stays_frozen(random_batch):
 
 
 def test_stream_contract(random_batch, tmp_path):
-    from t2igan.models.mirrorgan import caption_cross_entropy, load_stream
+    from t2igan.models.stream import caption_cross_entropy
+    from t2igan.runs import load_stream
 
     batch = random_batch(V)
     model = tiny_stream().eval()
@@ -406,8 +407,7 @@ def test_pretraining_runs_the_shared_trainer_with_its_hooks(what, tmp_path, monk
 
 @pytest.mark.parametrize("what", ["damsm", "stream"])
 def test_one_pretraining_step_from_the_preset(what, tmp_path, capsys):
-    from t2igan.models.damsm import load_damsm
-    from t2igan.models.mirrorgan import load_stream
+    from t2igan.runs import load_damsm, load_stream
 
     run = tmp_path / "run"
     rc = main(["pretrain", what, f"{what}-shapes", f"data.image_size={TINY_SIZE}", "data.train_args={num_images: 8}",

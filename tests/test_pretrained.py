@@ -12,7 +12,7 @@ from t2igan.errors import T2IError
 from t2igan.evaluate import evaluate
 from t2igan.metrics.shapes_probe import PACKAGED_PROBE_DIR, default_probe_path, evaluate_probe, load_probe
 from t2igan.pipeline import Text2ImagePipeline
-from t2igan.pretrained import BUNDLED_DIR, bundled_card, bundled_names, resolve_run_dir
+from t2igan.runs import BUNDLED_DIR, bundled_card, bundled_names, resolve_run_dir
 
 BUNDLED = bundled_names()
 GENERATORS = [name for name in BUNDLED if bundled_card(name).get("model") != "damsm"]
@@ -62,7 +62,7 @@ def test_bundled_damsm_still_reads_real_images_and_starts_a_gan_offline(tmp_path
     for pictures, and a GAN started from it by name takes its text encoder and its vocabulary."""
     from t2igan.data.shapes import ShapesDataset
     from t2igan.metrics.r_precision import dataset_r_precision
-    from t2igan.models.damsm import load_damsm
+    from t2igan.runs import load_damsm
     from t2igan.training.build import build_vocab
     from t2igan.config import resolve_config
 
@@ -76,10 +76,10 @@ def test_bundled_damsm_still_reads_real_images_and_starts_a_gan_offline(tmp_path
     cfg = resolve_config("dfgan-shapes", ["model.damsm_weights=shapes-damsm", "model.text_encoder_mode=frozen",
                                           "data.train_args={num_images: 8}"])
     assert build_vocab(cfg, None).words == vocab.words  # data.vocab unset: the DAMSM's own vocabulary
-    from t2igan.registry import create_model
+    from t2igan.training.build import build_model
 
-    gan = create_model("dfgan", vocab_size=len(vocab), nf=4, image_size=32, damsm_weights="shapes-damsm",
-                       text_encoder_mode="frozen")
+    gan = build_model("dfgan", vocab_size=len(vocab), nf=4, image_size=32, damsm_weights="shapes-damsm",
+                      text_encoder_mode="frozen")
     assert all(torch.equal(a.half().float(), b.float()) for a, b in
                zip(gan.text_encoder.state_dict().values(), damsm.text_encoder.state_dict().values()))
 

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from t2igan.config import resolve_config
 from t2igan.data.pickles import safe_pickle_load
 from t2igan.errors import T2IError
-from t2igan.trainer import Trainer, list_checkpoints
+from t2igan.training import Trainer, list_checkpoints
 
 TINY = TINY_RUN + [
     "train.log_every=1",
@@ -202,7 +202,7 @@ def test_resume_with_data_workers_is_bit_identical_to_an_uninterrupted_run_witho
 def test_resume_override_of_learning_rate_reaches_the_optimizers(tmp_path):
     """`t2igan resume RUN train.lr_g=...` changes the rate the restored optimizer steps with (not
     only experiment.json); an override that cannot change mid-run is refused before any write."""
-    from t2igan.trainer import resume_training
+    from t2igan.training import resume_training
 
     Trainer(tiny_cfg(2), tmp_path, progress=False).fit()
     before = {p.name: p.read_bytes() for p in [tmp_path / "model.safetensors", *(tmp_path / "checkpoints").iterdir()]}

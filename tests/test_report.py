@@ -15,7 +15,7 @@ from t2igan.cli import main
 from t2igan.config import resolve_config
 from t2igan.errors import T2IError
 from t2igan.report import build_report, smooth
-from t2igan.trainer import Trainer
+from t2igan.training import Trainer
 
 DFGAN = TINY_RUN + ["train.max_steps=4", "train.log_every=1", "train.sample_every=2", "train.checkpoint_every=100",
                     "train.num_sample_captions=2", "train.loggers=[]"]

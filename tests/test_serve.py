@@ -27,7 +27,7 @@ from t2igan.config import resolve_config
 from t2igan.errors import T2IError
 from t2igan.serve import serve
 from t2igan.serve.app import DemoFunctions, Limits
-from t2igan.trainer import Trainer
+from t2igan.training import Trainer
 
 LIMITS = Limits(max_images=16, max_waiting=2)
 

@@ -11,9 +11,9 @@ from t2igan.cli import main
 from t2igan.config import TrainConfig, resolve_config
 from t2igan.data.text import Vocabulary
 from t2igan.errors import T2IError
-from t2igan.hub import load_run, save_run
+from t2igan.runs import load_run, save_run
 from t2igan.models.ssagan import SSCBN, SSACNBlock
-from t2igan.trainer import Trainer
+from t2igan.training import Trainer
 
 B, S, V = 4, 32, 30
 
@@ -153,7 +153,7 @@ def test_one_step_d_update_sums_hinge_and_ma_gp():
 
 def test_mismatched_pairs_follow_the_official_shift_or_the_roll():
     """Official SSA-GAN: real image i with caption i+1, B-1 pairs; roll: image j with caption j-1."""
-    from t2igan.models.ssagan import discriminator_loss
+    from t2igan.models.dfgan import one_way_discriminator_loss as discriminator_loss
 
     m = tiny()
     D = m.discriminator
@@ -205,7 +205,7 @@ def test_damsm_term_uses_a_frozen_image_encoder_outside_optimizers_and_checkpoin
     with pytest.warns(UserWarning, match="randomly initialised image encoder"):
         logs = step(m, "g", batch(), state, opts)
     assert logs["damsm"] > 0 and logs["g_loss"] == pytest.approx(logs["g_adv"] + 0.1 * logs["damsm"], rel=1e-4)
-    enc = m.image_encoder
+    enc = m.damsm_critic.encoder
     e0 = snapshot(enc)
     m.train()
     assert not enc.training and not any(p.requires_grad for p in enc.parameters())

@@ -10,7 +10,7 @@ from t2igan import Text2ImagePipeline
 from t2igan.cli import main
 from t2igan.config import resolve_config
 from t2igan.errors import T2IError
-from t2igan.trainer import Trainer, list_checkpoints
+from t2igan.training import Trainer, list_checkpoints
 
 TINY = TINY_RUN + [
     "train.log_every=1",

@@ -22,12 +22,11 @@ from pathlib import Path
 
 import torch
 
-from t2igan.config import rename_legacy_fields
 from t2igan.evaluate import evaluate
-from t2igan.hub import CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME, load_run, read_run_config, save_safetensors
+from t2igan.hub import save_safetensors
 from t2igan.metrics.shapes_probe import PACKAGED_PROBE_DIR, evaluate_probe, load_probe, save_probe
 from t2igan.pipeline import Text2ImagePipeline
-from t2igan.pretrained import BUNDLED_DIR
+from t2igan.runs import BUNDLED_DIR, CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME, load_run, read_config
 from t2igan.visualize import captioned_grid
 
 DEMO_CAPTIONS = ["a red circle", "a blue square", "a green triangle", "a yellow star",
@@ -52,10 +51,9 @@ def write_bundle(out: Path, run_dir: Path, config: dict, model, skip: tuple[str,
 def bundle_model(args) -> None:
     run_dir, out = Path(args.run_dir), BUNDLED_DIR / args.name
     model, _, _ = load_run(run_dir)
-    config = read_run_config(run_dir)
+    config = read_config(run_dir)
     config["inference_only"] = True
-    model_config = rename_legacy_fields(config["model_config"])  # a run made before the renames
-    config["model_config"] = {k: (None if k.endswith("_weights") else v) for k, v in model_config.items()}
+    config["model_config"] = {k: (None if k.endswith("_weights") else v) for k, v in config["model_config"].items()}
     write_bundle(out, run_dir, config, model, skip=tuple(f"{m}." for m in model.training_only_modules))
 
     records = evaluate(out, metrics="shapes", n=args.n, seed=0, write=False, progress=True, device="cpu")
@@ -127,11 +125,11 @@ def bundle_damsm(args) -> None:
     R-precision of the shipped fp16 files."""
     from t2igan.data.shapes import ShapesDataset
     from t2igan.metrics.r_precision import dataset_r_precision
-    from t2igan.models.damsm import load_damsm
+    from t2igan.runs import load_damsm
 
     run_dir, out = Path(args.run_dir), BUNDLED_DIR / args.name
     model, _, _ = load_run(run_dir)
-    config = read_run_config(run_dir)
+    config = read_config(run_dir)
     write_bundle(out, run_dir, config, model)
     damsm, vocab = load_damsm(out)
     exp = config["experiment"]

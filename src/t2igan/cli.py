@@ -1,7 +1,7 @@
 """``t2igan`` command line: every command is in :data:`COMMANDS`, one module each under
 :mod:`t2igan.commands` (``HELP``, ``add_arguments(parser)``, ``run(args)``).
 
-Every command is a thin layer over the Python API (``t2igan.trainer``, ``Text2ImagePipeline``,
+Every command is a thin layer over the Python API (``t2igan.training``, ``Text2ImagePipeline``,
 ``t2igan.evaluate``, ...). Errors about user input (and OS errors: a full disk, a read-only folder)
 print one line (``error: ...``) and exit with status 2; an unexpected exception prints one line and
 the path of its saved traceback, status 1 (:func:`t2igan.errors.report_error`).

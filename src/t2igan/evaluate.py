@@ -8,7 +8,7 @@ test captions); noise from one generator seeded with ``seed`` (the model's own t
 ``truncation`` is given). Images are scored batch by batch as they are generated, so only features are
 kept in memory.
 
-Metrics (SPEC "Evaluation protocols"):
+Metrics, as the papers' evaluation code computes them:
 
 * ``fid``: :mod:`t2igan.metrics.fid` over pool3 features of the FID Inception (its weights file is
   needed); reference statistics from ``fid_stats`` (an ``.npz``, see ``t2igan eval-stats``) or, if
@@ -233,10 +233,10 @@ class RPrecisionScorer:
     def __init__(self, damsm_path: str, captions: TestCaptions, max_words: int, device, batch_size: int,
                  trained_with: str | None):
         from .metrics.r_precision import damsm_features
-        from .models.damsm import damsm_run_dir, load_damsm
+        from .runs import load_damsm, resolve_run_dir
 
         self.damsm, self.vocab = load_damsm(damsm_path, device)
-        self.path = str(damsm_run_dir(damsm_path))
+        self.path = str(resolve_run_dir(damsm_path, file_ok=True))
         self.trained_with = trained_with
         self.captions, self.device, self.batch_size = captions, device, batch_size
         damsm_max_words = _damsm_max_words(self.path, max_words)
@@ -265,10 +265,11 @@ class RPrecisionScorer:
 
 
 def _damsm_max_words(damsm_dir: str, default: int) -> int:
+    from .runs import read_config
+
     try:
-        cfg = json.loads((Path(damsm_dir) / "config.json").read_text())
-        return int(cfg["experiment"]["data"].get("max_words", default))
-    except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError):
+        return int(read_config(damsm_dir)["experiment"]["data"].get("max_words", default))
+    except (KeyError, TypeError, ValueError):  # T2IError is a ValueError
         return default
 
 
@@ -319,17 +320,16 @@ class ShapesScorer:
 
 def training_damsm(model_config: dict) -> str | None:
     """The DAMSM run a model was trained with: its ``damsm_weights`` (a DAMSM run folder or a file in
-    it; ``text_encoder_weights`` in runs written before the rename) when that is a DAMSM run."""
-    from .config import rename_legacy_fields
-    from .models.damsm import damsm_run_dir
+    it) when that is a DAMSM run."""
+    from .runs import read_config, resolve_run_dir
 
-    path = rename_legacy_fields(model_config).get("damsm_weights")
+    path = model_config.get("damsm_weights")
     if not path:
         return None
     try:
-        run_dir = damsm_run_dir(path)
-        config = json.loads((run_dir / "config.json").read_text())
-    except (T2IError, OSError, ValueError):
+        run_dir = resolve_run_dir(path, file_ok=True)
+        config = read_config(run_dir)
+    except (OSError, ValueError):  # T2IError is a ValueError
         return None
     return str(run_dir) if config.get("model_name") == "damsm" else None
 
@@ -363,7 +363,7 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
     names = parse_metrics(metrics)
     if n < 2:
         raise T2IError(f"--n must be at least 2, got {n}")
-    from .pretrained import is_bundled, resolve_run_dir
+    from .runs import is_bundled, resolve_run_dir
 
     run_dir = resolve_run_dir(run_dir)
     write = write and not is_bundled(run_dir)  # a bundled model's folder is part of the package: read-only

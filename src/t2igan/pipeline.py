@@ -27,7 +27,8 @@ from PIL import Image
 
 from .data.text import encode_captions
 from .errors import T2IError
-from .hub import load_run, parse_device
+from .hub import parse_device
+from .runs import load_run
 from .visualize import attention_figure, from_pil, mask_images, masks_figure, to_pil
 
 
@@ -58,7 +59,10 @@ class GeneratedBatch:
 
 
 class Text2ImagePipeline:
-    def __init__(self, model, vocab, config: dict | None = None, device: str | torch.device = "cpu"):
+    def __init__(self, model, vocab, config: dict | None = None, device: str | torch.device = "cpu",
+                 generator_module: torch.nn.Module | None = None):
+        """``config``: the run's ``config.json`` (its ``experiment.data.max_words``); ``generator_module``:
+        the generator to draw with instead of ``model.generator`` (the trainer's moving average)."""
         if not hasattr(model, "generator"):  # a DAMSM or STREAM run: an encoder or a captioner
             raise T2IError(f"a {getattr(model, 'model_name', type(model).__name__)} run makes no images: it has no "
                            "generator (give a DAMSM to a GAN as model.damsm_weights=RUN)")
@@ -66,6 +70,7 @@ class Text2ImagePipeline:
         self.vocab = vocab
         self.config = config or {}
         self.device = torch.device(device)
+        self.generator_module = generator_module
         exp = self.config.get("experiment", {})
         self.max_words = exp.get("data", {}).get("max_words", 18)
         self.max_images = 256  # per call, a guard against requests that would exhaust memory
@@ -181,7 +186,8 @@ class Text2ImagePipeline:
             chunk = captions[s:s + batch_size]
             tokens, lengths = encode_captions(self.vocab, chunk, self.max_words, strict=False)
             z = noise[s:s + batch_size] if noise is not None else self.model.noise(len(chunk), truncation, gen)
-            out = self.model.generate(tokens.to(self.device), lengths.to(self.device), z.to(self.device))
+            out = self.model.generate(tokens.to(self.device), lengths.to(self.device), z.to(self.device),
+                                      self.generator_module)
             yield GeneratedBatch(s, out.images.float().clamp(-1, 1), out.extras,
                                  [i for i in bad if s <= i < s + len(chunk)])
 
@@ -230,7 +236,7 @@ class Text2ImagePipeline:
             mask=text.mask[near_b],
         )
         noise = self.noise(1, seed, truncation).expand(steps, -1).to(self.device)
-        out = self.model.generate_from_text(feats, noise)
+        out = self.model.generate_from_text(feats, noise, self.generator_module)
         check_finite_images(out.images)
         return to_pil(out.images)
 

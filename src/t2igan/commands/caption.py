@@ -43,7 +43,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from ..models.stream import caption_images, load_stream
+    from ..models.stream import caption_images
+    from ..runs import load_stream
 
     if args.beam < 1:
         raise T2IError(f"--beam must be at least 1, got {args.beam}")
@@ -58,7 +59,8 @@ def run(args) -> None:
 def print_mirror(pipe, out, stream_run: str | None = None) -> None:
     """``sample --mirror``: each input caption next to the STREAM caption of its generated image, from
     ``stream_run`` (a STREAM run folder) or else the pipeline's model's own STREAM."""
-    from ..models.stream import caption_images, load_stream
+    from ..models.stream import caption_images
+    from ..runs import load_stream
     from ..visualize import from_pil
 
     if stream_run:

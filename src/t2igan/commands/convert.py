@@ -1,10 +1,10 @@
 """``t2igan convert dfgan|damsm|ssagan|attngan|mirrorgan OFFICIAL.pth [--captions captions.pickle] -o RUN_DIR``:
-official checkpoints -> t2igan run folders (key layouts: :mod:`t2igan.convert`,
-:mod:`t2igan.convert_attngan`). Every file is read with ``torch.load(weights_only=True)``.
+official checkpoints -> t2igan run folders (key layouts: :mod:`t2igan.convert`, one module per
+official code base). Every file is read with ``torch.load(weights_only=True)``.
 
 ``t2igan convert inception-cub model.ckpt [-o FOLDER]``: StackGAN's CUB-fine-tuned Inception (a TensorFlow
 checkpoint, read without TensorFlow) -> ``FOLDER/inception_cub-<sha256[:8]>.safetensors`` (default FOLDER:
-the cache folder ``eval --is-network cub`` searches); see :mod:`t2igan.convert_inception`."""
+the cache folder ``eval --is-network cub`` searches); see :mod:`t2igan.convert.inception_cub`."""
 
 from __future__ import annotations
 
@@ -32,13 +32,15 @@ def add_arguments(parser) -> None:
 def run(args) -> None:
     from pathlib import Path
 
-    from ..convert import convert_damsm, convert_dfgan, convert_ssagan
-    from ..convert_attngan import convert_attngan, convert_mirrorgan
+    from ..convert.attngan import convert_attngan, convert_damsm
+    from ..convert.dfgan import convert_dfgan
+    from ..convert.mirrorgan import convert_mirrorgan
+    from ..convert.ssagan import convert_ssagan
     from ..errors import T2IError
-    from ..runfolder import holds_run
+    from ..runs import holds_run
 
     if args.what == "inception-cub":
-        from ..convert_inception import convert_inception_cub, describe
+        from ..convert.inception_cub import convert_inception_cub, describe
 
         out = convert_inception_cub(args.checkpoint, args.output)
         print(f"CUB Inception {describe(out)}: {out}")
@@ -57,7 +59,7 @@ def run(args) -> None:
     elif args.what in ("attngan", "mirrorgan"):
         convert = convert_attngan if args.what == "attngan" else convert_mirrorgan
         out = convert(args.checkpoint, args.output, args.discriminator, args.text_encoder, args.captions,
-                              args.vocab, args.max_words)
+                      args.vocab, args.max_words)
     else:
         out = convert_damsm(args.checkpoint, args.output, args.image_encoder, args.captions, args.vocab)
     print(f"run folder: {out}")

@@ -52,7 +52,7 @@ def run(args) -> None:
                        fid_stats=args.fid_stats, probe=args.probe, device=args.device,
                        progress=not args.no_progress, probe_size=args.probe_size,
                        truncation=args.truncation)
-    from ..pretrained import is_bundled, resolve_run_dir
+    from ..runs import is_bundled, resolve_run_dir
 
     print(format_table(records))
     run_dir = resolve_run_dir(args.run_dir)

@@ -21,12 +21,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from ..config import DataConfig, apply_overrides, build_dataclass, load_preset
+    from ..config import DataConfig, apply_overrides, load_preset
     from ..evaluate import dataset_statistics
+    from ..fields import build_config
     from ..metrics.fid import save_statistics
 
     d = apply_overrides(load_preset(args.preset), args.overrides)
-    data = build_dataclass(DataConfig, d.get("data", {}), "data")
+    data = build_config(DataConfig, d.get("data") or {})
     if args.n is not None and args.n < 2:
         raise T2IError(f"--n must be at least 2, got {args.n}")
     mu, sigma, count = dataset_statistics(vars(data), args.split, args.inception_weights, args.batch_size,

@@ -12,12 +12,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from ..hub import read_run_config
-    from ..pretrained import resolve_run_dir
-    from ..trainer import list_checkpoints
+    from ..runs import read_config, resolve_run_dir
+    from ..training.checkpoints import list_checkpoints
 
     run_dir = resolve_run_dir(args.run_dir)
-    config = read_run_config(run_dir)
+    config = read_config(run_dir)
     exp = config.get("experiment", {})
     ckpts = list_checkpoints(run_dir)
     print(f"run:         {run_dir}")

@@ -10,6 +10,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from ..registry import list_models
+    from ..models import list_models
 
     print("\n".join(list_models()))

@@ -1,5 +1,5 @@
 """``t2igan list-pretrained``: the models bundled with the package (usable offline by name), with
-their model, size, training steps and Shapes-probe scores (see :mod:`t2igan.pretrained`)."""
+their model, size, training steps and Shapes-probe scores (see :mod:`t2igan.runs`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from ..pretrained import bundled_card, bundled_names
+    from ..runs import bundled_card, bundled_names
 
     for name in bundled_names():
         card = bundled_card(name)

@@ -12,6 +12,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from ..trainer import resume_training
+    from ..training import resume_training
 
     print(f"run folder: {resume_training(args.run_dir, args.overrides, progress=not args.no_progress)}")

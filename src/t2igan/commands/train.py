@@ -1,4 +1,4 @@
-"""``t2igan train PRESET [section.key=value ...]``: train a model from a preset (see :mod:`t2igan.trainer`)."""
+"""``t2igan train PRESET [section.key=value ...]``: train a model from a preset (see :mod:`t2igan.training`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> None:
     from ..config import resolve_config
-    from ..trainer import Trainer
+    from ..training import Trainer
 
     cfg = resolve_config(args.preset, args.overrides)
     if args.dry_run:

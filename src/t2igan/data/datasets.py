@@ -1,4 +1,6 @@
-"""Text-image data sets read from disk, in the layouts the official code (AttnGAN's ``code/datasets.py``) reads.
+"""Text-image data sets read from disk, in the layouts the official code bases read (AttnGAN's
+``data/birds`` and ``data/coco``, the Oxford-102 flowers with Reed et al.'s captions), plus image
+folders and JSONL manifests.
 
 Every data set here is a ``torch.utils.data.Dataset`` of dicts::
 

@@ -55,11 +55,6 @@ def read_char_cnn_rnn_embeddings(path: str | Path) -> np.ndarray:
     return arr
 
 
-def embeddings_path(root: str | Path, split: str) -> Path:
-    """Where the StackGAN layout keeps a split's embeddings: ``<root>/<split>/char-CNN-RNN-embeddings.pickle``."""
-    return Path(root) / split / EMBEDDINGS_FILENAME
-
-
 class CaptionEmbeddingDataset(Dataset):
     """Adds ``sent_emb`` (float tensor ``(D,)``) to every item of ``base``.
 

@@ -1,4 +1,4 @@
-"""Captions to token ids: the AttnGAN text convention (its ``code/datasets.py``).
+"""Captions to token ids: the AttnGAN text convention (taoxugit/AttnGAN ``code/datasets.py``).
 
 * lower-case, tokens are ``\\w+`` runs;
 * index 0 is padding and end of caption, index 1 the unknown word (``<unk>``);

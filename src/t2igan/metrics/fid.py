@@ -4,7 +4,7 @@ port of the TF original (``bioinf-jku/TTUR``):
 
     FID = ||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2})
 
-over the pool3 features of :class:`~t2igan.metrics.inception.FIDInceptionV3`, with mean and (unbiased,
+over the pool3 features of :class:`~t2igan.nn.inception.FIDInceptionV3`, with mean and (unbiased,
 ``np.cov``) covariance in float64. Statistics files are pytorch-fid's ``.npz`` with keys ``mu``, ``sigma``.
 """
 

@@ -9,7 +9,7 @@ the last (``mixed_8x8x2048b``; the 2015 FID graph max-pools there), and a ``1 + 
 logit 0 is a background class that the score leaves out (``softmax(logits[:, 1:])``). The released
 birds model has 50 classes, the CUB test classes it was fine-tuned on (51 logits).
 
-Weights: ``t2igan convert inception-cub model.ckpt`` (:mod:`t2igan.convert_inception`) turns the released
+Weights: ``t2igan convert inception-cub model.ckpt`` (:mod:`t2igan.convert.inception_cub`) turns the released
 TensorFlow checkpoint into ``inception_cub-<sha256[:8]>.safetensors``. :func:`resolve_cub_weights` finds
 it: an explicit path, else ``T2IGAN_INCEPTION_CUB_WEIGHTS``, else the one ``inception_cub-*.safetensors``
 in the cache folder (:func:`~t2igan.metrics.inception.cache_dir`). No converted copy is published, so
@@ -28,25 +28,13 @@ from pathlib import Path
 import torch
 
 from ..errors import T2IError
-from .inception import InceptionV3, cache_dir, check_file_hash, pool_branch
+from ..nn.inception import CUBInceptionV3
+from .inception import cache_dir, check_file_hash
 
 CUB_ENV = "T2IGAN_INCEPTION_CUB_WEIGHTS"
 CUB_STEM = "inception_cub"
 CUB_SOURCE = ("StackGAN's fine-tuned Inception (github.com/hanzhanggit/StackGAN-inception-model: "
               "inception_finetuned_models/birds_valid299/model.ckpt)")
-
-
-class CUBInceptionV3(InceptionV3):
-    """StackGAN's CUB-fine-tuned slim Inception-v3: ``num_classes`` logits, the first a background class."""
-
-    def __init__(self, num_classes: int = 51, input_range: str = "[-1,1]"):
-        super().__init__(num_classes=num_classes, tf_pooling=True, input_range=input_range)
-        self.Mixed_7c.pool = pool_branch("avg_tf")  # slim averages here too (TF: padding not counted)
-
-    def class_probs(self, x: torch.Tensor) -> torch.Tensor:
-        """Preprocessed (B, 3, 299, 299) in [-1, 1] -> (B, num_classes - 1) probabilities over the real
-        classes: ``softmax(logits[:, 1:])``, as StackGAN's ``inception_score.py`` (background dropped)."""
-        return self.fc(self.pool3(x))[:, 1:].softmax(dim=1)
 
 
 def tensors_sha256(state: dict[str, torch.Tensor]) -> str:

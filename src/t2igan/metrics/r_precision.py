@@ -8,8 +8,8 @@ hit when the true caption scores strictly highest (top-1, i.e. R = 1 relevant ca
 R = 1). The images are cut into ``splits`` consecutive parts; the result is the mean and standard
 deviation of the hit rate over the parts (official: 10 splits).
 
-SPEC pitfall: scored with the DAMSM a generator was trained against, R-precision favours that
-generator, so every result names the DAMSM that scored it (``damsm``).
+Scored with the DAMSM a generator was trained against, R-precision favours that generator, so every
+result names the DAMSM that scored it (``damsm``).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def r_precision(image_emb: torch.Tensor, sent_emb: torch.Tensor, pool_emb: torch
     ``sent_emb``). group_ids (N,) / pool_group_ids (M,): source image of each caption (captions of the
     same source image are never mismatches; default: every caption its own group). class_ids /
     pool_class_ids: class of each (-1: none), mismatches come from other classes.
-    ``damsm`` names the DAMSM that made the features (recorded in the result: SPEC pitfall).
+    ``damsm`` names the DAMSM that made the features (recorded in the result: one that trained the generator favours it).
     Returns ``{"mean", "std", "splits", "num_captions", "num_images", "damsm"}`` (mean, std as fractions).
     """
     image_emb, sent_emb = image_emb.detach().float().cpu(), sent_emb.detach().float().cpu()

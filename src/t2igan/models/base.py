@@ -15,10 +15,11 @@ and keeps an exponential moving average of ``model.generator`` (when the model h
 STREAM, trained by the same loop, have none). The pipeline calls :meth:`T2IModel.generate` with the
 moving-average generator.
 
-Optional hooks the trainer calls: ``lr_factor(epoch)`` (a per-epoch learning-rate schedule),
-:meth:`T2IModel.clipped_parameters` (gradient-norm clipping after a phase's backward),
-:meth:`T2IModel.training_args` (model arguments completed before the model is built for training) and
-:meth:`T2IModel.end_of_run_metrics` (an evaluation appended to ``metrics.jsonl`` when training ends).
+Optional hooks the trainer calls: ``lr_factor(epoch)`` (a per-epoch learning-rate schedule) and
+:meth:`T2IModel.clipped_parameters` (gradient-norm clipping after a phase's backward).
+
+A model reads no file and never changes its config: the pretrained parts its config names (a DAMSM,
+a STREAM, ImageNet Inception weights) are loaded into it by :func:`t2igan.training.build.build_model`.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from ..errors import T2IError
-from ..nn.blocks import random_translate
 from ..nn.text_encoder import RNNTextEncoder, TextFeatures
 
 
@@ -63,102 +62,6 @@ def truncated_noise(shape, truncation: float | None = None, generator: torch.Gen
     u = torch.rand(shape, generator=generator, dtype=torch.float64)
     u = lo + u * (1 - 2 * lo)
     return (scale * torch.special.ndtri(u)).float()
-
-
-@dataclass
-class DFGANFamilyOptions:
-    """Fields shared by the configs of the DF-GAN family (DF-GAN, SSA-GAN), beyond the papers (each off
-    by default, the papers' setting):
-
-    * an image-sentence contrastive term in D and G [XMC-GAN, Zhang et al. 2021, Eq. 1-2]
-      (``contrastive_*``): D gains two projections into a shared space
-      (:class:`t2igan.nn.blocks.OneWayDiscriminator`), :func:`t2igan.losses.contrastive_loss` scores them;
-    * ``d_gamma_init``: where the gates of D's residual branches start (official 0: D starts as its
-      linear shortcut, a linear function of the pixels down to 4x4, which sees colour and place but
-      no shape);
-    * ``d_translate``: DiffAugment's translation of every image D sees, real or generated
-      (:func:`t2igan.nn.blocks.random_translate`);
-    * ``sentence_in_fc``: G's first layer (the FC to the 4x4 map) reads ``[z, sent_emb]`` instead of
-      ``z`` alone, so the coarse layout can follow the caption from the start.
-
-    and the DAMSM term of G (``damsm_*``; in SSA-GAN's paper, with weight 0.05, not in DF-GAN's): the
-    frozen image encoder of the ``damsm_weights`` run scores G's images against their captions
-    [AttnGAN, Eq. 14] (:func:`t2igan.models.damsm.build_damsm_critic`).
-    """
-
-    contrastive_weight: float = 0.0  # lambda of the image-sentence contrastive term in D and G (0 = off; not in the papers)
-    contrastive_dim: int = 128  # size of D's shared image/sentence embedding space for that term
-    contrastive_temperature: float = 0.1
-    contrastive_pool: str = "flatten"  # D's image side of that term: flatten (keeps positions) | sum
-    d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0)
-    d_translate: float = 0.0  # DiffAugment translation of D's inputs, a fraction of the side (0 = off)
-    sentence_in_fc: bool = False  # G's first FC also reads the sentence
-    damsm_weights: str | None = None  # DAMSM run folder (or name): its text encoder starts ours, its image encoder scores the DAMSM loss
-    damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn (random: tests only)
-    damsm_weight: float | None = None  # DAMSM loss weight in G (None: the family's default, see damsm_loss_weight)
-    damsm_gamma1: float | None = None  # word-region attention sharpness (None: the DAMSM run's, else 4)
-    damsm_gamma2: float | None = None  # region-word relevance sharpness (None: the DAMSM run's, else 5)
-    damsm_gamma3: float | None = None  # image-text matching sharpness (None: the DAMSM run's, else 10)
-    damsm_paper_form: bool | None = None  # True: the paper's log(sum exp)^(1/gamma2); False: official code's (None: the run's)
-
-    @property
-    def damsm_loss_weight(self) -> float:
-        """The weight of G's DAMSM term: ``damsm_weight``, or 0 (DF-GAN's paper has no such term)."""
-        return self.damsm_weight or 0.0
-
-    def discriminator_args(self) -> dict:
-        """:class:`~t2igan.nn.blocks.OneWayDiscriminator` arguments: no contrastive heads while the term is off."""
-        on = bool(self.contrastive_weight)
-        return {"contrastive_dim": self.contrastive_dim if on else 0, "contrastive_pool": self.contrastive_pool,
-                "gamma_init": self.d_gamma_init}
-
-    def contrastive_terms(self) -> dict:
-        """Arguments of the one-way D and G losses (:mod:`t2igan.losses`) for the contrastive term."""
-        return {"contrastive_weight": self.contrastive_weight, "contrastive_temperature": self.contrastive_temperature}
-
-    def d_view(self, images: torch.Tensor) -> torch.Tensor:
-        """What D is shown of ``images`` (real or generated): translated when ``d_translate`` > 0."""
-        return random_translate(images, self.d_translate)
-
-
-def load_damsm_text_encoder(text_encoder: nn.Module, damsm_weights: str | None) -> None:
-    """Load the text encoder of a DAMSM run folder (or a bundled DAMSM's name), or of a safetensors file
-    (its ``model.safetensors``; keys with or without the ``text_encoder.`` prefix); errors name the file.
-    Nothing when ``damsm_weights`` is empty."""
-    if not damsm_weights:
-        return
-    from pathlib import Path
-
-    from ..hub import WEIGHTS_NAME, load_safetensors_into
-    from ..pretrained import resolve_run_dir
-
-    path = Path(damsm_weights).expanduser()
-    if not path.exists():
-        path = resolve_run_dir(path)
-    load_safetensors_into(text_encoder, path / WEIGHTS_NAME if path.is_dir() else path, prefix="text_encoder.")
-
-
-def with_imagenet_inception(args: dict, default_backbone: str) -> dict:
-    """Model arguments with ``inception_weights`` resolved to the ImageNet Inception-v3 file when the
-    backbone (``args["backbone"]``, else ``default_backbone``) is the frozen Inception that DAMSM and
-    STREAM train on top of: required, so a missing file fails before any data is loaded."""
-    if args.get("backbone", default_backbone) != "inception":
-        return args
-    from ..metrics.inception import resolve_weights_path
-
-    return dict(args, inception_weights=str(resolve_weights_path("imagenet", args.get("inception_weights"))))
-
-
-def load_network_run(run_dir, label: str, device: str | torch.device = "cpu"):
-    """``(network in eval mode, Vocabulary)`` of a DAMSM or STREAM run folder (``label`` names it in
-    errors), its vocabulary checked against the network's."""
-    from ..hub import load_run
-
-    model, vocab, _ = load_run(run_dir, device)
-    if len(vocab) != model.config.vocab_size:
-        raise T2IError(f"{run_dir}: vocab.json has {len(vocab)} words but the {label} was built for "
-                       f"{model.config.vocab_size}")
-    return model, vocab
 
 
 class T2IModel(nn.Module):
@@ -226,21 +129,10 @@ class T2IModel(nn.Module):
         return asdict(self.config)
 
     # -- optional trainer hooks ----------------------------------------------------------------
-    @classmethod
-    def training_args(cls, args: dict) -> dict:
-        """The model arguments training builds the model from (default: as given; DAMSM and STREAM
-        resolve the ImageNet Inception weights their frozen backbone starts from)."""
-        return args
-
     def clipped_parameters(self, phase: str) -> tuple[list[nn.Parameter], float] | None:
         """``(parameters, max norm)`` whose gradient norm the trainer clips after ``phase``'s backward
         (and the all-reduce), or None for no clipping (the default)."""
         return None
-
-    def end_of_run_metrics(self, test_set, vocab, cfg, run_dir, progress: bool = True) -> list[tuple[dict | None, str]]:
-        """An evaluation run once when training ends (main process, model in eval mode):
-        ``(metrics.jsonl record or None, line to print)`` pairs. Default: none."""
-        return []
 
     # -- to implement --------------------------------------------------------------------------
     def generate(self, tokens, lengths, noise, generator_module: nn.Module | None = None) -> SampleOutput:

@@ -1,66 +1,224 @@
-"""DAMSM: the Deep Attentional Multimodal Similarity Model of AttnGAN [Xu et al., CVPR 2018, Sec. 3.3],
+"""DAMSM: the Deep Attentional Multimodal Similarity Model of AttnGAN [Xu et al., CVPR 2018, Sec. 3.2],
 and the frozen DAMSM critic that the GANs share.
 
-Two encoders map a caption and an image into one 256-d space:
+Paper equation -> function:
 
-* the text encoder (:class:`t2igan.nn.text_encoder.RNNTextEncoder`, SPEC "Text encoder") gives word
-  features ``e`` (D x T) and a sentence feature ``e_bar`` (D);
-* the image encoder (:class:`t2igan.nn.image_encoder.ImageEncoder`, SPEC "Image encoder (DAMSM)")
-  gives region features ``v`` (D x h x w) and a global feature ``v_bar`` (D).
+* the text encoder (word features ``e``, D x T; sentence feature ``e_bar``, D):
+  :class:`t2igan.nn.text_encoder.RNNTextEncoder`;
+* Eq. 6, the image encoder ``v = W f``, ``v_bar = W_bar f_bar`` (regions ``v``, D x h x w; global
+  ``v_bar``): :class:`t2igan.nn.image_encoder.ImageEncoder`;
+* Eq. 7-9, word-region attention: :func:`word_region_attention`;
+* Eq. 10, region-word relevance ``R(Q, D)``: :func:`word_relevance`;
+* Eq. 11-13, the word losses ``L_1^w``, ``L_2^w``: :func:`damsm_word_loss`; their sentence versions
+  ``L_1^s``, ``L_2^s``: :func:`damsm_sentence_loss`;
+* Eq. 14, ``L_DAMSM = L_1^w + L_2^w + L_1^s + L_2^s``: :func:`damsm_loss` (a GAN's images),
+  :meth:`DAMSM.losses` (pretraining on real pairs).
 
-The matching losses are pure functions in :mod:`t2igan.losses` (re-exported here):
-:func:`word_region_attention` (Eq. 7-9), :func:`damsm_word_loss` (Eq. 10-13 on words, batched over
-every (image, caption) pair), :func:`damsm_sentence_loss` and :func:`damsm_loss` (``L_DAMSM``, Eq. 14).
-
-Paper vs. official code (SPEC "DAMSM loss"): Eq. 10 is ``R = log(sum_i exp(gamma2 cos))^(1/gamma2)``
-(``paper_form=True``); the official code drops the ``1/gamma2`` (``paper_form=False``).
-:data:`DAMSM_PAPER_FORM` (``False``, the official form) is the one default of every function, config
-and ``-cub``/``-coco`` preset here and of the GANs' ``damsm_paper_form``; the ``-shapes`` presets
-choose the paper's form (its word term is scaled like the sentence term). The official
-YAMLs use ``gamma1 = 4`` (code default 5), ``gamma2 = 5``, ``gamma3 = 10``. On CUB, captions of other
-images of the same class are not negatives: their scores are set to ``-inf`` (``class_ids``).
+Paper vs. official code (github.com/taoxugit/AttnGAN, ``code/miscc/losses.py``): Eq. 10 is
+``R = log(sum_i exp(gamma2 cos))^(1/gamma2)`` (``paper_form=True``); the official code drops the
+``1/gamma2`` (``paper_form=False``). :data:`DAMSM_PAPER_FORM` (``False``, the official form) is the
+one default of every function, config and ``-cub``/``-coco`` preset here and of the GANs'
+``damsm_paper_form``; the ``-shapes`` presets choose the paper's form (its word term is scaled like
+the sentence term). The official YAMLs use ``gamma1 = 4`` (code default 5), ``gamma2 = 5``,
+``gamma3 = 10``. On CUB, captions of other images of the same class are not negatives: their scores
+are set to ``-inf`` (``class_ids``).
 
 GANs (AttnGAN, MirrorGAN, DR-GAN, SSA-GAN) score their images with a :class:`DAMSMCritic`: the frozen
 image encoder of a DAMSM run, a submodule (moved by ``.to()``, cast by ``.half()``) whose weights
 are left out of the GAN's state dict (:attr:`t2igan.models.base.T2IModel.unsaved_modules`).
-:class:`MultiStageConfig` holds the fields shared by the multi-stage GANs that such a DAMSM scores.
 
 Pretraining (``t2igan pretrain damsm PRESET``, or ``t2igan train`` on a DAMSM preset) runs the shared
-:class:`t2igan.trainer.Trainer` (resume, torchrun, AMP, non-finite stop) on :class:`DAMSM`, a
-registered model with one phase (``encoders``) and the official schedule in its config: Adam (lr 0.002,
-betas (0.5, 0.999)), lr x 0.98 per epoch down to lr / 10 (:meth:`DAMSM.lr_factor`), the text encoder's
-gradient norm clipped at 0.25, batch 48; at the end the R-precision of the real test images goes to
-``metrics.jsonl``. A run folder holds ``config.json``, ``vocab.json``, ``model.safetensors`` (keys
-``text_encoder.*`` and ``image_encoder.*``), checkpoints and ``log.jsonl``; :func:`load_damsm` reads it back.
+trainer (resume, torchrun, AMP, non-finite stop) on :class:`DAMSM`, a registered model with one phase
+(``encoders``) and the official schedule in its config: Adam (lr 0.002, betas (0.5, 0.999)), lr x 0.98
+per epoch down to lr / 10 (:meth:`DAMSM.lr_factor`), the text encoder's gradient norm clipped at
+0.25, batch 48; at the end the R-precision of the real test images goes to ``metrics.jsonl``. A run
+folder holds ``config.json``, ``vocab.json``, ``model.safetensors`` (keys ``text_encoder.*`` and
+``image_encoder.*``), checkpoints and ``log.jsonl``.
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import T2IError
-from ..losses import (  # noqa: F401 (the DAMSM losses, re-exported)
-    DAMSM_PAPER_FORM,
-    MISMATCH_FORMS,
-    cosine_matrix,
-    damsm_loss,
-    damsm_sentence_loss,
-    damsm_word_loss,
-    kl_normal_loss,
-    same_class_mask,
-    word_region_attention,
-    word_relevance,
-)
-from ..nn.image_encoder import BACKBONES, ImageEncoder, InceptionBackbone, SmallCNN  # noqa: F401
+from ..fields import Backbone, Betas, Config, Count, Fraction, Positive, VocabSize
+from ..nn.image_encoder import ImageEncoder
 from ..nn.text_encoder import RNNTextEncoder, TextFeatures
 from ..registry import register_model
-from .base import T2IModel, load_network_run, with_imagenet_inception
+from .base import T2IModel
+
+DAMSM_PAPER_FORM = False  # the default form of Eq. 10 everywhere: False = the official code's (no 1/gamma2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The losses [AttnGAN, Sec. 3.2, Eq. 7-14]
+# ---------------------------------------------------------------------------------------------------
+
+
+def _keep_one_word(mask: torch.Tensor) -> torch.Tensor:
+    """A caption with no word at all (every position padding) keeps its first position, as the text
+    encoder does (it reads at least one token), so softmaxes over words stay finite."""
+    empty = mask.all(dim=-1, keepdim=True)  # (..., 1)
+    first = torch.zeros_like(mask)
+    first[..., 0] = True
+    return mask & ~(empty & first)
+
+
+def word_region_attention(query: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None,
+                          gamma1: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention of each query vector (a word) over the context vectors (image regions) [AttnGAN, Eq. 7-9].
+
+    ``s = e^T v`` (Eq. 7); ``s_bar`` normalises ``s`` over the query positions (words) for each region
+    (Eq. 8); ``alpha = softmax(gamma1 * s_bar)`` over the regions for each word (Eq. 9); the result is
+    ``c_i = sum_j alpha_ij v_j``.
+
+    query: (..., D, T) words (or any query vectors); context: (..., D, h, w) or (..., D, L) regions;
+    leading dimensions broadcast, so ``query[:, None]`` against ``context[None]`` scores every pair.
+    mask: (..., T) True at padding of the query; padded positions take no part in the Eq. 8 softmax and
+    get an all-zero attention row (and a zero context vector).
+    Returns (weighted context (..., D, T), attention (..., T, h, w) or (..., T, L)); each non-padding
+    attention row sums to 1 over the regions.
+    """
+    spatial = context.dim() == query.dim() + 1
+    regions = context.flatten(-2) if spatial else context  # (..., D, L)
+    scores = query.transpose(-1, -2) @ regions  # (..., T, L) Eq. 7
+    if mask is not None:
+        mask = _keep_one_word(mask.bool())
+        scores = scores.masked_fill(mask[..., :, None], float("-inf"))
+    word_norm = scores.softmax(dim=-2)  # (..., T, L) Eq. 8: over words
+    attn = (gamma1 * word_norm).softmax(dim=-1)  # (..., T, L) Eq. 9: over regions
+    if mask is not None:
+        attn = attn.masked_fill(mask[..., :, None], 0.0)
+    weighted = regions @ attn.transpose(-1, -2)  # (..., D, T)
+    if spatial:
+        attn = attn.unflatten(-1, context.shape[-2:])  # (..., T, h, w)
+    return weighted, attn
+
+
+def same_class_mask(class_ids: torch.Tensor | None, batch_size: int, device) -> torch.Tensor | None:
+    """(B, B) True where pair (j, i) has the same known class and j != i (not a negative on CUB);
+    None when there are no class ids. Class id -1 means "no class" and never masks."""
+    if class_ids is None:
+        return None
+    class_ids = torch.as_tensor(class_ids, device=device).reshape(-1)
+    if class_ids.numel() != batch_size:
+        raise T2IError(f"class_ids has {class_ids.numel()} entries for a batch of {batch_size}")
+    same = (class_ids[:, None] == class_ids[None, :]) & (class_ids[:, None] >= 0)
+    same.fill_diagonal_(False)
+    return same if same.any() else None
+
+
+def _both_directions(scores: torch.Tensor, same_class: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """scores (B images, B captions) -> (CE over captions per image, CE over images per caption)."""
+    if same_class is not None:
+        scores = scores.masked_fill(same_class, float("-inf"))
+    labels = torch.arange(scores.shape[0], device=scores.device)
+    return F.cross_entropy(scores, labels), F.cross_entropy(scores.t(), labels)
+
+
+def word_relevance(region_feats: torch.Tensor, word_embs: torch.Tensor, mask: torch.Tensor,
+                   gamma1: float = 4.0, gamma2: float = 5.0,
+                   paper_form: bool = DAMSM_PAPER_FORM) -> tuple[torch.Tensor, torch.Tensor]:
+    """Region-word relevance ``R(Q_j, D_i)`` of every image j with every caption i [AttnGAN, Eq. 10].
+
+    region_feats (B, D, h, w); word_embs (B, D, T); mask (B, T) True at padding.
+    Returns (R (B images, B captions), attention (B, T, h, w) of each caption over its own image).
+    """
+    B = word_embs.shape[0]
+    if region_feats.shape[0] != B or region_feats.shape[1] != word_embs.shape[1]:
+        raise T2IError(f"DAMSM: region features {tuple(region_feats.shape)} do not fit word features "
+                       f"{tuple(word_embs.shape)} (same batch and feature size needed)")
+    mask = _keep_one_word(mask.bool())
+    regions = region_feats.flatten(2)  # (B_j, D, L)
+    # Eq. 7-9 for every pair (caption i, image j), as word_region_attention(word_embs[:, None],
+    # region_feats[None], mask[:, None]) computes it, with einsums that never materialise a
+    # (B, B, D, L) broadcast (nor its gradient)
+    scores = torch.einsum("idt,jdl->ijtl", word_embs, regions)  # (B_i, B_j, T, L) Eq. 7
+    pad = mask[:, None, :, None]
+    attn = (gamma1 * scores.masked_fill(pad, float("-inf")).softmax(dim=2)).softmax(dim=3)  # Eq. 8, 9
+    attn = attn.masked_fill(pad, 0.0)  # (B_i, B_j, T, L)
+    D, L = regions.shape[1:]
+    if 2 * L <= D:
+        # few regions (small CNN, 8 x 8): skip the (B, B, D, T) context vectors c; their dot products
+        # with the words and their norms come from the scores and the region Gram matrices:
+        #   e . c = sum_l alpha_l (e . v_l),   |c|^2 = alpha^T (V^T V) alpha
+        dot = (attn * scores).sum(dim=3)  # (B_i, B_j, T)
+        gram = regions.transpose(1, 2) @ regions  # (B_j, L, L)
+        context_sq = (torch.einsum("ijtl,jlm->ijtm", attn, gram) * attn).sum(dim=3)  # (B_i, B_j, T)
+        context_norm = context_sq.clamp_min(1e-16).sqrt()
+    else:
+        context = torch.einsum("ijtl,jdl->ijdt", attn, regions)  # (B_i, B_j, D, T) c = sum_l alpha_l v_l
+        dot = torch.einsum("ijdt,idt->ijt", context, word_embs)  # (B_i, B_j, T)
+        context_norm = context.norm(dim=2)
+    norms = context_norm * word_embs.norm(dim=1)[:, None]  # (B_i, B_j, T)
+    cos = dot / norms.clamp_min(1e-8)  # Eq. 10's cos(c_i, e_i)
+    cos = cos.masked_fill(mask[:, None], float("-inf"))  # padding words are not summed over
+    relevance = torch.logsumexp(gamma2 * cos, dim=-1)  # (B_i, B_j) log sum_t exp(gamma2 cos)
+    if paper_form:
+        relevance = relevance / gamma2
+    own = torch.arange(B, device=word_embs.device)
+    own_attn = attn[own, own].unflatten(-1, region_feats.shape[-2:])  # (B, T, h, w)
+    return relevance.t(), own_attn
+
+
+def damsm_word_loss(region_feats: torch.Tensor, word_embs: torch.Tensor, mask: torch.Tensor,
+                    class_ids: torch.Tensor | None = None, gamma1: float = 4.0, gamma2: float = 5.0,
+                    gamma3: float = 10.0, paper_form: bool = DAMSM_PAPER_FORM) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Word-level DAMSM loss [AttnGAN, Eq. 10-13], vectorised over all (image, caption) pairs.
+
+    ``P(D_i | Q_i) = softmax_j(gamma3 R(Q_i, D_j))`` (Eq. 11) and its converse ``P(Q_i | D_i)``;
+    ``L_1^w = -mean log P(D_i | Q_i)``, ``L_2^w = -mean log P(Q_i | D_i)`` (Eq. 12-13, batch mean as the
+    official code). ``R`` is Eq. 10 (``paper_form``) or the official code's form without ``1/gamma2``.
+
+    region_feats (B, D, h, w) image local features; word_embs (B, D, T); mask (B, T) True at padding;
+    class_ids (B,) or None: other pairs of the same class (id >= 0) are dropped from the softmaxes.
+    Returns (loss image->text L_1^w, loss text->image L_2^w, attn (B, T, h, w) of each caption's words
+    over its own image, zero for padding words).
+    """
+    relevance, attn = word_relevance(region_feats, word_embs, mask, gamma1, gamma2, paper_form)
+    same = same_class_mask(class_ids, word_embs.shape[0], word_embs.device)
+    loss_i2t, loss_t2i = _both_directions(gamma3 * relevance, same)
+    return loss_i2t, loss_t2i, attn
+
+
+def cosine_matrix(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(N, D), (M, D) -> (N, M) cosine similarities."""
+    norms = a.norm(dim=1, keepdim=True) * b.norm(dim=1, keepdim=True).t()  # (N, M)
+    return (a @ b.t()) / norms.clamp_min(eps)
+
+
+def damsm_sentence_loss(image_emb: torch.Tensor, sent_emb: torch.Tensor, class_ids: torch.Tensor | None = None,
+                        gamma3: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sentence-level DAMSM loss [AttnGAN, Sec. 3.3]: Eq. 11-13 with ``R(Q, D) = cos(v_bar, e_bar)``.
+
+    image_emb (B, D) global image features; sent_emb (B, D). Returns (loss image->text L_1^s,
+    loss text->image L_2^s); ``class_ids`` masks same-class pairs as in :func:`damsm_word_loss`.
+    """
+    if image_emb.shape != sent_emb.shape:
+        raise T2IError(f"DAMSM: image features {tuple(image_emb.shape)} do not fit sentence features "
+                       f"{tuple(sent_emb.shape)}")
+    scores = gamma3 * cosine_matrix(image_emb, sent_emb)  # (B images, B captions)
+    same = same_class_mask(class_ids, image_emb.shape[0], image_emb.device)
+    return _both_directions(scores, same)
+
+
+def damsm_loss(image_encoder: nn.Module, images: torch.Tensor, text: TextFeatures,
+               class_ids: torch.Tensor | None = None, gamma1: float = 4.0, gamma2: float = 5.0,
+               gamma3: float = 10.0, paper_form: bool = DAMSM_PAPER_FORM) -> tuple[torch.Tensor, dict[str, float]]:
+    """``L_DAMSM = L_1^w + L_2^w + L_1^s + L_2^s`` [AttnGAN, Eq. 14] of ``images`` against their own
+    captions (``text``), for a generator: the (frozen) image encoder scores the images, gradients reach
+    whatever produced ``images`` and ``text``. Returns (loss, logs with each term as a float)."""
+    region_feats, image_emb = image_encoder(images)  # (B, D, h, w), (B, D)
+    w0, w1, _ = damsm_word_loss(region_feats, text.word_embs, text.mask, class_ids,
+                                gamma1=gamma1, gamma2=gamma2, gamma3=gamma3, paper_form=paper_form)
+    s0, s1 = damsm_sentence_loss(image_emb, text.sent_emb, class_ids, gamma3=gamma3)
+    loss = w0 + w1 + s0 + s1
+    return loss, {"damsm_w": (w0 + w1).item(), "damsm_s": (s0 + s1).item()}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -80,7 +238,7 @@ class DAMSMCritic(nn.Module):
     """``L_DAMSM`` [AttnGAN, Eq. 14] of a generator's images against their captions, scored by a frozen
     DAMSM image encoder (``encoder``); gradients reach only the images (and whatever made them).
 
-    The encoder comes from a DAMSM run (:meth:`load`, which also starts the GAN's text encoder from
+    The encoder comes from a DAMSM run (:meth:`adopt`, which also starts the GAN's text encoder from
     the run's); without one, a randomly initialised encoder is built on first use, with a warning
     (meaningful in tests only). It is in no optimizer and always in eval mode; the GAN lists the
     critic in ``unsaved_modules``, so it never enters checkpoints or ``model.safetensors``.
@@ -90,8 +248,6 @@ class DAMSMCritic(nn.Module):
                  gamma1: float = 4.0, gamma2: float = 5.0, gamma3: float = 10.0,
                  paper_form: bool = DAMSM_PAPER_FORM, weight_field: str = "damsm_weight"):
         super().__init__()
-        if backbone not in BACKBONES:
-            raise T2IError(f"{owner}: damsm_backbone must be inception or small_cnn, got {backbone!r}")
         self.owner, self.weight_field = owner, weight_field  # for messages
         self.embed_dim, self.backbone, self.image_size = embed_dim, backbone, image_size
         self.gammas, self.paper_form = (gamma1, gamma2, gamma3), paper_form
@@ -144,98 +300,19 @@ class DAMSMCritic(nn.Module):
 DAMSM_LOSS_SETTINGS = ("gamma1", "gamma2", "gamma3", "paper_form")  # a GAN config's damsm_<name> fields
 
 
-def build_damsm_critic(owner: str, config, text_encoder: nn.Module, weight_field: str = "damsm_weight") -> DAMSMCritic:
-    """The :class:`DAMSMCritic` of a GAN config's ``damsm_*`` fields. With ``damsm_weights`` it holds
-    that run's frozen image encoder and ``text_encoder`` starts from the run's; the loss settings
-    (``damsm_gamma1/2/3``, ``damsm_paper_form``) the config leaves ``None`` are the run's own (without a
-    run: :class:`DAMSMConfig`'s defaults) and are written back into the config, so a saved GAN run
-    records what its DAMSM term used. A value set in the config wins (the official SSA-GAN code, for
-    one, trains G with gamma1 = 5 against a DAMSM pretrained with 4)."""
-    run = load_damsm(config.damsm_weights) if config.damsm_weights else None
-    source = run[0].config if run else DAMSMConfig()
-    for name in DAMSM_LOSS_SETTINGS:
-        if getattr(config, f"damsm_{name}") is None:
-            setattr(config, f"damsm_{name}", getattr(source, name))
-    critic = DAMSMCritic(owner, config.cond_dim, config.damsm_backbone, config.image_size, config.damsm_gamma1,
-                         config.damsm_gamma2, config.damsm_gamma3, config.damsm_paper_form, weight_field)
-    if run:
-        critic.adopt(*run, config.damsm_weights, text_encoder, config.vocab_size)
-    return critic
+def build_damsm_critic(owner: str, config, weight_field: str = "damsm_weight") -> DAMSMCritic:
+    """The :class:`DAMSMCritic` of a GAN config's ``damsm_*`` fields, without an encoder yet: the model
+    builder (:func:`t2igan.training.build.build_model`) gives it the ``damsm_weights`` run's
+    (:meth:`DAMSMCritic.adopt`), having first set the loss settings (``damsm_gamma1/2/3``,
+    ``damsm_paper_form``) the config leaves ``None`` to the run's own. Settings still ``None`` take
+    :class:`DAMSMConfig`'s defaults. A value set in the config wins (the official SSA-GAN code, for one,
+    trains G with gamma1 = 5 against a DAMSM pretrained with 4)."""
+    def setting(name: str):
+        value = getattr(config, f"damsm_{name}")
+        return getattr(DAMSMConfig, name) if value is None else value
 
-
-def add_kl_and_damsm(loss, logs: dict, critic: DAMSMCritic, config, mu: torch.Tensor, logvar: torch.Tensor,
-                     images: torch.Tensor, text: TextFeatures, batch: dict):
-    """The tail of a multi-stage generator's loss [AttnGAN, Eq. 2; StackGAN's CA term]:
-    ``loss + kl_weight KL(N(mu, sigma^2) || N(0, I)) + damsm_weight L_DAMSM(last stage's images)``."""
-    kl = kl_normal_loss(mu, logvar)
-    loss = loss + config.kl_weight * kl
-    logs["kl"] = kl.item()
-    return critic.add_to(loss, logs, config.damsm_weight, images, text, batch)
-
-
-def generate_for_step(model: nn.Module, batch: dict, state: dict):
-    """A multi-stage GAN's images of one training step, made once in the D phase for both phases:
-    the batch's text features (detached: the text encoder is frozen), noise, every stage's image
-    (:class:`t2igan.nn.multistage.GeneratorOutput`). ``state`` gets ``gen``, its ``fakes``, ``mu``,
-    ``logvar``, and ``text``."""
-    text = model.encode_text(batch["tokens"], batch["lengths"]).detach()
-    out = model.generator(model.draw_noise(batch), text.sent_emb, text.word_embs, text.mask)
-    state.update(gen=out, fakes=out.images, mu=out.mu, logvar=out.logvar, text=text)
-    return out
-
-
-@dataclass
-class MultiStageConfig:
-    """Fields of the multi-stage GANs (AttnGAN, MirrorGAN, DR-GAN): sizes of
-    :class:`t2igan.nn.multistage.MultiStageGenerator` and its stage discriminators, the frozen text
-    encoder, and the DAMSM loss that scores the last stage."""
-
-    vocab_size: int = 5000  # words in the vocabulary (set from the data)
-    image_size: int = 256  # output side of the last stage = base_size * 2^(num_stages - 1)
-    base_size: int = 64  # output side of the first stage (official 64; 16 or 32 for CPU presets)
-    num_stages: int = 3  # generator stages / discriminators (official 3: 64, 128, 256 px)
-    ngf: int = 32  # generator width (official CUB 32, COCO 48); F_0 starts at 2^k ngf channels
-    ndf: int = 64  # discriminator width (official CUB 64, COCO 96)
-    num_residual: int = 2  # GLU residual blocks per attention stage (official CUB 2, COCO 3)
-    z_dim: int = 100  # noise size
-    c_dim: int = 100  # conditioning-augmentation code size
-    text_emb_dim: int = 300  # text encoder word embedding
-    text_hidden_dim: int = 128  # per LSTM direction; word and sentence features are 2x this (256)
-    text_dropout: float = 0.5
-    uncond_logits: bool = True  # D's unconditional (real/fake) logit besides the conditional one
-    d_batch_norm: bool = True  # official: batch norm in the stage Ds; False: none (convs get biases), so D sees a global colour shift
-    damsm_weights: str | None = None  # DAMSM run folder (or its model.safetensors): text + image encoders
-    damsm_backbone: str = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn
-    damsm_weight: float = 5.0  # weight of L_DAMSM in G's loss (official CUB 5, COCO 50); 0 disables it
-    damsm_gamma1: float | None = None  # word-region attention sharpness (None: the DAMSM run's; official YAMLs 4)
-    damsm_gamma2: float | None = None  # region-word relevance sharpness (None: the DAMSM run's, else 5)
-    damsm_gamma3: float | None = None  # image-text matching sharpness (None: the DAMSM run's, else 10)
-    damsm_paper_form: bool | None = None  # True: Eq. 10's ^(1/gamma2); False: the official code's (None: the run's)
-    mismatch_pairs: str = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
-    kl_weight: float = 1.0  # weight of CA's KL term
-    truncation: float = 0.0  # noise truncation at sampling (0 = none; AttnGAN samples plain N(0, I))
-
-    @property
-    def cond_dim(self) -> int:
-        return 2 * self.text_hidden_dim
-
-    @property
-    def stage_sizes(self) -> list[int]:
-        return [self.base_size * 2**i for i in range(self.num_stages)]
-
-    def check(self, owner: str) -> None:
-        """One ``error: owner: ...`` line for sizes that do not fit together."""
-        if self.base_size < 16 or self.base_size & (self.base_size - 1):
-            raise T2IError(f"{owner}: base_size must be a power of two >= 16, got {self.base_size}")
-        if self.num_stages < 1:
-            raise T2IError(f"{owner}: num_stages must be at least 1, got {self.num_stages}")
-        if self.image_size != self.stage_sizes[-1]:
-            raise T2IError(f"{owner}: image_size {self.image_size} must equal base_size * 2^(num_stages - 1) = "
-                           f"{self.stage_sizes[-1]} (base_size={self.base_size}, num_stages={self.num_stages})")
-        if self.mismatch_pairs not in MISMATCH_FORMS:
-            raise T2IError(f"{owner}: mismatch_pairs must be one of {', '.join(MISMATCH_FORMS)}, "
-                           f"got {self.mismatch_pairs!r}")
-
+    return DAMSMCritic(owner, config.cond_dim, config.damsm_backbone, config.image_size, setting("gamma1"),
+                       setting("gamma2"), setting("gamma3"), setting("paper_form"), weight_field)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -244,30 +321,36 @@ class MultiStageConfig:
 
 
 @dataclass
-class DAMSMConfig:
+class DAMSMConfig(Config):
     """Architecture and loss of a DAMSM (what a run's ``config.json`` stores under ``model_config``)."""
 
-    vocab_size: int = 0  # words incl. padding; set from the vocabulary by pretraining
-    embed_dim: int = 256  # D, joint feature size (= 2 * text_hidden_dim)
-    text_emb_dim: int = 300  # word embedding size
-    text_hidden_dim: int = 128  # LSTM units per direction
-    text_dropout: float = 0.5  # dropout on the word embeddings
-    backbone: str = "inception"  # image encoder backbone: inception (frozen, 299 px) | small_cnn (trainable)
-    image_size: int = 299  # side of the training images (small_cnn input size)
-    cnn_channels: int = 32  # small_cnn: channels of its first conv (doubled at each down-sampling)
-    inception_weights: str | None = None  # ImageNet Inception-v3 file (inception backbone); never needed to load a run
+    vocab_size: VocabSize = 5000  # words incl. padding; set from the vocabulary by pretraining
+    embed_dim: Count = 256  # D, joint feature size (= 2 * text_hidden_dim)
+    text_emb_dim: Count = 300  # word embedding size
+    text_hidden_dim: Count = 128  # LSTM units per direction
+    text_dropout: Fraction = 0.5  # dropout on the word embeddings
+    backbone: Backbone = "inception"  # image encoder backbone: inception (frozen, 299 px) | small_cnn (trainable)
+    image_size: Count = 299  # side of the training images (small_cnn input size)
+    cnn_channels: Count = 32  # small_cnn: channels of its first conv (doubled at each down-sampling)
+    inception_weights: str | None = None  # ImageNet Inception-v3 file the builder loads (inception backbone); never needed to load a run
     gamma1: float = 4.0  # word-region attention sharpness (official YAMLs 4, code default 5)
     gamma2: float = 5.0  # region-word relevance sharpness
     gamma3: float = 10.0  # image-text matching sharpness
     paper_form: bool = DAMSM_PAPER_FORM  # True: Eq. 10's log(sum exp)^(1/gamma2); False: the official code's (no 1/gamma2)
     # pretraining (official AttnGAN DAMSM defaults; the batch size is train.batch_size, official 48)
-    lr: float = 0.002  # Adam learning rate (both encoders)
-    betas: tuple = (0.5, 0.999)  # Adam betas
+    lr: Positive = 0.002  # Adam learning rate (both encoders)
+    betas: Betas = (0.5, 0.999)  # Adam betas
     lr_decay: float = 0.98  # lr multiplied by this after every epoch ...
     lr_min_factor: float = 0.1  # ... but never below lr * lr_min_factor
     grad_clip: float | None = 0.25  # max gradient norm of the text encoder (the official code clips the RNN only)
-    rprec_captions: int = 100  # R-precision at the end: true caption + (this - 1) mismatched
-    rprec_splits: int = 10  # ... mean and std over this many splits
+    rprec_captions: Count = 100  # R-precision at the end: true caption + (this - 1) mismatched
+    rprec_splits: Count = 10  # ... mean and std over this many splits
+
+    def problem(self) -> str | None:
+        if self.embed_dim != 2 * self.text_hidden_dim:
+            return (f"embed_dim ({self.embed_dim}) must be 2 * text_hidden_dim ({self.text_hidden_dim}), the "
+                    "bidirectional LSTM's feature size")
+        return None
 
 
 @register_model("damsm", DAMSMConfig, text_to_image=False)
@@ -282,22 +365,13 @@ class DAMSM(T2IModel):
     def __init__(self, config: DAMSMConfig):
         super().__init__(config)
         c = config
-        if c.vocab_size < 2:
-            raise T2IError(f"DAMSM needs vocab_size >= 2, got {c.vocab_size}")
-        if c.embed_dim != 2 * c.text_hidden_dim:
-            raise T2IError(f"DAMSM: embed_dim ({c.embed_dim}) must be 2 * text_hidden_dim ({c.text_hidden_dim}), "
-                           "the bidirectional LSTM's feature size")
         self.text_encoder = RNNTextEncoder(c.vocab_size, c.text_emb_dim, c.text_hidden_dim, c.text_dropout)
-        self.image_encoder = ImageEncoder(c.embed_dim, c.backbone, c.image_size, c.inception_weights, c.cnn_channels)
+        self.image_encoder = ImageEncoder(c.embed_dim, c.backbone, c.image_size, c.cnn_channels)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
     # -- the trainer's hooks ---------------------------------------------------------------------
-    @classmethod
-    def training_args(cls, args: dict) -> dict:
-        return with_imagenet_inception(args, DAMSMConfig.backbone)
-
     def encoders_loss(self, batch: dict, state: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """The one phase: :meth:`losses` of the batch's real pairs (same-class pairs masked on CUB)."""
         return self.losses(batch["image"], batch["tokens"], batch["lengths"], batch.get("class_id"))
@@ -314,24 +388,6 @@ class DAMSM(T2IModel):
         """The text encoder's gradient norm at ``grad_clip`` (the official code clips the RNN only)."""
         return (list(self.text_encoder.parameters()), self.config.grad_clip) if self.config.grad_clip else None
 
-    def end_of_run_metrics(self, test_set, vocab, cfg, run_dir, progress: bool = True):
-        """R-precision of the real test images (:func:`t2igan.metrics.r_precision.dataset_r_precision`)."""
-        from ..metrics.r_precision import dataset_r_precision
-
-        c = self.config
-        splits = min(c.rprec_splits, len(test_set))
-        device = next(self.parameters()).device
-        try:
-            result = dataset_r_precision(self, vocab, test_set, max_words=cfg.data.max_words,
-                                         num_captions=c.rprec_captions, splits=splits, seed=cfg.train.seed,
-                                         device=device, damsm_name=str(run_dir), progress=progress)
-        except T2IError as e:  # e.g. a test split too small for 99 mismatched captions: the weights are saved
-            return [(None, f"R-precision of real test images not computed: {e}")]
-        record = {"metric": "r_precision", "split": "test", "images": "real", **result}
-        return [(record, f"R-precision of real test images: {100 * result['mean']:.2f} +- "
-                         f"{100 * result['std']:.2f} % (chance {100 / c.rprec_captions:.0f}%, "
-                         f"{result['num_images']} images, {splits} splits, DAMSM {run_dir})")]
-
     def losses(self, images: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
                class_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Pretraining loss ``L_1^w + L_2^w + L_1^s + L_2^s`` of real (image, caption) pairs."""
@@ -343,42 +399,6 @@ class DAMSM(T2IModel):
         s0, s1 = damsm_sentence_loss(image_emb, text.sent_emb, class_ids, c.gamma3)
         loss = w0 + w1 + s0 + s1
         return loss, {"loss": loss.item(), "w0": w0.item(), "w1": w1.item(), "s0": s0.item(), "s1": s1.item()}
-
-
-def save_damsm(run_dir: str | Path, model: DAMSM, vocab, experiment: dict | None = None) -> None:
-    """Write ``config.json`` (model_name "damsm"), ``vocab.json`` and ``model.safetensors``."""
-    from ..hub import CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME, atomic_write_bytes, save_safetensors
-
-    run_dir = Path(run_dir)
-    config = {"experiment": experiment or {}, "model_name": "damsm", "model_config": model.config_dict()}
-    atomic_write_bytes(run_dir / CONFIG_NAME, json.dumps(config, indent=2).encode())
-    atomic_write_bytes(run_dir / VOCAB_NAME, json.dumps(vocab.to_dict(), ensure_ascii=False).encode())
-    save_safetensors(model.state_dict(), run_dir / WEIGHTS_NAME, {"format": "pt"})
-
-
-def damsm_run_dir(path_or_run_dir: str | Path) -> Path:
-    """A DAMSM run folder from the folder itself, any file in it (``model.safetensors``) or the name of
-    a bundled model (``shapes-damsm``)."""
-    from ..pretrained import resolve_run_dir
-
-    path = Path(path_or_run_dir).expanduser()
-    if not path.exists():
-        path = resolve_run_dir(path)
-    run_dir = path.parent if path.is_file() else path
-    if not run_dir.is_dir():
-        raise T2IError(f"DAMSM run folder not found: {path}")
-    return run_dir
-
-
-def load_damsm(path_or_run_dir: str | Path, device: str | torch.device = "cpu"):
-    """``(DAMSM in eval mode, Vocabulary)`` from a pretraining run folder (or its ``model.safetensors``)."""
-    from ..hub import read_run_config
-
-    run_dir = damsm_run_dir(path_or_run_dir)
-    name = read_run_config(run_dir).get("model_name")
-    if name != "damsm":
-        raise T2IError(f"{run_dir} is not a DAMSM run (its config.json names model {name!r})")
-    return load_network_run(run_dir, "DAMSM", device)
 
 
 def epoch_lr(config: DAMSMConfig, epoch: int) -> float:

@@ -1,6 +1,17 @@
-"""DF-GAN [Tao et al., CVPR 2022]: one-stage generator of deep text-image fusion blocks, one-way
-discriminator with hinge loss on (real, matched), (fake, matched), (real, mismatched) pairs and the
-matching-aware gradient penalty (MA-GP).
+"""DF-GAN [Tao et al., "DF-GAN: A Simple and Effective Baseline for Text-to-Image Synthesis", CVPR 2022]:
+a one-stage generator of deep text-image fusion blocks and a one-way discriminator, and the pieces
+SSA-GAN (:mod:`.ssagan`) reuses: the affine, the one-way D, its losses, the family's options.
+
+Paper equation -> function:
+
+* Eq. 1-2, the text-conditioned affine ``gamma(e) h + beta(e)``: :class:`Affine`;
+* Sec. 3.2, deep fusion block and up-block: :class:`FusionBlock`, :class:`GBlock`, :class:`Generator`;
+* Sec. 3.3, one-way discriminator: :class:`DBlock`, :class:`OneWayDiscriminator`;
+* Eq. 3, D's hinge loss + MA-GP: :func:`d_hinge_loss`, :func:`matching_aware_gradient_penalty`,
+  summed in :func:`one_way_discriminator_loss` (MA-GP alone: :func:`ma_gp_loss`);
+* Eq. 4, G's loss ``-E[D(G(z, e), e)]``: :func:`g_hinge_loss`, :func:`one_way_generator_loss`;
+* beyond the paper: the image-sentence contrastive term [XMC-GAN, Eq. 1-2] :func:`contrastive_loss`,
+  DiffAugment's translation [Zhao et al. 2020, Sec. 3] :func:`random_translate`.
 
 Shapes follow the official 2022 code: G maps z (100) through an FC to ``8nf x 4 x 4``, then up-blocks
 double the resolution up to ``image_size``; each up-block is two deep-fusion blocks (two stacked
@@ -13,53 +24,130 @@ is the default, the presets' ``-cub``/``-coco`` setting and that of a converted 
 
 * ``truncation_form``: the official sampler draws ``trunc_rate * TN(-2, 2)`` (``"scaled"``, std
   0.77 at 0.88); ``"clip"`` cuts ``N(0, 1)`` to ``[-0.88, 0.88]`` (std 0.48: less varied, often
-  cleaner images; used by ``dfgan-shapes``). FIDs of the two differ. Run folders saved before the
-  option existed load with ``"clip"``, the form they were sampled with (``hub.LEGACY_MODEL_FIELDS``).
+  cleaner images; used by ``dfgan-shapes``). FIDs of the two differ.
 * The official code keeps no moving average of G, so ``dfgan-cub``/``dfgan-coco`` set
   ``train.ema_decay: 0``; the trainer's 0.999 average is the option.
-* :class:`~t2igan.models.base.DFGANFamilyOptions` (shared with SSA-GAN, all off by default): the
-  image-sentence contrastive term, D's residual gates starting open (``d_gamma_init``), DiffAugment
-  translation in D (``d_translate``), the sentence in G's first FC (``sentence_in_fc``), SSA-GAN's
-  DAMSM term in G (``damsm_weight``; its image encoder comes from ``damsm_weights``). The
-  ``dfgan-shapes`` preset's choice among them is measured in ``benchmarks/RESULTS.md``.
+* :class:`DFGANFamilyOptions` (shared with SSA-GAN, all off by default): the image-sentence
+  contrastive term, D's residual gates starting open (``d_gamma_init``), DiffAugment translation in
+  D (``d_translate``), the sentence in G's first FC (``sentence_in_fc``), SSA-GAN's DAMSM term in G
+  (``damsm_weight``; its image encoder comes from ``damsm_weights``). The ``dfgan-shapes`` preset's
+  choice among them is measured in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import T2IError
-from ..losses import one_way_discriminator_loss, one_way_generator_loss
-from ..nn.blocks import OneWayDiscriminator, channel_plan
-from ..nn.conditioning import Affine
+from ..fields import Backbone, Config, Count, Fraction, Positive, PowerOfTwo
+from ..losses import mismatched_pairs
 from ..registry import register_model
-from .base import DFGANFamilyOptions, TRUNCATION_FORMS, SampleOutput, T2IModel
+from .base import SampleOutput, T2IModel
 from .damsm import build_damsm_critic
+
+
+@dataclass
+class DFGANFamilyOptions(Config):
+    """Fields shared by the configs of the DF-GAN family (DF-GAN, SSA-GAN), beyond the papers (each off
+    by default, the papers' setting):
+
+    * an image-sentence contrastive term in D and G [XMC-GAN, Zhang et al. 2021, Eq. 1-2]
+      (``contrastive_*``): D gains two projections into a shared space (:class:`OneWayDiscriminator`),
+      :func:`contrastive_loss` scores them;
+    * ``d_gamma_init``: where the gates of D's residual branches start (official 0: D starts as its
+      linear shortcut, a linear function of the pixels down to 4x4, which sees colour and place but
+      no shape);
+    * ``d_translate``: DiffAugment's translation of every image D sees, real or generated
+      (:func:`random_translate`);
+    * ``sentence_in_fc``: G's first layer (the FC to the 4x4 map) reads ``[z, sent_emb]`` instead of
+      ``z`` alone, so the coarse layout can follow the caption from the start.
+
+    and the DAMSM term of G (``damsm_*``; in SSA-GAN's paper, with weight 0.05, not in DF-GAN's): the
+    frozen image encoder of the ``damsm_weights`` run scores G's images against their captions
+    [AttnGAN, Eq. 14] (:class:`t2igan.models.damsm.DAMSMCritic`).
+    """
+
+    contrastive_weight: float = 0.0  # lambda of the image-sentence contrastive term in D and G (0 = off; not in the papers)
+    contrastive_dim: int = 128  # size of D's shared image/sentence embedding space for that term
+    contrastive_temperature: float = 0.1
+    contrastive_pool: Literal["flatten", "sum"] = "flatten"  # D's image side of that term: flatten (keeps positions) | sum
+    d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0)
+    d_translate: float = 0.0  # DiffAugment translation of D's inputs, a fraction of the side (0 = off)
+    sentence_in_fc: bool = False  # G's first FC also reads the sentence
+    damsm_weights: str | None = None  # DAMSM run folder (or name): its text encoder starts ours, its image encoder scores the DAMSM loss
+    damsm_backbone: Backbone = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn (random: tests only)
+    damsm_weight: float | None = None  # DAMSM loss weight in G (None: the family's default, see damsm_loss_weight)
+    damsm_gamma1: float | None = None  # word-region attention sharpness (None: the DAMSM run's, else 4)
+    damsm_gamma2: float | None = None  # region-word relevance sharpness (None: the DAMSM run's, else 5)
+    damsm_gamma3: float | None = None  # image-text matching sharpness (None: the DAMSM run's, else 10)
+    damsm_paper_form: bool | None = None  # True: the paper's log(sum exp)^(1/gamma2); False: official code's (None: the run's)
+
+    @property
+    def damsm_loss_weight(self) -> float:
+        """The weight of G's DAMSM term: ``damsm_weight``, or 0 (DF-GAN's paper has no such term)."""
+        return self.damsm_weight or 0.0
+
+    def discriminator_args(self) -> dict:
+        """:class:`OneWayDiscriminator` arguments: no contrastive heads while the term is off."""
+        on = bool(self.contrastive_weight)
+        return {"contrastive_dim": self.contrastive_dim if on else 0, "contrastive_pool": self.contrastive_pool,
+                "gamma_init": self.d_gamma_init}
+
+    def contrastive_terms(self) -> dict:
+        """Arguments of the one-way D and G losses for the contrastive term."""
+        return {"contrastive_weight": self.contrastive_weight, "contrastive_temperature": self.contrastive_temperature}
+
+    def d_view(self, images: torch.Tensor) -> torch.Tensor:
+        """What D is shown of ``images`` (real or generated): translated when ``d_translate`` > 0."""
+        return random_translate(images, self.d_translate)
 
 
 @dataclass
 class DFGANConfig(DFGANFamilyOptions):
     vocab_size: int = 5000  # words in the vocabulary (set from the data)
-    image_size: int = 256  # output side, a power of two >= 16
-    nf: int = 32  # base channel width of G and D (official 32)
-    z_dim: int = 100  # noise size
-    text_emb_dim: int = 300  # text encoder word embedding
-    text_hidden_dim: int = 128  # per LSTM direction; sentence feature is 2x this (256)
-    text_dropout: float = 0.5
-    text_encoder_mode: str = "frozen"  # frozen (official: a pretrained DAMSM) | joint_d (trained with D's loss)
-    text_encoder_lr: float | None = None  # learning rate of a trainable text encoder (default: G's)
+    image_size: PowerOfTwo = 256  # output side, a power of two >= 16
+    nf: Count = 32  # base channel width of G and D (official 32)
+    z_dim: Count = 100  # noise size
+    text_emb_dim: Count = 300  # text encoder word embedding
+    text_hidden_dim: Count = 128  # per LSTM direction; sentence feature is 2x this (256)
+    text_dropout: Fraction = 0.5
+    text_encoder_mode: Literal["frozen", "joint_d"] = "frozen"  # frozen (official: a pretrained DAMSM) | joint_d (trained with D's loss)
+    text_encoder_lr: Positive | None = None  # learning rate of a trainable text encoder (default: G's)
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
     truncation: float = 0.88  # noise truncation at sampling (0 = none); DF-GAN's trunc_rate
-    truncation_form: str = "scaled"  # scaled: official, 0.88 * N(0,1) cut to [-2, 2] | clip: N(0,1) cut to [-0.88, 0.88]
+    truncation_form: Literal["scaled", "clip"] = "scaled"  # scaled: official, 0.88 * N(0,1) cut to [-2, 2] | clip: N(0,1) cut to [-0.88, 0.88]
 
     @property
     def cond_dim(self) -> int:
         return 2 * self.text_hidden_dim
+
+
+# ---------------------------------------------------------------------------------------------
+# generator
+
+
+class Affine(nn.Module):
+    """Text-conditioned channel-wise affine ``gamma(c) * h + beta(c)`` [DF-GAN, Eq. 1-2]; the MLPs'
+    last layers start at gamma = 1, beta = 0 so a fresh block is the identity."""
+
+    def __init__(self, cond_dim: int, num_features: int, hidden_dim: int | None = None):
+        super().__init__()
+        hidden = hidden_dim or num_features  # width of the MLPs' hidden layer (SSA-GAN: cond_dim)
+        self.gamma = nn.Sequential(nn.Linear(cond_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_features))
+        self.beta = nn.Sequential(nn.Linear(cond_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_features))
+        nn.init.zeros_(self.gamma[2].weight)
+        nn.init.ones_(self.gamma[2].bias)
+        nn.init.zeros_(self.beta[2].weight)
+        nn.init.zeros_(self.beta[2].bias)
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.gamma(cond)[:, :, None, None] * h + self.beta(cond)[:, :, None, None]
 
 
 class FusionBlock(nn.Module):
@@ -94,6 +182,15 @@ class GBlock(nn.Module):
         return self.shortcut(h) + res
 
 
+def channel_plan(nf: int, image_size: int, max_mult: int = 8) -> list[int]:
+    """Channel counts from 4x4 up to ``image_size``: ``nf * min(2^k, max_mult)``, widest at 4x4
+    (``max_mult`` 16 gives the wider 2021 DF-GAN / SSA-GAN discriminator)."""
+    n = int(math.log2(image_size)) - 1
+    if 2 ** (n + 1) != image_size or image_size < 16:
+        raise ValueError(f"image_size must be a power of two >= 16, got {image_size}")
+    return [nf * min(2**k, max_mult) for k in range(n)][::-1]  # e.g. 64 px: [8nf, 8nf, 4nf, 2nf, nf]
+
+
 class Generator(nn.Module):
     def __init__(self, nf: int, z_dim: int, cond_dim: int, image_size: int, sentence_in_fc: bool = False):
         super().__init__()
@@ -111,6 +208,195 @@ class Generator(nn.Module):
         return self.to_rgb(h)  # (B, 3, S, S)
 
 
+# ---------------------------------------------------------------------------------------------
+# one-way discriminator
+
+
+class DBlock(nn.Module):
+    """DF-GAN's down-block: ``shortcut(avgpool(x)) + gamma * res(x)`` with ``gamma`` learned, from
+    ``gamma_init`` (official 0: the block starts as its linear shortcut)."""
+
+    def __init__(self, in_ch: int, out_ch: int, gamma_init: float = 0.0):
+        super().__init__()
+        self.res = nn.Sequential(
+            nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        self.shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+        self.gamma = nn.Parameter(torch.full((1,), float(gamma_init)))
+
+    def forward(self, x):
+        return self.shortcut(F.avg_pool2d(x, 2)) + self.gamma * self.res(x)
+
+
+class OneWayDiscriminator(nn.Module):
+    """DF-GAN's one-way discriminator [DF-GAN, Sec. 3.3] (also SSA-GAN's): ``features(x)`` down to
+    ``4 x 4``, then ``logits(features, sent_emb)`` from the sentence replicated spatially and two
+    convs. With ``contrastive_dim`` it also projects image features and sentences into a shared
+    space (``image_proj``, ``text_proj``) for :func:`contrastive_loss`; the image side reads the
+    ``4 x 4`` features flattened (``contrastive_pool="flatten"``, keeps where things are: positions
+    and relations are half of what a Shapes caption says) or summed (``"sum"``)."""
+
+    def __init__(self, nf: int, cond_dim: int, image_size: int, max_mult: int = 8, contrastive_dim: int = 0,
+                 contrastive_pool: str = "flatten", gamma_init: float = 0.0):
+        super().__init__()
+        chs = channel_plan(nf, image_size, max_mult)[::-1]  # nf ... max_mult * nf
+        self.from_rgb = nn.Conv2d(3, chs[0], 3, 1, 1)
+        self.blocks = nn.Sequential(*(DBlock(i, o, gamma_init) for i, o in zip(chs[:-1], chs[1:])))
+        self.joint = nn.Sequential(
+            nn.Conv2d(chs[-1] + cond_dim, 2 * nf, 3, 1, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(2 * nf, 1, 4, 1, 0, bias=False),
+        )
+        self.contrastive_pool = contrastive_pool
+        if contrastive_dim:  # projections into a shared space for the contrastive term
+            self.image_proj = nn.Linear(chs[-1] * (16 if contrastive_pool == "flatten" else 1), contrastive_dim)
+            self.text_proj = nn.Linear(cond_dim, contrastive_dim)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.from_rgb(images))  # (B, max_mult * nf, 4, 4)
+
+    def logits(self, features: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
+        cond = sent_emb[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
+        return self.joint(torch.cat([features, cond], dim=1)).flatten()  # (B,)
+
+    def embeddings(self, features: torch.Tensor, sent_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image and sentence embeddings for the contrastive term: 4x4 features flattened (or summed), projected."""
+        pooled = features.flatten(1) if self.contrastive_pool == "flatten" else features.sum(dim=(2, 3))
+        return self.image_proj(pooled), self.text_proj(sent_emb)
+
+
+def random_translate(images: torch.Tensor, ratio: float) -> torch.Tensor:
+    """DiffAugment's translation [Zhao et al. 2020, Sec. 3]: each image shifted by a random whole number
+    of pixels, at most ``ratio`` of its side in each direction, edges repeated (the background stays
+    the background; colours untouched). Differentiable in ``images``, so G learns through it; ``ratio``
+    0 returns ``images``."""
+    if ratio <= 0:
+        return images
+    b, _, h, w = images.shape
+    max_shift = torch.tensor([w, h], device=images.device) * ratio
+    shift = torch.round((torch.rand(b, 2, device=images.device) * 2 - 1) * max_shift)  # (B, 2): pixels in x, y
+    theta = torch.zeros(b, 2, 3, device=images.device, dtype=images.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = (-2 * shift / torch.tensor([w, h], device=images.device)).to(images.dtype)  # normalised units
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="nearest", padding_mode="border", align_corners=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# losses (D with features(x) and logits(features, e))
+
+
+def d_hinge_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, mismatch_logits: torch.Tensor | None = None):
+    """DF-GAN's discriminator hinge loss [DF-GAN, Eq. 3]:
+
+    ``E[max(0, 1 - D(x, e))] + 1/2 E[max(0, 1 + D(G(z), e))] + 1/2 E[max(0, 1 + D(x, e_mis))]``;
+    without mismatched pairs the fake term has weight 1.
+    """
+    real = F.relu(1.0 - real_logits).mean()
+    fake = F.relu(1.0 + fake_logits).mean()
+    if mismatch_logits is None:
+        return real + fake
+    return real + 0.5 * (fake + F.relu(1.0 + mismatch_logits).mean())
+
+
+def g_hinge_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator hinge loss ``-E[D(G(z), e)]`` [DF-GAN, Eq. 4]."""
+    return -fake_logits.mean()
+
+
+def matching_aware_gradient_penalty(
+    real_logits: torch.Tensor, real_images: torch.Tensor, sent_emb: torch.Tensor, k: float = 2.0, p: float = 6.0
+) -> torch.Tensor:
+    """MA-GP [DF-GAN, Eq. 3]: ``k * E[(||grad_x D(x, e)|| + ||grad_e D(x, e)||)^p]`` on real matched pairs.
+
+    As in the official code the norm is that of the concatenated gradient ``(grad_x, grad_e)``.
+    ``real_images`` and ``sent_emb`` must require grad.
+    """
+    grad_x, grad_e = torch.autograd.grad(
+        real_logits.sum(), (real_images, sent_emb), create_graph=True, retain_graph=True
+    )
+    grad = torch.cat([grad_x.flatten(1), grad_e.flatten(1)], dim=1)
+    return k * grad.norm(2, dim=1).pow(p).mean()
+
+
+def contrastive_loss(image_embs: torch.Tensor, text_embs: torch.Tensor, temperature: float = 0.1,
+                     symmetric: bool = True) -> torch.Tensor:
+    """Image-sentence contrastive loss [XMC-GAN, Zhang et al. 2021, Eq. 1-2] (InfoNCE over the batch).
+
+    ``sim(i, j) = cos(image_i, text_j) / temperature``; the loss is the cross-entropy of picking
+    caption ``i`` for image ``i`` among the batch's captions, averaged with the text-to-image direction
+    when ``symmetric``. Duplicate captions in a batch count as negatives, as in the paper.
+    """
+    image_embs = F.normalize(image_embs, dim=1)
+    text_embs = F.normalize(text_embs, dim=1)
+    logits = image_embs @ text_embs.t() / temperature  # (B, B)
+    target = torch.arange(logits.shape[0], device=logits.device)
+    loss = F.cross_entropy(logits, target)
+    if symmetric:
+        loss = 0.5 * (loss + F.cross_entropy(logits.t(), target))
+    return loss
+
+
+def one_way_discriminator_loss(D: nn.Module, images: torch.Tensor, sent_emb: torch.Tensor, fake: torch.Tensor,
+                               ma_gp_weight: float = 2.0, ma_gp_power: float = 6.0, mismatch: str = "shift",
+                               with_gp: bool = True, contrastive_weight: float = 0.0,
+                               contrastive_temperature: float = 0.1) -> tuple[torch.Tensor, dict]:
+    """DF-GAN's D objective [DF-GAN, Eq. 3] (SSA-GAN keeps it): hinge on (real, e), (fake, e),
+    (real, e_mismatched) (pairs: :func:`t2igan.losses.mismatched_pairs`) + MA-GP on (real, e) unless
+    ``with_gp`` is False, + ``contrastive_weight`` times the image-sentence :func:`contrastive_loss` of
+    D's embeddings of the real pairs (optional, not in the paper). ``images`` and ``sent_emb`` must
+    require grad for MA-GP."""
+    real_feats = D.features(images)
+    real_logits = D.logits(real_feats, sent_emb)
+    mis_logits = D.logits(*mismatched_pairs(real_feats, sent_emb, mismatch))
+    fake_logits = D.logits(D.features(fake.detach()), sent_emb)
+    adv = d_hinge_loss(real_logits, fake_logits, mis_logits)
+    logs = {"d_adv": adv.item(), "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item(),
+            "d_mismatch": mis_logits.mean().item()}
+    loss = adv
+    if with_gp:
+        gp = matching_aware_gradient_penalty(real_logits, images, sent_emb, ma_gp_weight, ma_gp_power)
+        loss = adv + gp
+        logs["ma_gp"] = gp.item()
+    if contrastive_weight:  # D learns to pair real images with their captions
+        con = contrastive_loss(*D.embeddings(real_feats, sent_emb), contrastive_temperature)
+        loss = loss + contrastive_weight * con
+        logs["d_contrastive"] = con.item()
+    logs["d_loss"] = loss.item()
+    return loss, logs
+
+
+def ma_gp_loss(D: nn.Module, images: torch.Tensor, sent_emb: torch.Tensor, ma_gp_weight: float = 2.0,
+               ma_gp_power: float = 6.0) -> tuple[torch.Tensor, dict]:
+    """MA-GP alone [DF-GAN, Eq. 3] on D's current logits of the real matched pairs (the official
+    SSA-GAN code's second D step). ``images`` and ``sent_emb`` must require grad."""
+    real_logits = D.logits(D.features(images), sent_emb)
+    gp = matching_aware_gradient_penalty(real_logits, images, sent_emb, ma_gp_weight, ma_gp_power)
+    return gp, {"ma_gp": gp.item()}
+
+
+def one_way_generator_loss(D: nn.Module, fake: torch.Tensor, sent_emb: torch.Tensor, contrastive_weight: float = 0.0,
+                           contrastive_temperature: float = 0.1) -> tuple[torch.Tensor, dict]:
+    """DF-GAN's G objective ``-E[D(G(z, e), e)]`` [DF-GAN, Eq. 4], + ``contrastive_weight`` times
+    the :func:`contrastive_loss` that makes each image pick out its own caption in D's embedding
+    space (optional)."""
+    fake_feats = D.features(fake)
+    loss = g_hinge_loss(D.logits(fake_feats, sent_emb))
+    logs = {"g_adv": loss.item()}
+    if contrastive_weight:
+        con = contrastive_loss(*D.embeddings(fake_feats, sent_emb), contrastive_temperature)
+        loss = loss + contrastive_weight * con
+        logs["g_contrastive"] = con.item()
+    return loss, logs
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+
+
 @register_model("dfgan", DFGANConfig)
 class DFGAN(T2IModel):
     unsaved_modules = ("damsm_critic",)
@@ -118,10 +404,8 @@ class DFGAN(T2IModel):
     def __init__(self, config: DFGANConfig):
         super().__init__(config)
         c = config
-        if c.truncation_form not in TRUNCATION_FORMS:
-            raise T2IError(f"truncation_form must be one of {', '.join(TRUNCATION_FORMS)}, got {c.truncation_form!r}")
         self.text_encoder = self.build_text_encoder()
-        self.damsm_critic = build_damsm_critic("dfgan", c, self.text_encoder)
+        self.damsm_critic = build_damsm_critic("dfgan", c)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.sentence_in_fc)
         self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size,
@@ -133,8 +417,8 @@ class DFGAN(T2IModel):
 
     def d_loss(self, batch, state):
         """[DF-GAN, Eq. 3]: hinge on (real, e), (fake, e), (real, e_mis) + MA-GP on (real, e)
-        (:func:`t2igan.losses.one_way_discriminator_loss`, mismatched pairs rolled as the official
-        code), + the optional contrastive term."""
+        (:func:`one_way_discriminator_loss`, mismatched pairs rolled as the official code), + the
+        optional contrastive term."""
         c = self.config
         images = c.d_view(batch["image"]).detach().requires_grad_(True)
         text = self.encode_text(batch["tokens"], batch["lengths"])
@@ -149,7 +433,7 @@ class DFGAN(T2IModel):
 
     def g_loss(self, batch, state):
         """[DF-GAN, Eq. 4]: ``-E[D(G(z, e), e)]`` (+ the optional contrastive and DAMSM terms; the
-        latter ``lambda * L_DAMSM`` [AttnGAN, Eq. 8] is SSA-GAN's, not DF-GAN's)."""
+        latter ``lambda * L_DAMSM`` [AttnGAN, Eq. 14] is SSA-GAN's, not DF-GAN's)."""
         c = self.config
         loss, logs = one_way_generator_loss(self.discriminator, c.d_view(state["fake"]), state["sent_emb"],
                                             **c.contrastive_terms())

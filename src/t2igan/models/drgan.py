@@ -2,10 +2,19 @@
 IEEE TNNLS 2022, arXiv 2204.07945]: AttnGAN's generator with a Semantic Disentangling Module (SDM)
 in every attention stage, and discriminators with a Distribution Normalization Module (DNM).
 
+Paper -> function (the paper's modules; its equation numbers are not cited, see below):
+
+* SDM: SSAM masks :class:`KeyMask`, the key / non-key split :func:`split_key`, the stage :class:`SDMStage`
+  in AttnGAN's :class:`t2igan.models.attngan.MultiStageGenerator`;
+* SDL: :func:`feature_statistics`, :func:`softplus_contrast`, :func:`semantic_disentangling_loss`,
+  ``H*`` from :class:`RealFeatureEncoder` (:meth:`DRGAN.sdl_loss`);
+* DNM: :class:`FeatureVAE` on the features of :class:`DNMStageDiscriminator`, :func:`dnm_vae_loss`;
+* DAL: :func:`distribution_alignment_loss`; the totals: :meth:`DRGAN.d_loss`, :meth:`DRGAN.g_loss`.
+
 The equations below are written in the paper's notation (SP(x) = ln(1 + e^x), mu(.) and sigma(.)
 the mean and variance of a feature, ``H*`` the feature map of the real image).
 
-Equation check (issue 17). Every equation below was checked line by line against the authors'
+Every equation below was checked line by line against the authors'
 code (github.com/Tan-H-C/DR-GAN-Distribution-Regularization-for-Text-to-Image-Generation, commit
 eb1fad0): SSAM and the key / non-key split against ``model.py`` ``NEXT_STAGE_G.forward`` (``x11 =
 c_code1 * sigmoid(reduct(c_code1) / B)``, ``r11 = c_code1 - x11``, the same for ``h_code``; only
@@ -14,11 +23,10 @@ means and "variances" and their extra ``exp`` terms), the G total against ``G_NE
 (``10.1 ** (loss1 / 64^2 + loss2 / 128^2) + 1e-5 * (H* reconstructions)``), DNM against ``D_NET64/128/
 256`` (the CA layer on the pooled D features, ``muD, logvarD``) and DAL / the D terms against
 ``trainer.py``. Each difference is listed at the end of this docstring with its reason. The
-paper's numbered equations (arXiv 2204.07945, Sec. III) could not be read where this was written
-(only its abstract was reachable), so no equation numbers are cited and the forms marked "paper"
-below follow the paper's description of SDL (softplus of key-minus-non-key distances of means and
-variances) and DNM (a VAE on D's image features, KL to N(0, I)); a check against the numbered
-equations is still open.
+paper's numbered equations (arXiv 2204.07945, Sec. III) were not at hand to check against, so no
+equation numbers are cited and the forms marked "paper" below follow the paper's description of SDL
+(softplus of key-minus-non-key distances of means and variances) and DNM (a VAE on D's image
+features, KL to N(0, I)).
 
 Generator (stages 0 .. m-1, as AttnGAN [AttnGAN, Eq. 1])::
 
@@ -105,60 +113,47 @@ and this implementation differ:
 * The official G's image heads are three convs (ngf -> ngf/2 -> ngf/4 -> 3, BN, tanh); AttnGAN's
   single conv + tanh is used. Official D outputs go through a sigmoid + BCELoss; logits here.
 
-Networks: :mod:`t2igan.nn.multistage`'s generator with SDM stages and stage discriminators with a DNM;
+Networks: :mod:`t2igan.models.attngan`'s generator with SDM stages and stage discriminators with a DNM;
 frozen parts (text encoder, the DAMSM critic) as AttnGAN's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import T2IError
-from ..losses import discriminator_loss_from_features, generator_loss_from_features, kl_normal_loss
+from ..fields import Count
+from ..losses import kl_normal_loss
 from ..nn.attention import WordAttention
-from ..nn.blocks import ResidualBlock, UpBlock, add_spectral_norm, conv3x3, init_weights, rgb_head
-from ..nn.conditioning import ConditioningAugmentation
-from ..nn.multistage import InitialStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators, image_pyramid
+from ..nn.blocks import ConditioningAugmentation, ResidualBlock, UpBlock, conv3x3, init_weights, rgb_head
 from ..registry import register_model
+from .attngan import (InitialStage, MultiStageConfig, MultiStageGenerator, StageDiscriminator, StageDiscriminators,
+                      add_kl_and_damsm, discriminator_loss_from_features, generate_for_step,
+                      generator_loss_from_features, image_pyramid)
 from .base import SampleOutput, T2IModel
-from .damsm import MultiStageConfig, add_kl_and_damsm, build_damsm_critic, generate_for_step
-
-SDL_FORMS = ("shifted", "paper", "official")
-SDL_VARIANCES = ("paper", "official")
-MASK_FORMS = ("spatial", "channel")
-
+from .damsm import build_damsm_critic
 
 @dataclass
 class DRGANConfig(MultiStageConfig):
-    ngf: int = 64  # generator width (official DR-GAN GF_DIM 64 on CUB and COCO; AttnGAN 32)
-    ndf: int = 32  # discriminator width (official DF_DIM 32)
+    ngf: Count = 64  # generator width (official DR-GAN GF_DIM 64 on CUB and COCO; AttnGAN 32)
+    ndf: Count = 32  # discriminator width (official DF_DIM 32)
     num_refine: int = 2  # residual blocks refining Q' into Q (official: R_NUM, as num_residual)
-    mask_form: str = "spatial"  # spatial: one (B, 1, h, w) mask (paper) | channel: (B, C, h, w)
+    mask_form: Literal["spatial", "channel"] = "spatial"  # spatial: one (B, 1, h, w) mask (paper) | channel: (B, C, h, w)
     sdl_weight: float = 1.0  # weight of L_SDL (summed over SDM stages); 0 disables SDL
-    sdl_form: str = "shifted"  # shifted: 0 at matching statistics | paper: SP(d+ - d-) | official: + exp(d+)
-    sdl_variance: str = "paper"  # paper: batch variance | official: (sum of deviations)^2 / B, ~0
+    sdl_form: Literal["shifted", "paper", "official"] = "shifted"  # shifted: 0 at matching statistics | paper: SP(d+ - d-) | official: + exp(d+)
+    sdl_variance: Literal["paper", "official"] = "paper"  # paper: batch variance | official: (sum of deviations)^2 / B, ~0
     sdl_recon_weight: float = 1.0  # H* encoder's reconstruction loss (trains only that encoder)
     spectral_norm: bool = True  # D: spectral norm on its convs, no batch norm (official); False: AttnGAN's D
-    dnm_z_dim: int = 100  # DNM latent size (official 100, CA's layer)
-    dnm_ngf: int = 32  # DNM decoder width (official 32: 16 x 32 channels at 4x4)
+    dnm_z_dim: Count = 100  # DNM latent size (official 100, CA's layer)
+    dnm_ngf: Count = 32  # DNM decoder width (official 32: 16 x 32 channels at 4x4)
     dnm_recon_weight: float = 1.0  # D: mean squared reconstruction error of real and fake images
     dnm_kl_weight: float = 0.05  # D: KL of the DNM posteriors (official/recon ratio about 0.02/0.6)
     dal_weight: float = 1.0  # G: L_DAL per stage (mean squared error, real image at base_size)
-
-
-def check_drgan_config(c: DRGANConfig) -> None:
-    c.check("drgan")
-    for name, value, allowed in (("sdl_form", c.sdl_form, SDL_FORMS), ("sdl_variance", c.sdl_variance, SDL_VARIANCES),
-                                 ("mask_form", c.mask_form, MASK_FORMS)):
-        if value not in allowed:
-            raise T2IError(f"drgan: {name} must be one of {', '.join(allowed)}, got {value!r}")
-    if c.num_refine < 0 or c.dnm_z_dim < 1 or c.dnm_ngf < 1:
-        raise T2IError("drgan: num_refine must be >= 0 and dnm_z_dim, dnm_ngf >= 1")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,8 +311,17 @@ class FeatureVAE(nn.Module):
         return recon, mu, logvar
 
 
+def add_spectral_norm(module: nn.Module) -> None:
+    """In place: spectral normalisation [Miyato et al. 2018] of every conv's weight."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            spectral_norm(m)
+
+
 class DNMStageDiscriminator(StageDiscriminator):
-    """The shared stage discriminator D_i (:class:`t2igan.nn.multistage.StageDiscriminator`: features,
+    """The shared stage discriminator D_i (:class:`t2igan.models.attngan.StageDiscriminator`: features,
     unconditional and sentence-conditional logits) plus the DNM VAE on
     its features. With ``spectral_norm`` the feature and joint convs lose their batch norms and get
     biases (call :meth:`add_spectral_norm` after initialising the weights)."""
@@ -341,7 +345,7 @@ class DNMStageDiscriminator(StageDiscriminator):
 @register_model("drgan", DRGANConfig)
 class DRGAN(T2IModel):
     """Networks: ``text_encoder`` (frozen DAMSM), ``generator`` (a
-    :class:`~t2igan.nn.multistage.MultiStageGenerator` of :class:`SDMStage`), ``sdl_heads`` (one
+    :class:`~t2igan.models.attngan.MultiStageGenerator` of :class:`SDMStage`), ``sdl_heads`` (one
     :class:`RealFeatureEncoder` per SDM stage, trained in the G phase, unused at inference),
     ``discriminator`` (one :class:`DNMStageDiscriminator` per stage) and the unsaved ``damsm_critic``."""
 
@@ -351,9 +355,8 @@ class DRGAN(T2IModel):
     def __init__(self, config: DRGANConfig):
         super().__init__(config)
         c = config
-        check_drgan_config(c)
         self.text_encoder = self.build_text_encoder().requires_grad_(False)
-        self.damsm_critic = build_damsm_critic("drgan", c, self.text_encoder)
+        self.damsm_critic = build_damsm_critic("drgan", c)
         mask_channels = 1 if c.mask_form == "spatial" else c.ngf
         self.generator = MultiStageGenerator(
             c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,

@@ -1,5 +1,12 @@
 """GAN-INT-CLS [Reed et al., "Generative Adversarial Text to Image Synthesis", ICML 2016].
 
+Paper -> function:
+
+* Sec. 4.1, the text-conditional DCGAN: :class:`Generator`, :class:`Discriminator`;
+* Sec. 4.2 and Alg. 1, GAN-CLS (D also sees real images with wrong text): :func:`d_cls_loss`;
+* Sec. 4.3 and Eq. 5, GAN-INT (G also trained on interpolated embeddings): :func:`interpolate_embeddings`,
+  :func:`g_interp_loss`.
+
 A text-conditional DCGAN. G projects the sentence embedding ``phi(t)`` with an FC layer + leaky ReLU
 to 128 dimensions, concatenates it with ``z`` (100) and up-samples from 4x4 with stride-2 transposed
 convolutions to ``image_size``. D down-samples the image with stride-2 convolutions (+ BN + leaky
@@ -41,62 +48,45 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import T2IError
+from ..fields import Config, Count, Fraction, Positive, PowerOfTwo, UnitInterval
 from ..losses import bce_logits_loss, mismatched
 from ..nn.blocks import init_weights
 from ..nn.text_encoder import TextFeatures
 from ..registry import register_model
-from .base import SampleOutput, T2IModel, load_damsm_text_encoder
-
-VARIANTS = ("gan", "gan_cls", "gan_int", "gan_int_cls")
-
+from .base import SampleOutput, T2IModel
 
 @dataclass
-class GANINTCLSConfig:
+class GANINTCLSConfig(Config):
     vocab_size: int = 5000  # words in the vocabulary (set from the data; unused with text_source=embeddings)
-    image_size: int = 64  # output side, a power of two >= 16 (paper: 64)
-    variant: str = "gan_int_cls"  # gan | gan_cls | gan_int | gan_int_cls
-    ngf: int = 128  # G width: channels of the last hidden map (official 128; ngf*8 at 4x4 for 64 px)
-    ndf: int = 64  # D width: channels of the first map (official 64; ndf*8 at 4x4 for 64 px)
-    z_dim: int = 100  # noise size
-    text_proj_dim: int = 128  # sentence embedding after the FC layer, in G and in D ("nt")
-    architecture: str = "paper"  # paper (plain DCGAN) | official (residual blocks in G, BN on D's text)
-    cls_weight: float = 0.5  # weight of the (real, wrong text) term in D's loss when the variant has CLS
+    image_size: PowerOfTwo = 64  # output side, a power of two >= 16 (paper: 64)
+    variant: Literal["gan", "gan_cls", "gan_int", "gan_int_cls"] = "gan_int_cls"  # gan | gan_cls | gan_int | gan_int_cls
+    ngf: Count = 128  # G width: channels of the last hidden map (official 128; ngf*8 at 4x4 for 64 px)
+    ndf: Count = 64  # D width: channels of the first map (official 64; ndf*8 at 4x4 for 64 px)
+    z_dim: Count = 100  # noise size
+    text_proj_dim: Count = 128  # sentence embedding after the FC layer, in G and in D ("nt")
+    architecture: Literal["paper", "official"] = "paper"  # paper (plain DCGAN) | official (residual blocks in G, BN on D's text)
+    cls_weight: Fraction = 0.5  # weight of the (real, wrong text) term in D's loss when the variant has CLS
     interp_weight: float = 1.0  # weight of G's interpolation term when the variant has INT
-    interp_beta: float = 0.5  # t = beta t1 + (1 - beta) t2 for G's interpolated embeddings
-    interp_loss_form: str = "paper"  # paper (sum of two means) | official (one weighted mean over 1.5 B)
-    text_source: str = "encoder"  # encoder (RNN text encoder) | embeddings (batch["sent_emb"], e.g. char-CNN-RNN)
-    embedding_dim: int = 1024  # size of precomputed embeddings (text_source=embeddings; char-CNN-RNN 1024)
-    text_emb_dim: int = 300  # text encoder word embedding
-    text_hidden_dim: int = 128  # per LSTM direction; sentence feature is 2x this (256)
-    text_dropout: float = 0.5
-    text_encoder_mode: str = "frozen"  # frozen (a pretrained DAMSM) | joint_d (trained with D's loss)
-    text_encoder_lr: float | None = None  # learning rate of a trainable text encoder (default: G's)
+    interp_beta: UnitInterval = 0.5  # t = beta t1 + (1 - beta) t2 for G's interpolated embeddings
+    interp_loss_form: Literal["paper", "official"] = "paper"  # paper (sum of two means) | official (one weighted mean over 1.5 B)
+    text_source: Literal["encoder", "embeddings"] = "encoder"  # encoder (RNN text encoder) | embeddings (batch["sent_emb"], e.g. char-CNN-RNN)
+    embedding_dim: Count = 1024  # size of precomputed embeddings (text_source=embeddings; char-CNN-RNN 1024)
+    text_emb_dim: Count = 300  # text encoder word embedding
+    text_hidden_dim: Count = 128  # per LSTM direction; sentence feature is 2x this (256)
+    text_dropout: Fraction = 0.5
+    text_encoder_mode: Literal["frozen", "joint_d"] = "frozen"  # frozen (a pretrained DAMSM) | joint_d (trained with D's loss)
+    text_encoder_lr: Positive | None = None  # learning rate of a trainable text encoder (default: G's)
     damsm_weights: str | None = None  # DAMSM run folder (or its model.safetensors): its text encoder starts ours
     lr_decay: float = 0.5  # learning-rate factor applied every lr_decay_every_epochs (see lr_factor)
     lr_decay_every_epochs: int = 100  # official: halve every 100 epochs; 0 = constant learning rate
     truncation: float = 0.0  # noise truncation at sampling (0 = plain N(0, I), as in the paper)
-
-    def __post_init__(self):
-        checks = {
-            "variant": (self.variant, VARIANTS),
-            "architecture": (self.architecture, ("paper", "official")),
-            "interp_loss_form": (self.interp_loss_form, ("paper", "official")),
-            "text_source": (self.text_source, ("encoder", "embeddings")),
-            "text_encoder_mode": (self.text_encoder_mode, ("frozen", "joint_d")),
-        }
-        for name, (value, allowed) in checks.items():
-            if value not in allowed:
-                raise T2IError(f"gan_int_cls: {name} must be one of {', '.join(allowed)}, got {value!r}")
-        if not 0.0 <= self.cls_weight < 1.0:
-            raise T2IError(f"gan_int_cls: cls_weight must be in [0, 1), got {self.cls_weight}")
-        if not 0.0 <= self.interp_beta <= 1.0:
-            raise T2IError(f"gan_int_cls: interp_beta must be in [0, 1], got {self.interp_beta}")
 
     @property
     def uses_cls(self) -> bool:
@@ -265,9 +255,7 @@ class GANINTCLS(T2IModel):
         super().__init__(config)
         c = config
         if c.text_source == "encoder":
-            self.text_encoder = self.build_text_encoder()
-            load_damsm_text_encoder(self.text_encoder, c.damsm_weights)
-            self.text_encoder.requires_grad_(self.text_encoder_trainable)
+            self.text_encoder = self.build_text_encoder().requires_grad_(self.text_encoder_trainable)
         else:
             self.text_encoder = None  # sentences come precomputed in batch["sent_emb"]
         official = c.architecture == "official"
@@ -300,12 +288,6 @@ class GANINTCLS(T2IModel):
     def generate_from_text(self, text: TextFeatures, noise, generator_module=None) -> SampleOutput:
         G = generator_module or self.generator
         return SampleOutput(G(noise, text.sent_emb))
-
-    def generate_from_embeddings(self, sent_emb: torch.Tensor, noise: torch.Tensor,
-                                 generator_module=None) -> SampleOutput:
-        """Images from precomputed sentence embeddings ``(B, D)`` (e.g. char-CNN-RNN)."""
-        G = generator_module or self.generator
-        return SampleOutput(G(noise, sent_emb))
 
     def lr_factor(self, epoch: int) -> float:
         """Learning-rate multiplier for 0-based ``epoch``: ``lr_decay ** (epoch // every)`` (the

@@ -1,12 +1,24 @@
 """MirrorGAN [Qiao et al., "MirrorGAN: Learning Text-to-image Generation by Redescription", CVPR 2019]:
-text -> image -> text. Three modules:
+text -> image -> text.
+
+Paper -> function:
+
+* Sec. 3.1, STEM (text embedding, conditioning augmentation): :class:`t2igan.nn.text_encoder.RNNTextEncoder`,
+  :class:`t2igan.nn.blocks.ConditioningAugmentation`;
+* Sec. 3.2, GLAM (global-local attention): :class:`SentenceAttention`, :class:`GLAMStage` in AttnGAN's
+  :class:`t2igan.models.attngan.MultiStageGenerator`;
+* Sec. 3.3, STREAM (the captioner): :class:`t2igan.models.stream.StreamCaptioner`;
+* Sec. 3.4, the objective ``L_G = sum_i L_G_i + lambda L_stream + KL``: :meth:`MirrorGAN.g_loss`
+  (:func:`t2igan.models.stream.caption_loss`; the D losses are AttnGAN's).
+
+Three modules:
 
 * **STEM** (semantic text embedding): AttnGAN's text encoder (word features ``w``, sentence feature
   ``s``; frozen, from a pretrained DAMSM run) and conditioning augmentation ``s_ca = F_ca(s)``
-  (:class:`t2igan.nn.conditioning.ConditioningAugmentation`).
+  (:class:`t2igan.nn.blocks.ConditioningAugmentation`).
 * **GLAM** (global-local collaborative attention): AttnGAN's cascaded generator whose attention stages
   see, besides AttnGAN's word-context feature (:class:`t2igan.nn.attention.WordAttention`), a
-  sentence-context feature (:class:`t2igan.nn.attention.SentenceAttention`) [MirrorGAN, Sec. 3.2]::
+  sentence-context feature (:class:`SentenceAttention`) [MirrorGAN, Sec. 3.2]::
 
       f_0 = F_0(z, s_ca)
       f_i = F_i([f_{i-1}, att_w(f_{i-1}, w), att_s(f_{i-1}, s_ca)])      i = 1 .. m-1
@@ -25,14 +37,14 @@ text -> image -> text. Three modules:
       L_stream = -sum_t log p_t(T_t)                 (:func:`t2igan.models.stream.caption_loss`, mean over words)
       L_G = sum_i L_G_i + lambda L_stream + KL       (+ AttnGAN's lambda_DAMSM L_DAMSM, 0 by default)
 
-Paper vs. official code: lambda = 20 in the paper, ``LAMBDA1 = 10`` in the official ``cfg/train_bird.yml``;
-``stream_lambda`` defaults to the official 10 (as ``mirrorgan-cub`` and a converted checkpoint), the
-paper's value is ``model.stream_lambda=20`` (``mirrorgan-shapes`` uses it). Neither uses the DAMSM loss
-(``damsm_weight = 0``; the official config's ``LAMBDA: 0``). STREAM's architecture, its
+Paper vs. official code (github.com/qiaott/MirrorGAN): lambda = 20 in the paper, ``LAMBDA1 = 10`` in the
+official ``cfg/train_bird.yml``; ``stream_lambda`` defaults to the official 10 (as ``mirrorgan-cub`` and a
+converted checkpoint), the paper's value is ``model.stream_lambda=20`` (``mirrorgan-shapes`` uses it).
+Neither uses the DAMSM loss (``damsm_weight = 0``; the official config's ``LAMBDA: 0``). STREAM's architecture, its
 pretraining and how it differs from the official one: :mod:`t2igan.models.stream`.
 
-The networks are :mod:`t2igan.nn.multistage`'s, configured with GLAM stages
-(:class:`t2igan.nn.multistage.GLAMStage`), and AttnGAN's stage discriminators and losses.
+The networks are :mod:`t2igan.models.attngan`'s, configured with GLAM stages (:class:`GLAMStage`),
+and AttnGAN's stage discriminators and losses.
 
 Frozen parts: the text encoder and the STREAM are in the module tree, in no optimizer and always in
 eval mode (the DAMSM critic as AttnGAN's); the STREAM is saved with the run, so ``t2igan caption RUN image.png`` and
@@ -43,55 +55,87 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
+from torch import nn
 
-from ..errors import T2IError
-from ..losses import multistage_discriminator_loss, multistage_generator_loss
-from ..nn.attention import SentenceAttention  # noqa: F401 (public name)
-from ..nn.blocks import init_weights
-from ..nn.multistage import GLAMStage, MultiStageGenerator, StageDiscriminator, StageDiscriminators
+from ..fields import Backbone, Count
+from ..nn.attention import WordAttention
+from ..nn.blocks import ResidualBlock, UpBlock, init_weights
 from ..registry import register_model
+from .attngan import (MultiStageConfig, MultiStageGenerator, StageDiscriminator, StageDiscriminators, add_kl_and_damsm,
+                      generate_for_step, multistage_discriminator_loss, multistage_generator_loss)
 from .base import SampleOutput, T2IModel
-from .damsm import MultiStageConfig, add_kl_and_damsm, build_damsm_critic, generate_for_step
-from .stream import (  # noqa: F401 (STREAM's public names, also reachable from here)
-    END_ID,
-    STREAM_BACKBONES,
-    StreamCaptioner,
-    StreamConfig,
-    caption_cross_entropy,
-    caption_images,
-    caption_loss,
-    load_stream,
-)
+from .damsm import build_damsm_critic
+from .stream import StreamCaptioner, StreamConfig, caption_loss
 
 
 @dataclass
 class MirrorGANConfig(MultiStageConfig):
     """The multi-stage GANs' fields (sizes, D, DAMSM) plus GLAM's and STREAM's.
 
-    The ``stream_*`` architecture fields describe the frozen STREAM. With ``stream_weights`` they are
-    read from that run (so a saved run rebuilds it): leave them ``None``, or give the run's values; a
-    value that disagrees with the run is refused (it used to be overwritten silently). Without
-    ``stream_weights`` a random STREAM is built from them, ``None`` meaning the default in
-    :data:`STREAM_DEFAULTS`."""
+    The ``stream_*`` architecture fields describe the frozen STREAM. With ``stream_weights`` the model
+    builder reads them from that run (so a saved run rebuilds it): leave them ``None``, or give the run's
+    values; a value that disagrees with the run is refused. Without ``stream_weights`` a random STREAM
+    is built from them, ``None`` meaning the default in :data:`STREAM_DEFAULTS`."""
 
     damsm_weight: float = 0.0  # MirrorGAN uses no DAMSM term (paper; official LAMBDA 0); >0 adds AttnGAN's
     sentence_attention_conv: bool = True  # official 1x1 conv before GLAM's sentence softmax; False: the paper's form
     stream_weights: str | None = None  # STREAM run folder (`t2igan pretrain stream`); same vocabulary as the data
     stream_lambda: float = 10.0  # weight of L_stream in G's loss (official train_bird.yml LAMBDA1 10; paper 20); 0 disables it
-    stream_backbone: str | None = None  # STREAM encoder: inception | small_cnn (None: the run's, else inception)
-    stream_image_size: int | None = None  # small_cnn STREAM: its input side (None: the run's, else 299)
-    stream_cnn_channels: int | None = None  # small_cnn STREAM: first conv's channels (None: the run's, else 32)
-    stream_embed_dim: int | None = None  # STREAM image feature / word embedding size (None: the run's, else 256)
-    stream_hidden_dim: int | None = None  # STREAM LSTM units (None: the run's, else 512)
-    stream_inject: str | None = None  # STREAM image feature: init (first LSTM input only, official) | every step
+    stream_backbone: Backbone | None = None  # STREAM encoder: inception | small_cnn (None: the run's, else inception)
+    stream_image_size: Count | None = None  # small_cnn STREAM: its input side (None: the run's, else 299)
+    stream_cnn_channels: Count | None = None  # small_cnn STREAM: first conv's channels (None: the run's, else 32)
+    stream_embed_dim: Count | None = None  # STREAM image feature / word embedding size (None: the run's, else 256)
+    stream_hidden_dim: Count | None = None  # STREAM LSTM units (None: the run's, else 512)
+    stream_inject: Literal["init", "every"] | None = None  # STREAM image feature: init (first LSTM input only, official) | every step
 
 
 # MirrorGAN config field -> (StreamConfig field, default when neither the user nor a STREAM run sets it)
 STREAM_DEFAULTS = {"stream_backbone": ("backbone", "inception"), "stream_image_size": ("image_size", 299),
                    "stream_cnn_channels": ("cnn_channels", 32), "stream_embed_dim": ("embed_dim", 256),
                    "stream_hidden_dim": ("hidden_dim", 512), "stream_inject": ("inject", "init")}
+
+
+class SentenceAttention(nn.Module):
+    """GLAM's sentence-level attention [MirrorGAN, Sec. 3.2]: ``s' = V s_ca`` (a linear "perception
+    layer" to the image feature's channels), ``alpha = softmax_channels(f * s')`` at each pixel (the
+    official code applies a 1x1 conv to ``f * s'`` first: ``conv=True``), and the sentence-context
+    feature ``alpha * s'``."""
+
+    def __init__(self, feat_dim: int, c_dim: int, conv: bool = True):
+        super().__init__()
+        self.project = nn.Linear(c_dim, feat_dim)  # V
+        self.conv = nn.Conv2d(feat_dim, feat_dim, 1, bias=False) if conv else None
+
+    def forward(self, h: torch.Tensor, c_code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """h (B, C, H, W), c_code (B, c_dim) -> (context (B, C, H, W), alpha (B, C, H, W))."""
+        sent = self.project(c_code)[:, :, None, None]  # (B, C, 1, 1)
+        scores = h * sent  # (B, C, H, W)
+        if self.conv is not None:
+            scores = self.conv(scores)
+        alpha = scores.float().softmax(dim=1).to(h.dtype)  # (B, C, H, W), sums to 1 over C at each pixel
+        return alpha * sent, alpha
+
+
+class GLAMStage(nn.Module):
+    """MirrorGAN's F_i with global-local attention [MirrorGAN, Sec. 3.2]: ``[f, att_w, att_s]``
+    (3 ngf) -> 1x1 conv to 2 ngf -> residual blocks -> up x2: ``ngf x s x s -> ngf x 2s x 2s``."""
+
+    def __init__(self, ngf: int, word_dim: int, c_dim: int, num_residual: int, sentence_conv: bool = True):
+        super().__init__()
+        self.word_attention = WordAttention(ngf, word_dim)
+        self.sentence_attention = SentenceAttention(ngf, c_dim, sentence_conv)
+        self.fuse = nn.Conv2d(3 * ngf, 2 * ngf, 1, bias=False)
+        self.residual = nn.Sequential(*(ResidualBlock(2 * ngf) for _ in range(num_residual)))
+        self.up = UpBlock(2 * ngf, ngf)
+
+    def forward(self, h, c_code, word_embs, mask):
+        word_context, word_attn = self.word_attention(h, word_embs, mask)  # (B, ngf, s, s), (B, T, s, s)
+        sent_context, _ = self.sentence_attention(h, c_code)  # (B, ngf, s, s)
+        h = self.fuse(torch.cat([h, word_context, sent_context], dim=1))  # (B, 2 ngf, s, s)
+        return self.up(self.residual(h)), word_attn, None
 
 
 @register_model("mirrorgan", MirrorGANConfig)
@@ -105,12 +149,8 @@ class MirrorGAN(T2IModel):
     def __init__(self, config: MirrorGANConfig):
         super().__init__(config)
         c = config
-        if c.stream_backbone not in (None, *STREAM_BACKBONES):
-            raise T2IError(f"mirrorgan: stream_backbone must be one of {STREAM_BACKBONES}, "
-                           f"got {c.stream_backbone!r}")
-        c.check("mirrorgan")
         self.text_encoder = self.build_text_encoder().requires_grad_(False)  # STEM
-        self.damsm_critic = build_damsm_critic("mirrorgan", c, self.text_encoder)
+        self.damsm_critic = build_damsm_critic("mirrorgan", c)
         self.generator = MultiStageGenerator(
             c.ngf, c.z_dim, c.c_dim, c.cond_dim, c.base_size, c.num_stages,
             lambda: GLAMStage(c.ngf, c.cond_dim, c.c_dim, c.num_residual, c.sentence_attention_conv))
@@ -123,35 +163,12 @@ class MirrorGAN(T2IModel):
         self.train()
 
     def _build_stream(self) -> StreamCaptioner:
-        """The frozen STREAM: from ``stream_weights`` (its vocabulary must be the data's, its
-        architecture the ``stream_*`` fields that are set), else random; the config records the
-        architecture either way."""
+        """The frozen STREAM of the ``stream_*`` fields (``None``: :data:`STREAM_DEFAULTS`); the model
+        builder fills the fields from the ``stream_weights`` run and loads its weights."""
         c = self.config
-        if c.stream_weights:
-            stream, vocab = load_stream(c.stream_weights)
-            if len(vocab) != c.vocab_size:
-                raise T2IError(f"the STREAM in {c.stream_weights} has a {len(vocab)}-word vocabulary but the data's "
-                               f"has {c.vocab_size}; pretrain it with data.vocab=<DAMSM run>/vocab.json and train "
-                               "with the same data.vocab")
-            for ours, (theirs, _) in STREAM_DEFAULTS.items():
-                value, run_value = getattr(c, ours), getattr(stream.config, theirs)
-                if value is not None and value != run_value:
-                    raise T2IError(f"mirrorgan: {ours}={value!r} but the STREAM in {c.stream_weights} has "
-                                   f"{theirs}={run_value!r}; set model.{ours}={run_value} or leave it null")
-                setattr(c, ours, run_value)  # recorded, so that load_run rebuilds this STREAM
-            return stream.requires_grad_(False).eval()
-        for ours, (_, default) in STREAM_DEFAULTS.items():
-            if getattr(c, ours) is None:
-                setattr(c, ours, default)
-        stream = StreamCaptioner(StreamConfig(vocab_size=c.vocab_size, backbone=c.stream_backbone,
-                                              image_size=c.stream_image_size, cnn_channels=c.stream_cnn_channels,
-                                              embed_dim=c.stream_embed_dim, hidden_dim=c.stream_hidden_dim,
-                                              inject=c.stream_inject))
-        return stream.requires_grad_(False).eval()
-
-    def caption(self, images: torch.Tensor, vocab, beam: int = 1, max_len: int | None = None) -> list[str]:
-        """The STREAM's captions of ``images`` (the redescription of generated images)."""
-        return caption_images(self.stream, vocab, images, beam=beam, max_len=max_len)
+        arch = {theirs: default if getattr(c, ours) is None else getattr(c, ours)
+                for ours, (theirs, default) in STREAM_DEFAULTS.items()}
+        return StreamCaptioner(StreamConfig(vocab_size=c.vocab_size, **arch)).requires_grad_(False).eval()
 
     # -- inference -------------------------------------------------------------------------------
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:
@@ -162,7 +179,7 @@ class MirrorGAN(T2IModel):
     # -- training --------------------------------------------------------------------------------
     def d_loss(self, batch, state):
         """AttnGAN's D phase: generate every stage's image once (reused by the G phase), then the
-        sum of :func:`t2igan.losses.stage_discriminator_loss` over the stages."""
+        sum of :func:`t2igan.models.attngan.stage_discriminator_loss` over the stages."""
         out = generate_for_step(self, batch, state)
         return multistage_discriminator_loss(self.discriminator, batch["image"], out.images, state["text"].sent_emb,
                                              self.config.mismatch_pairs)

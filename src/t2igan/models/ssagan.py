@@ -1,6 +1,16 @@
 """SSA-GAN [Hu, Liao, Yang, Rosenhahn, "Text to Image Generation with Semantic-Spatial Aware GAN",
 CVPR 2022, arXiv 2104.00567]: DF-GAN's one-stage backbone whose text fusion is spatial.
 
+Paper -> function:
+
+* Sec. 3.2, the weakly supervised mask predictor: :class:`MaskPredictor`;
+* Sec. 3.2, semantic-spatial condition batch norm ``SSCBN(x, e, m)``: :class:`SSCBN`;
+* Fig. 3, the semantic-spatial aware block and the generator: :class:`SSACNBlock`, :class:`Generator`;
+* D and its losses, DF-GAN's [DF-GAN, Eq. 3-4]: :class:`t2igan.models.dfgan.OneWayDiscriminator`,
+  :func:`t2igan.models.dfgan.one_way_discriminator_loss`, :func:`~t2igan.models.dfgan.ma_gp_loss`,
+  :func:`~t2igan.models.dfgan.one_way_generator_loss`;
+* G's DAMSM term ``lambda L_DAMSM`` [AttnGAN, Eq. 14]: :class:`t2igan.models.damsm.DAMSMCritic`.
+
 Generator. An FC maps z (100) to ``8nf x 4 x 4``; SSACN blocks then follow, the first at 4x4
 without up-sampling, each later one doubling the resolution (7 blocks for 256 px, 5 for 64 px).
 One SSACN block (:class:`SSACNBlock`):
@@ -20,8 +30,8 @@ BN without its own affine, gamma and beta two-layer MLPs of the sentence feature
 layers start at zero (a fresh block is plain BN). ``m`` decides *where* and *how much* the text
 changes the features; ``m = 1`` everywhere is DF-GAN's channel-wise text affine of ``BN(x)``.
 
-Discriminator and losses are DF-GAN's (:class:`t2igan.nn.blocks.OneWayDiscriminator`,
-:func:`t2igan.losses.one_way_discriminator_loss`): hinge on (real, e),
+Discriminator and losses are DF-GAN's (:class:`t2igan.models.dfgan.OneWayDiscriminator`,
+:func:`t2igan.models.dfgan.one_way_discriminator_loss`): hinge on (real, e),
 (fake, e), (real, e_mismatched), MA-GP on real matched pairs, plus the DAMSM loss of the generated
 image (weight 0.05; 0.1 when the text encoder is fine-tuned, ``text_encoder_mode="joint"``).
 
@@ -50,7 +60,7 @@ The frozen DAMSM image encoder is the :class:`~t2igan.models.damsm.DAMSMCritic` 
 ``damsm_critic``: in no optimizer, never in train mode, and not written to checkpoints or
 ``model.safetensors`` (it comes from ``damsm_weights``, like the FID Inception comes from its file).
 
-Beyond the paper (off by default): DF-GAN's options (:class:`~t2igan.models.base.DFGANFamilyOptions`:
+Beyond the paper (off by default): DF-GAN's options (:class:`~t2igan.models.dfgan.DFGANFamilyOptions`:
 the image-sentence contrastive term, whose D heads ``image_proj`` / ``text_proj`` exist only when it is
 on, ``d_gamma_init``, ``d_translate``, ``sentence_in_fc``).
 """
@@ -58,44 +68,39 @@ on, ``d_gamma_init``, ``d_translate``, ``sentence_in_fc``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import T2IError
-from ..losses import MISMATCH_FORMS, ma_gp_loss, one_way_discriminator_loss, one_way_generator_loss
-from ..losses import one_way_discriminator_loss as discriminator_loss  # noqa: F401 (public name)
-from ..nn.blocks import OneWayDiscriminator, channel_plan
-from ..nn.conditioning import SSCBN
+from ..fields import Count, Fraction, Positive, PowerOfTwo
 from ..registry import register_model
-from .base import DFGANFamilyOptions, TRUNCATION_FORMS, SampleOutput, T2IModel
+from .base import SampleOutput, T2IModel
 from .damsm import build_damsm_critic
-
-TEXT_ENCODER_MODES = ("frozen", "joint", "joint_d")
-D_UPDATES = ("two_steps", "one_step")
-
+from .dfgan import (Affine, DFGANFamilyOptions, OneWayDiscriminator, channel_plan, ma_gp_loss,
+                    one_way_discriminator_loss, one_way_generator_loss)
 
 @dataclass
 class SSAGANConfig(DFGANFamilyOptions):
     vocab_size: int = 5000  # words in the vocabulary (set from the data)
-    image_size: int = 256  # output side, a power of two >= 16 (7 SSACN blocks at 256)
-    nf: int = 64  # base channel width of G and D (official 64)
-    z_dim: int = 100  # noise size
-    text_emb_dim: int = 300  # text encoder word embedding
-    text_hidden_dim: int = 128  # per LSTM direction; the sentence feature e is 2x this (256)
-    text_dropout: float = 0.5
-    text_encoder_mode: str = "frozen"  # frozen (pretrained DAMSM) | joint (fine-tuned by G's losses) | joint_d (trained by D's loss, as dfgan-shapes)
-    text_encoder_lr: float | None = 4e-5  # learning rate of a trainable text encoder (official fine-tuning 4e-5)
-    mask_hidden: int = 100  # channels of the mask predictor's hidden conv (official 100)
-    upsample_mode: str = "nearest"  # feature up-sampling: nearest (official code) | bilinear (paper)
-    d_max_mult: int = 16  # D's widest layer is d_max_mult * nf (official SSA-GAN 16, DF-GAN 2022: 8)
+    image_size: PowerOfTwo = 256  # output side, a power of two >= 16 (7 SSACN blocks at 256)
+    nf: Count = 64  # base channel width of G and D (official 64)
+    z_dim: Count = 100  # noise size
+    text_emb_dim: Count = 300  # text encoder word embedding
+    text_hidden_dim: Count = 128  # per LSTM direction; the sentence feature e is 2x this (256)
+    text_dropout: Fraction = 0.5
+    text_encoder_mode: Literal["frozen", "joint", "joint_d"] = "frozen"  # frozen (pretrained DAMSM) | joint (fine-tuned by G's losses) | joint_d (trained by D's loss, as dfgan-shapes)
+    text_encoder_lr: Positive | None = 4e-5  # learning rate of a trainable text encoder (official fine-tuning 4e-5)
+    mask_hidden: Count = 100  # channels of the mask predictor's hidden conv (official 100)
+    upsample_mode: Literal["nearest", "bilinear"] = "nearest"  # feature up-sampling: nearest (official code) | bilinear (paper)
+    d_max_mult: Count = 16  # D's widest layer is d_max_mult * nf (official SSA-GAN 16, DF-GAN 2022: 8)
     ma_gp_weight: float = 2.0  # k in MA-GP
     ma_gp_power: float = 6.0  # p in MA-GP
-    mismatch_pairs: str = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
-    d_update: str = "two_steps"  # two_steps (official: an Adam step on the hinge loss, then one on MA-GP) | one_step (their sum)
+    mismatch_pairs: Literal["shift", "roll"] = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
+    d_update: Literal["two_steps", "one_step"] = "two_steps"  # two_steps (official: an Adam step on the hinge loss, then one on MA-GP) | one_step (their sum)
     truncation: float = 0.0  # noise truncation at sampling (official SSA-GAN samples plain N(0, I): 0)
-    truncation_form: str = "scaled"  # how a truncation > 0 applies: scaled (DF-GAN's) | clip (see models.base)
+    truncation_form: Literal["scaled", "clip"] = "scaled"  # how a truncation > 0 applies: scaled (DF-GAN's) | clip (see models.dfgan)
 
     @property
     def cond_dim(self) -> int:
@@ -108,6 +113,26 @@ class SSAGANConfig(DFGANFamilyOptions):
         if self.damsm_weight is not None:
             return self.damsm_weight
         return 0.1 if self.text_encoder_mode == "joint" else 0.05
+
+
+class SSCBN(nn.Module):
+    """Semantic-spatial condition batch norm [SSA-GAN, Sec. 3.2]:
+    ``(gamma(e) m + 1) BN(x) + beta(e) m``, BN without affine.
+
+    The text affine is DF-GAN's :class:`~t2igan.models.dfgan.Affine` (``a(h) = g(e) h + beta(e)`` with
+    ``g`` starting at 1), so with ``gamma = g - 1`` the formula is ``BN(x) + m (a(BN(x)) - BN(x))``:
+    plain BN where ``m = 0``, DF-GAN's affine of ``BN(x)`` where ``m = 1``. The MLPs' hidden width is
+    the sentence size, as in the official code.
+    """
+
+    def __init__(self, cond_dim: int, num_features: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(num_features, affine=False)
+        self.affine = Affine(cond_dim, num_features, hidden_dim=cond_dim)
+
+    def forward(self, x: torch.Tensor, sent_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)  # (B, C, H, W)
+        return h + mask * (self.affine(h, sent_emb) - h)  # mask (B, 1, H, W)
 
 
 class MaskPredictor(nn.Module):
@@ -190,29 +215,14 @@ class SSAGAN(T2IModel):
     def __init__(self, config: SSAGANConfig):
         super().__init__(config)
         c = config
-        if c.text_encoder_mode not in TEXT_ENCODER_MODES:
-            raise T2IError(f"text_encoder_mode must be one of {', '.join(TEXT_ENCODER_MODES)}, got {c.text_encoder_mode!r}")
-        if c.mismatch_pairs not in MISMATCH_FORMS:
-            raise T2IError(f"mismatch_pairs must be one of {', '.join(MISMATCH_FORMS)}, got {c.mismatch_pairs!r}")
-        if c.d_update not in D_UPDATES:
-            raise T2IError(f"d_update must be one of {', '.join(D_UPDATES)}, got {c.d_update!r}")
-        if c.truncation_form not in TRUNCATION_FORMS:
-            raise T2IError(f"truncation_form must be one of {', '.join(TRUNCATION_FORMS)}, got {c.truncation_form!r}")
         self.phases = ("d", "d_gp", "g") if c.d_update == "two_steps" else ("d", "g")
-        if c.upsample_mode not in ("nearest", "bilinear"):
-            raise T2IError(f"upsample_mode must be nearest or bilinear, got {c.upsample_mode!r}")
         self.text_encoder = self.build_text_encoder()
-        self.damsm_critic = build_damsm_critic("ssagan", c, self.text_encoder)
+        self.damsm_critic = build_damsm_critic("ssagan", c)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.mask_hidden, c.upsample_mode,
                                    c.sentence_in_fc)
         self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size, c.d_max_mult,
                                                  **c.discriminator_args())
-
-    @property
-    def image_encoder(self):
-        """The frozen DAMSM image encoder (None until loaded or first used)."""
-        return self.damsm_critic.encoder
 
     # -- inference -------------------------------------------------------------------------------
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:
@@ -262,7 +272,7 @@ class SSAGAN(T2IModel):
         return ma_gp_loss(self.discriminator, images, sent_emb, c.ma_gp_weight, c.ma_gp_power)
 
     def g_loss(self, batch, state):
-        """``-E[D(G(z, e), e)]`` [DF-GAN, Eq. 4] ``+ lambda * L_DAMSM(G(z, e), text)`` [AttnGAN, Eq. 8]
+        """``-E[D(G(z, e), e)]`` [DF-GAN, Eq. 4] ``+ lambda * L_DAMSM(G(z, e), text)`` [AttnGAN, Eq. 14]
         (+ the optional contrastive term).
 
         In ``joint`` mode the text features are computed afresh (the D phase used detached ones) and

@@ -2,8 +2,12 @@
 Learning Text-to-image Generation by Redescription", CVPR 2019, Sec. 3.3]: an image captioner
 (:class:`StreamCaptioner`, Show-and-Tell style: CNN feature as the first LSTM input, teacher forcing),
 pretrained on real (image, caption) pairs (``t2igan pretrain stream PRESET``: the shared
-:class:`t2igan.trainer.Trainer` on the registered model ``stream``, one phase ``captioner``) and frozen inside a MirrorGAN, whose generator pays the captioning cross-entropy of its images
+:class:`t2igan.training.Trainer` on the registered model ``stream``, one phase ``captioner``) and frozen inside a MirrorGAN, whose generator pays the captioning cross-entropy of its images
 (:func:`caption_loss`).
+
+Paper -> function: the captioner of Sec. 3.3, :class:`StreamEncoder` + :class:`StreamCaptioner`;
+``L_stream`` of Sec. 3.4, :func:`caption_cross_entropy` (real captions) and :func:`caption_loss` (a
+generator's images).
 
 The official STREAM is a ResNet-152 (frozen) + linear + BN encoder and a 1-layer LSTM (embedding 256,
 hidden 512) trained with the pytorch-tutorial image-captioning code; ResNet-152 weights are not
@@ -19,50 +23,49 @@ word, so decoding (:meth:`StreamCaptioner.greedy`, :meth:`StreamCaptioner.beam_s
 The official code predicts the words only and always decodes 20 steps; the end target adds one term per
 caption to ``L_stream``. No start token either: the image feature is the first input.
 
-Captions of real test images are scored by :func:`evaluate_stream`: BLEU-4
-(:func:`t2igan.metrics.bleu.corpus_bleu`) and, on Shapes, the attributes they name
-(:func:`t2igan.metrics.shapes_probe.shapes_caption_accuracy`).
+Captions of real test images are scored by :func:`t2igan.metrics.captions.evaluate_stream`: BLEU-4 and,
+on Shapes, the attributes they name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.text import PAD_ID, tokenize
+from ..data.text import PAD_ID
 from ..errors import T2IError
-from ..metrics.bleu import corpus_bleu
+from ..fields import Backbone, Betas, Config, Count, Positive, VocabSize
 from ..nn.image_encoder import InceptionBackbone, SmallCNN
 from ..registry import register_model
-from .base import T2IModel, load_network_run, with_imagenet_inception
+from .base import T2IModel
 
 END_ID = PAD_ID  # index 0: padding and end of caption
 STREAM_BACKBONES = ("inception", "small_cnn")
 
 
 @dataclass
-class StreamConfig:
+class StreamConfig(Config):
     """Architecture of a STREAM captioner (what a run's ``config.json`` stores under ``model_config``)."""
 
-    vocab_size: int = 0  # words incl. <pad>/end (0) and <unk>; set from the vocabulary
-    backbone: str = "inception"  # inception (frozen ImageNet Inception-v3, 299 px) | small_cnn (trainable)
-    image_size: int = 299  # small_cnn: side of its input (images are resized to it)
-    cnn_channels: int = 32  # small_cnn: channels of its first conv (doubled at each down-sampling)
-    embed_dim: int = 256  # image feature and word embedding size (official CAP.embed_size 256)
-    hidden_dim: int = 512  # LSTM units (official 2 x CAP.hidden_size = 512)
-    inject: str = "init"  # image feature as the first LSTM input only (official, Show and Tell) | "every" step too
-    max_len: int = 20  # decoding: at most this many words (official sample(): 20 steps)
-    inception_weights: str | None = None  # ImageNet Inception-v3 file (inception backbone); never needed to load a run
+    vocab_size: VocabSize = 5000  # words incl. <pad>/end (0) and <unk>; set from the vocabulary
+    backbone: Backbone = "inception"  # inception (frozen ImageNet Inception-v3, 299 px) | small_cnn (trainable)
+    image_size: Count = 299  # small_cnn: side of its input (images are resized to it)
+    cnn_channels: Count = 32  # small_cnn: channels of its first conv (doubled at each down-sampling)
+    embed_dim: Count = 256  # image feature and word embedding size (official CAP.embed_size 256)
+    hidden_dim: Count = 512  # LSTM units (official 2 x CAP.hidden_size = 512)
+    inject: Literal["init", "every"] = "init"  # image feature as the first LSTM input only (official, Show and Tell) | "every" step too
+    max_len: Count = 20  # decoding: at most this many words (official sample(): 20 steps)
+    inception_weights: str | None = None  # ImageNet Inception-v3 file the builder loads (inception backbone); never needed to load a run
     # pretraining (the pytorch-tutorial captioning code the official STREAM was trained with: Adam lr 1e-3, batch 128)
-    lr: float = 0.001  # Adam learning rate (official CAP.learning_rate)
-    betas: tuple = (0.9, 0.999)  # Adam betas (PyTorch defaults, as the tutorial)
+    lr: Positive = 0.001  # Adam learning rate (official CAP.learning_rate)
+    betas: Betas = (0.9, 0.999)  # Adam betas (PyTorch defaults, as the tutorial)
     grad_clip: float | None = None  # max gradient norm (None: no clipping, as the tutorial)
-    eval_images: int | None = None  # real test images captioned at the end of training (None: all)
-    eval_beam: int = 1  # beam width of that evaluation (1: greedy)
+    eval_images: Count | None = None  # real test images captioned at the end of training (None: all)
+    eval_beam: Count = 1  # beam width of that evaluation (1: greedy)
 
 
 class StreamEncoder(nn.Module):
@@ -75,13 +78,13 @@ class StreamEncoder(nn.Module):
     """
 
     def __init__(self, embed_dim: int, backbone: str = "inception", image_size: int = 299,
-                 cnn_channels: int = 32, inception_weights: str | None = None):
+                 cnn_channels: int = 32):
         super().__init__()
         if backbone not in STREAM_BACKBONES:
             raise T2IError(f"STREAM encoder backbone must be one of {STREAM_BACKBONES}, got {backbone!r}")
         self.backbone_name = backbone
         if backbone == "inception":
-            self.backbone = InceptionBackbone(inception_weights)  # frozen, always in eval mode
+            self.backbone = InceptionBackbone()  # frozen, always in eval mode
             feat_dim = InceptionBackbone.global_dim
             self.input_size = 299
         else:
@@ -124,11 +127,7 @@ class StreamCaptioner(T2IModel):
     def __init__(self, config: StreamConfig):
         super().__init__(config)
         c = config
-        if c.vocab_size < 2:
-            raise T2IError(f"STREAM needs vocab_size >= 2, got {c.vocab_size}")
-        if c.inject not in ("init", "every"):
-            raise T2IError(f"STREAM inject must be init or every, got {c.inject!r}")
-        self.encoder = StreamEncoder(c.embed_dim, c.backbone, c.image_size, c.cnn_channels, c.inception_weights)
+        self.encoder = StreamEncoder(c.embed_dim, c.backbone, c.image_size, c.cnn_channels)
         self.embedding = nn.Embedding(c.vocab_size, c.embed_dim)
         self.lstm = nn.LSTM(c.embed_dim * (2 if c.inject == "every" else 1), c.hidden_dim, batch_first=True)
         self.out = nn.Linear(c.hidden_dim, c.vocab_size)
@@ -137,10 +136,6 @@ class StreamCaptioner(T2IModel):
         return [p for p in self.parameters() if p.requires_grad]
 
     # -- the trainer's hooks ---------------------------------------------------------------------
-    @classmethod
-    def training_args(cls, args: dict) -> dict:
-        return with_imagenet_inception(args, StreamConfig.backbone)
-
     def captioner_loss(self, batch: dict, state: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """The one phase: :func:`caption_cross_entropy` of teacher-forced real captions."""
         tokens, lengths = batch["tokens"], batch["lengths"]
@@ -155,25 +150,6 @@ class StreamCaptioner(T2IModel):
 
     def clipped_parameters(self, phase: str):
         return (self.trainable_parameters(), self.config.grad_clip) if self.config.grad_clip else None
-
-    def end_of_run_metrics(self, test_set, vocab, cfg, run_dir, progress: bool = True):
-        """:func:`evaluate_stream` of the real test images: BLEU-4 and, on Shapes, the attributes named."""
-        c = self.config
-        try:
-            result = evaluate_stream(self, vocab, test_set, beam=c.eval_beam, max_images=c.eval_images,
-                                     seed=cfg.train.seed)
-        except T2IError as e:  # e.g. a one-image test split: the weights are saved
-            return [(None, f"captions of real test images not scored: {e}")]
-        decoding = "greedy" if c.eval_beam == 1 else f"beam {c.eval_beam}"
-        lines = [f"STREAM captions of {result['num_images']} real test images ({decoding}): "
-                 f"BLEU-4 {100 * result['bleu4']:.1f} (chance {100 * result['bleu4_chance']:.1f})"]
-        if "attribute_accuracy" in result:
-            lines.append(f"  attributes named correctly: {100 * result['attribute_accuracy']:.1f}% "
-                         f"(chance {100 * result['attribute_accuracy_chance']:.1f}%), every attribute right: "
-                         f"{100 * result['exact']:.1f}% (chance {100 * result['exact_chance']:.1f}%)")
-        lines += [f"  {ex['caption']!r}  (a reference: {ex['reference']!r})" for ex in result["examples"][:3]]
-        record = {"metric": "stream_captions", "split": "test", "images": "real", **result}
-        return [(record, "\n".join(lines))]
 
     def _run_lstm(self, inputs: torch.Tensor, state=None):
         if inputs.is_cuda and torch.is_grad_enabled() and not self.lstm.training:
@@ -332,71 +308,3 @@ def caption_images(stream: StreamCaptioner, vocab, images: torch.Tensor, beam: i
         ids = stream.greedy(batch, max_len) if beam == 1 else stream.beam_search(batch, beam, max_len)
         out += [vocab.decode(x) for x in ids]
     return out
-
-
-
-def _derangement(n: int, seed: int) -> list[int]:
-    """``other[i] != i`` for n > 1: each image paired with another, randomly."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    other = [0] * n
-    for k in range(n):
-        other[perm[k]] = perm[(k + 1) % n]
-    return other
-
-
-@torch.no_grad()
-def evaluate_stream(stream: StreamCaptioner, vocab, dataset, beam: int = 1, max_images: int | None = None,
-                    batch_size: int = 100, seed: int = 0) -> dict:
-    """Caption real images of ``dataset`` (each image's first-caption item) and score the captions.
-
-    * ``bleu4``: :func:`corpus_bleu` against all of each image's captions; ``bleu4_chance``: the same for
-      a real caption of another image (what a fluent captioner that ignores the image scores);
-    * on Shapes (datasets with ``attributes(i)``), ``attribute_accuracy`` / ``exact`` from
-      :func:`shapes_caption_accuracy`, with the same ``*_chance`` baseline.
-    """
-    n = len(dataset) if max_images is None else min(max_images, len(dataset))
-    if n < 2:
-        raise T2IError(f"STREAM evaluation needs at least 2 test images, got {n}")
-    hyps = []
-    for s in range(0, n, batch_size):
-        images = torch.stack([dataset.get_item(i, 0)["image"] for i in range(s, min(s + batch_size, n))])
-        hyps += caption_images(stream, vocab, images, beam=beam, batch_size=batch_size)
-    refs = [dataset.captions(i) for i in range(n)]
-    other = [refs[j][0] for j in _derangement(n, seed)]
-    ref_words = [[tokenize(r) for r in rs] for rs in refs]
-    result = {"num_images": n, "beam": beam, "bleu4": corpus_bleu([tokenize(h) for h in hyps], ref_words),
-              "bleu4_chance": corpus_bleu([tokenize(h) for h in other], ref_words),
-              "examples": [{"caption": hyps[i], "reference": refs[i][0]} for i in range(min(5, n))]}
-    if hasattr(dataset, "attributes"):
-        from ..metrics.shapes_probe import shapes_caption_accuracy
-
-        attributes = [dataset.attributes(i) for i in range(n)]
-        acc, chance = shapes_caption_accuracy(hyps, attributes), shapes_caption_accuracy(other, attributes)
-        result.update(attribute_accuracy=acc["mean"], exact=acc["exact"], per_attribute=acc["per_attribute"],
-                      attribute_accuracy_chance=chance["mean"], exact_chance=chance["exact"])
-    return result
-
-
-
-# ---------------------------------------------------------------------------------------------------
-# STREAM runs: save, load, pretrain
-# ---------------------------------------------------------------------------------------------------
-
-
-def load_stream(path_or_run_dir: str | Path, device: str | torch.device = "cpu"):
-    """``(StreamCaptioner in eval mode, Vocabulary)`` from a ``t2igan pretrain stream`` run folder (or a
-    file in it), or the STREAM inside a MirrorGAN run folder."""
-    from ..hub import load_run, read_run_config
-
-    path = Path(path_or_run_dir).expanduser()
-    run_dir = path.parent if path.is_file() else path
-    if not run_dir.is_dir():
-        raise T2IError(f"STREAM run folder not found: {path}")
-    config = read_run_config(run_dir)
-    name = config.get("model_name")
-    if name == "mirrorgan":
-        model, vocab, _ = load_run(run_dir, device)
-        return model.stream, vocab
-    if name != "stream":
-        raise T2IError(f"{run_dir} is a {name!r} run, not a STREAM (`t2igan pretrain stream`) or MirrorGAN run")
-    return load_network_run(run_dir, "STREAM", device)

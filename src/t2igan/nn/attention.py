@@ -1,5 +1,4 @@
-"""Attention of image features over the text: AttnGAN's word attention and MirrorGAN's (GLAM's)
-sentence attention."""
+"""AttnGAN's word attention, which AttnGAN, MirrorGAN (GLAM) and DR-GAN (SDM) stages share."""
 
 from __future__ import annotations
 
@@ -26,24 +25,3 @@ class WordAttention(nn.Module):
         beta = scores.softmax(dim=2).to(words.dtype)  # (B, HW, T), rows sum to 1
         context = torch.bmm(words, beta.transpose(1, 2))  # (B, C, HW)
         return context.view(B, C, H, W), beta.transpose(1, 2).reshape(B, T, H, W)
-
-
-class SentenceAttention(nn.Module):
-    """GLAM's sentence-level attention [MirrorGAN, Sec. 3.2]: ``s' = V s_ca`` (a linear "perception
-    layer" to the image feature's channels), ``alpha = softmax_channels(f * s')`` at each pixel (the
-    official code applies a 1x1 conv to ``f * s'`` first: ``conv=True``), and the sentence-context
-    feature ``alpha * s'``."""
-
-    def __init__(self, feat_dim: int, c_dim: int, conv: bool = True):
-        super().__init__()
-        self.project = nn.Linear(c_dim, feat_dim)  # V
-        self.conv = nn.Conv2d(feat_dim, feat_dim, 1, bias=False) if conv else None
-
-    def forward(self, h: torch.Tensor, c_code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """h (B, C, H, W), c_code (B, c_dim) -> (context (B, C, H, W), alpha (B, C, H, W))."""
-        sent = self.project(c_code)[:, :, None, None]  # (B, C, 1, 1)
-        scores = h * sent  # (B, C, H, W)
-        if self.conv is not None:
-            scores = self.conv(scores)
-        alpha = scores.float().softmax(dim=1).to(h.dtype)  # (B, C, H, W), sums to 1 over C at each pixel
-        return alpha * sent, alpha

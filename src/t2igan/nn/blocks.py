@@ -1,10 +1,8 @@
-"""Convolution blocks shared by the model families: AttnGAN's GLU blocks (also MirrorGAN's and
-DR-GAN's), the discriminator down-sampling blocks, the official AttnGAN initialisation, and
-DF-GAN's residual down-block and channel plan (also SSA-GAN's)."""
+"""Blocks that several model families share: AttnGAN's GLU blocks, down-sampling blocks and
+conditioning augmentation (also MirrorGAN's and DR-GAN's), and the official AttnGAN / DCGAN
+initialisations (GAN-INT-CLS uses the latter)."""
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -97,98 +95,18 @@ def strip_batch_norm(module: nn.Module) -> None:
             strip_batch_norm(child)
 
 
-def add_spectral_norm(module: nn.Module) -> None:
-    """In place: spectral normalisation [Miyato et al. 2018] of every conv's weight."""
-    from torch.nn.utils.parametrizations import spectral_norm
+class ConditioningAugmentation(nn.Module):
+    """``e_bar -> (c, mu, logvar)``: FC to ``4 c_dim``, GLU, split into mu and log sigma^2;
+    ``c = mu + sigma * eps`` in training, ``c = mu`` in eval mode [StackGAN, Sec. 3.1; AttnGAN]
+    (also DR-GAN's DNM encoder)."""
 
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            spectral_norm(m)
-
-
-# ---------------------------------------------------------------------------------------------
-# DF-GAN's backbone pieces (DF-GAN, SSA-GAN)
-
-
-def random_translate(images: torch.Tensor, ratio: float) -> torch.Tensor:
-    """DiffAugment's translation [Zhao et al. 2020, Sec. 3]: each image shifted by a random whole number
-    of pixels, at most ``ratio`` of its side in each direction, edges repeated (the background stays
-    the background; colours untouched). Differentiable in ``images``, so G learns through it; ``ratio``
-    0 returns ``images``."""
-    if ratio <= 0:
-        return images
-    b, _, h, w = images.shape
-    max_shift = torch.tensor([w, h], device=images.device) * ratio
-    shift = torch.round((torch.rand(b, 2, device=images.device) * 2 - 1) * max_shift)  # (B, 2): pixels in x, y
-    theta = torch.zeros(b, 2, 3, device=images.device, dtype=images.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, :, 2] = (-2 * shift / torch.tensor([w, h], device=images.device)).to(images.dtype)  # normalised units
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="nearest", padding_mode="border", align_corners=False)
-
-
-def channel_plan(nf: int, image_size: int, max_mult: int = 8) -> list[int]:
-    """Channel counts from 4x4 up to ``image_size``: ``nf * min(2^k, max_mult)``, widest at 4x4
-    (``max_mult`` 16 gives the wider 2021 DF-GAN / SSA-GAN discriminator)."""
-    n = int(math.log2(image_size)) - 1
-    if 2 ** (n + 1) != image_size or image_size < 16:
-        raise ValueError(f"image_size must be a power of two >= 16, got {image_size}")
-    return [nf * min(2**k, max_mult) for k in range(n)][::-1]  # e.g. 64 px: [8nf, 8nf, 4nf, 2nf, nf]
-
-
-class DBlock(nn.Module):
-    """DF-GAN's down-block: ``shortcut(avgpool(x)) + gamma * res(x)`` with ``gamma`` learned, from
-    ``gamma_init`` (official 0: the block starts as its linear shortcut)."""
-
-    def __init__(self, in_ch: int, out_ch: int, gamma_init: float = 0.0):
+    def __init__(self, sent_dim: int, c_dim: int):
         super().__init__()
-        self.res = nn.Sequential(
-            nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=False),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False),
-            nn.LeakyReLU(0.2, inplace=True),
-        )
-        self.shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
-        self.gamma = nn.Parameter(torch.full((1,), float(gamma_init)))
+        self.c_dim = c_dim
+        self.fc = nn.Linear(sent_dim, 4 * c_dim)
 
-    def forward(self, x):
-        return self.shortcut(F.avg_pool2d(x, 2)) + self.gamma * self.res(x)
-
-
-class OneWayDiscriminator(nn.Module):
-    """DF-GAN's one-way discriminator [DF-GAN, Sec. 3.3] (also SSA-GAN's): ``features(x)`` down to
-    ``4 x 4``, then ``logits(features, sent_emb)`` from the sentence replicated spatially and two
-    convs. With ``contrastive_dim`` it also projects image features and sentences into a shared
-    space (``image_proj``, ``text_proj``) for :func:`t2igan.losses.contrastive_loss`; the image side
-    reads the ``4 x 4`` features flattened (``contrastive_pool="flatten"``, keeps where things are:
-    positions and relations are half of what a Shapes caption says) or summed (``"sum"``)."""
-
-    def __init__(self, nf: int, cond_dim: int, image_size: int, max_mult: int = 8, contrastive_dim: int = 0,
-                 contrastive_pool: str = "flatten", gamma_init: float = 0.0):
-        super().__init__()
-        chs = channel_plan(nf, image_size, max_mult)[::-1]  # nf ... max_mult * nf
-        self.from_rgb = nn.Conv2d(3, chs[0], 3, 1, 1)
-        self.blocks = nn.Sequential(*(DBlock(i, o, gamma_init) for i, o in zip(chs[:-1], chs[1:])))
-        self.joint = nn.Sequential(
-            nn.Conv2d(chs[-1] + cond_dim, 2 * nf, 3, 1, 1, bias=False),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(2 * nf, 1, 4, 1, 0, bias=False),
-        )
-        if contrastive_pool not in ("flatten", "sum"):
-            raise ValueError(f"contrastive_pool must be flatten or sum, got {contrastive_pool!r}")
-        self.contrastive_pool = contrastive_pool
-        if contrastive_dim:  # projections into a shared space for the contrastive term
-            self.image_proj = nn.Linear(chs[-1] * (16 if contrastive_pool == "flatten" else 1), contrastive_dim)
-            self.text_proj = nn.Linear(cond_dim, contrastive_dim)
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.from_rgb(images))  # (B, max_mult * nf, 4, 4)
-
-    def logits(self, features: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
-        cond = sent_emb[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
-        return self.joint(torch.cat([features, cond], dim=1)).flatten()  # (B,)
-
-    def embeddings(self, features: torch.Tensor, sent_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image and sentence embeddings for the contrastive term: 4x4 features flattened (or summed), projected."""
-        pooled = features.flatten(1) if self.contrastive_pool == "flatten" else features.sum(dim=(2, 3))
-        return self.image_proj(pooled), self.text_proj(sent_emb)
+    def forward(self, sent_emb: torch.Tensor):
+        mu, logvar = glu(self.fc(sent_emb)).split(self.c_dim, dim=1)  # (B, c), (B, c)
+        if not self.training:
+            return mu, mu, logvar
+        return mu + torch.randn_like(mu) * (0.5 * logvar).exp(), mu, logvar

@@ -1,9 +1,10 @@
-"""Image encoders: the DAMSM image encoder of AttnGAN [Xu et al., CVPR 2018, Sec. 3.3] and its two
+"""Image encoders: the DAMSM image encoder of AttnGAN [Xu et al., CVPR 2018, Sec. 3.2] and its two
 backbones, a frozen ImageNet Inception-v3 and a small trainable CNN (also STREAM's backbones).
 
-SPEC "Image encoder (DAMSM)": with ``backbone="inception"`` the encoder is AttnGAN's: ImageNet
-Inception-v3 (frozen) on 299 x 299 input, ``Mixed_6e`` (768 x 17 x 17) projected by a 1x1 conv, the
-pooled 2048-d feature projected by a linear layer. ``backbone="small_cnn"`` is a small trainable CNN
+With ``backbone="inception"`` the encoder is AttnGAN's (``CNN_ENCODER`` in taoxugit/AttnGAN
+``code/model.py``): ImageNet Inception-v3 (frozen) on 299 x 299 input, ``Mixed_6e`` (768 x 17 x 17)
+projected by a 1x1 conv, the pooled 2048-d feature projected by a linear layer [AttnGAN, Eq. 6]. Its
+ImageNet weights are loaded by whoever builds the encoder (:meth:`InceptionBackbone.load_imagenet_weights`). ``backbone="small_cnn"`` is a small trainable CNN
 for 16-64 px images (8 x 8 regions), so a DAMSM for the built-in Shapes data trains on a CPU in
 minutes.
 """
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import T2IError
+from .inception import ImageNetInceptionV3
 
 BACKBONES = ("inception", "small_cnn")
 
@@ -61,22 +63,23 @@ class SmallCNN(nn.Module):
 
 
 class InceptionBackbone(nn.Module):
-    """ImageNet Inception-v3 (:class:`t2igan.metrics.inception.ImageNetInceptionV3`), frozen and always
+    """ImageNet Inception-v3 (:class:`t2igan.nn.inception.ImageNetInceptionV3`), frozen and always
     in eval mode: ``Mixed_6e`` output (B, 768, 17, 17) as local features, the pooled ``Mixed_7c``
     output (B, 2048) as the global feature. Images in [-1, 1] are resized to 299 bilinearly and fed
-    as they are (the official DAMSM does the same)."""
+    as they are (the official DAMSM does the same). Built random; :meth:`load_imagenet_weights` loads
+    the released ImageNet weights."""
 
     local_dim, global_dim = 768, 2048
 
-    def __init__(self, weights: str | None = None):
+    def __init__(self):
         super().__init__()
-        from ..metrics.inception import ImageNetInceptionV3, load_inception_weights
-
         self.net = ImageNetInceptionV3()
-        if weights is not None:
-            self.net.load_official_state_dict(load_inception_weights("imagenet", weights), source=str(weights))
         self.net.fc = nn.Identity()  # the classifier is not used
         self.requires_grad_(False)
+
+    def load_imagenet_weights(self, state_dict: dict[str, torch.Tensor], source: str) -> None:
+        """Load torchvision's ``inception_v3_google`` state dict (its classifier ``fc.*`` is not used)."""
+        self.net.load_official_state_dict({k: v for k, v in state_dict.items() if not k.startswith("fc.")}, source)
 
     def train(self, mode: bool = True) -> "InceptionBackbone":
         return super().train(False)
@@ -94,14 +97,13 @@ class InceptionBackbone(nn.Module):
 
 class ImageEncoder(nn.Module):
     """DAMSM image encoder: backbone -> 1x1 conv on local features (regions ``v``), linear on the
-    global feature (``v_bar``) [AttnGAN, Sec. 3.3, Eq. 5-6]."""
+    global feature (``v_bar``) [AttnGAN, Sec. 3.2, Eq. 6]."""
 
     def __init__(
         self,
         embed_dim: int = 256,  # D, the joint text-image feature size
         backbone: str = "inception",  # inception (frozen ImageNet Inception-v3) | small_cnn (trainable)
         image_size: int = 299,  # small_cnn: side of its input (images are resized to it); inception: 299 always
-        inception_weights: str | None = None,  # inception_v3_google-*.pth; None: random (tests; a run loads its own)
         cnn_channels: int = 32,  # small_cnn: channels of its first conv (doubled at each down-sampling)
     ):
         super().__init__()
@@ -109,10 +111,10 @@ class ImageEncoder(nn.Module):
             raise T2IError(f"DAMSM image encoder backbone must be one of {BACKBONES}, got {backbone!r}")
         self.backbone_name = backbone
         if backbone == "inception":
-            self.backbone = InceptionBackbone(inception_weights)
+            self.backbone = InceptionBackbone()
         else:
             self.backbone = SmallCNN(image_size, cnn_channels)
-        self.emb_features = nn.Conv2d(self.backbone.local_dim, embed_dim, 1, bias=False)  # Eq. 5: v = W f
+        self.emb_features = nn.Conv2d(self.backbone.local_dim, embed_dim, 1, bias=False)  # Eq. 6: v = W f
         self.emb_code = nn.Linear(self.backbone.global_dim, embed_dim)  # Eq. 6: v_bar = W_bar f_bar
         nn.init.uniform_(self.emb_features.weight, -0.1, 0.1)
         nn.init.uniform_(self.emb_code.weight, -0.1, 0.1)

@@ -1,8 +1,9 @@
 """The text encoder shared by every model (AttnGAN's DAMSM text encoder / MirrorGAN's STEM).
 
-SPEC "Text encoder": embedding 300, bidirectional LSTM with 128 hidden units per direction, dropout
-0.5. Word features ``e`` are the concatenated hidden states (256 x T); the sentence feature ``e_bar``
-is the concatenation of the last hidden state of each direction (256) [AttnGAN, Sec. 3.3].
+As AttnGAN's ``RNN_ENCODER`` (taoxugit/AttnGAN ``code/model.py``): embedding 300, bidirectional LSTM
+with 128 hidden units per direction, dropout 0.5. Word features ``e`` are the concatenated hidden
+states (256 x T); the sentence feature ``e_bar`` is the concatenation of the last hidden state of each
+direction (256) [AttnGAN, Sec. 3.2].
 """
 
 from __future__ import annotations

@@ -1,5 +1,23 @@
-"""What the trainer builds before its loop: data sets, vocabulary, the model, a new run folder and the
-moving average of G."""
+"""What the trainer builds before its loop: data sets, vocabulary, the model with the pretrained parts its
+config names, and the moving average of G.
+
+A model reads no file and never changes its config. :func:`build_model` completes a model's arguments
+from the pretrained parts they name, builds the model (:func:`t2igan.models.create_model`) and loads
+the parts into it:
+
+* ``damsm_weights`` (a DAMSM run, a file in it or a bundled name): a GAN's DAMSM critic takes the run's
+  frozen image encoder and the GAN's text encoder starts from the run's (:meth:`DAMSMCritic.adopt
+  <t2igan.models.damsm.DAMSMCritic.adopt>`); ``damsm_gamma1/2/3`` and ``damsm_paper_form`` left ``None``
+  become the run's own (without a run: :class:`~t2igan.models.damsm.DAMSMConfig`'s defaults), so the
+  saved run records what its DAMSM term used. GAN-INT-CLS takes the text encoder only (also from a bare
+  ``model.safetensors``).
+* ``stream_weights`` (MirrorGAN): a STREAM run (or a MirrorGAN run's STREAM) fills the ``stream_*``
+  architecture fields left ``None`` (a value that disagrees is an error naming both) and its weights
+  the frozen STREAM; without one the fields take :data:`t2igan.models.mirrorgan.STREAM_DEFAULTS`.
+* ``inception_weights`` (DAMSM, STREAM with the Inception backbone): the ImageNet Inception-v3 file,
+  found by :func:`t2igan.metrics.inception.resolve_weights_path` (required: a missing file fails before
+  any data is loaded) and loaded into the frozen backbone.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +26,14 @@ from pathlib import Path
 
 import torch
 
-from ..config import ExperimentConfig
+from ..config import ExperimentConfig, model_args
 from ..data.text import Vocabulary
 from ..errors import T2IError
-from ..registry import create_model, model_class, model_config_class
+from ..hub import first_bad_tensor, load_safetensors_into
+from ..models import create_model, model_config_class
+from ..models.damsm import DAMSM_LOSS_SETTINGS, DAMSMConfig
+from ..nn.image_encoder import InceptionBackbone
+from ..runs import WEIGHTS_NAME, load_damsm, load_vocab, read_config, resolve_run_dir
 
 
 def build_vocab(cfg: ExperimentConfig, train_set) -> Vocabulary:
@@ -30,9 +52,7 @@ def build_vocab(cfg: ExperimentConfig, train_set) -> Vocabulary:
 
         return vocabulary_from_attngan(read_attngan_captions(path)[2])
     if path.suffix != ".json":  # a run folder, a file in it, or a bundled model's name
-        from ..pretrained import resolve_run_dir
-
-        path = resolve_run_dir(path.parent if path.is_file() else path) / "vocab.json"
+        return load_vocab(path, file_ok=True)
     return Vocabulary.load(path)
 
 
@@ -45,24 +65,87 @@ def build_datasets(cfg: ExperimentConfig):
     return train_set, test_set
 
 
-def build_model(cfg: ExperimentConfig, vocab_size: int):
-    args = dict(cfg.model_args)
-    fields = model_config_class(cfg.model).__dataclass_fields__
-    if "image_size" in fields:
-        if args.get("image_size", cfg.data.image_size) != cfg.data.image_size:
-            raise T2IError(f"model.image_size={args['image_size']} differs from data.image_size={cfg.data.image_size}")
-        args["image_size"] = cfg.data.image_size
-    return create_model(cfg.model, vocab_size=vocab_size, **model_class(cfg.model).training_args(args))
+def build_model(name: str, **args):
+    """``create_model(name, **args)`` with the pretrained parts its arguments name loaded in (see the
+    module docstring): the model training starts from."""
+    args = dict(args)
+    fields = model_config_class(name).__dataclass_fields__
+    if "inception_weights" in fields and args.get("backbone", fields["backbone"].default) == "inception":
+        from ..metrics.inception import resolve_weights_path
+
+        args["inception_weights"] = str(resolve_weights_path("imagenet", args.get("inception_weights")))
+    damsm = None
+    if "damsm_gamma1" in fields:  # a GAN with a DAMSM critic: its loss settings are the run's (else the defaults)
+        damsm = load_damsm(args["damsm_weights"]) if args.get("damsm_weights") else None
+        source = damsm[0].config if damsm else DAMSMConfig
+        for setting in DAMSM_LOSS_SETTINGS:
+            if args.get(f"damsm_{setting}") is None:
+                args[f"damsm_{setting}"] = getattr(source, setting)
+    if "stream_weights" in fields:
+        args.update(stream_architecture(args))
+    model = create_model(name, **args)
+    c = model.config
+    if damsm is not None:
+        model.damsm_critic.adopt(*damsm, c.damsm_weights, model.text_encoder, c.vocab_size)
+    elif getattr(c, "damsm_weights", None) and getattr(model, "text_encoder", None) is not None:
+        load_damsm_text_encoder(model.text_encoder, c.damsm_weights)
+    if getattr(c, "stream_weights", None):
+        run_dir = resolve_run_dir(c.stream_weights, file_ok=True)
+        load_safetensors_into(model.stream, run_dir / WEIGHTS_NAME, prefix="stream.")
+        bad = first_bad_tensor(model.stream.state_dict())
+        if bad:
+            raise T2IError(f"the STREAM in {c.stream_weights} holds {bad}")
+    if getattr(c, "inception_weights", None):
+        from ..metrics.inception import load_inception_weights
+
+        state = load_inception_weights("imagenet", c.inception_weights)
+        for module in model.modules():
+            if isinstance(module, InceptionBackbone):
+                module.load_imagenet_weights(state, source=c.inception_weights)
+    return model
 
 
-def new_run_dir(runs_dir: str | Path, name: str) -> Path:
-    """``runs/00007-<name>``: the next free number."""
-    runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    nums = [int(p.name[:5]) for p in runs_dir.iterdir() if p.is_dir() and p.name[:5].isdigit()]
-    path = runs_dir / f"{(max(nums) + 1 if nums else 0):05d}-{name}"
-    path.mkdir()
-    return path
+def build_experiment_model(cfg: ExperimentConfig, vocab_size: int):
+    """:func:`build_model` of an experiment (:func:`t2igan.config.model_args`: the vocabulary size from the
+    data, ``model.image_size`` from ``data.image_size``)."""
+    return build_model(cfg.model, **model_args(cfg, vocab_size))
+
+
+def stream_architecture(args: dict) -> dict:
+    """MirrorGAN's ``stream_*`` fields: those of the ``stream_weights`` run (a STREAM run, or a MirrorGAN
+    run's STREAM), else :data:`~t2igan.models.mirrorgan.STREAM_DEFAULTS`; a value given in ``args`` must
+    agree with the run's. The run's vocabulary must be the data's (``args["vocab_size"]``)."""
+    from ..models.mirrorgan import STREAM_DEFAULTS
+
+    path = args.get("stream_weights")
+    if not path:
+        return {ours: default if args.get(ours) is None else args[ours]
+                for ours, (_, default) in STREAM_DEFAULTS.items()}
+    config = read_config(resolve_run_dir(path, file_ok=True), kind=("stream", "mirrorgan"))
+    vocab = load_vocab(path, file_ok=True)
+    if len(vocab) != args.get("vocab_size"):
+        raise T2IError(f"the STREAM in {path} has a {len(vocab)}-word vocabulary but the data's has "
+                       f"{args.get('vocab_size')}; pretrain it with data.vocab=<DAMSM run>/vocab.json and train "
+                       "with the same data.vocab")
+    mc = config["model_config"]
+    out = {}
+    for ours, (theirs, default) in STREAM_DEFAULTS.items():
+        run_value = mc.get(ours if config["model_name"] == "mirrorgan" else theirs)
+        run_value = default if run_value is None else run_value
+        if args.get(ours) is not None and args[ours] != run_value:
+            raise T2IError(f"mirrorgan: {ours}={args[ours]!r} but the STREAM in {path} has "
+                           f"{theirs}={run_value!r}; set model.{ours}={run_value} or leave it null")
+        out[ours] = run_value
+    return out
+
+
+def load_damsm_text_encoder(text_encoder: torch.nn.Module, damsm_weights: str) -> None:
+    """Load the text encoder of a DAMSM run folder (or a bundled DAMSM's name), or of a safetensors file
+    (its ``model.safetensors``; keys with or without the ``text_encoder.`` prefix); errors name the file."""
+    path = Path(damsm_weights).expanduser()
+    if not path.exists():
+        path = resolve_run_dir(path)
+    load_safetensors_into(text_encoder, path / WEIGHTS_NAME if path.is_dir() else path, prefix="text_encoder.")
 
 
 class EMA:

@@ -23,7 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import T2IError
-from ..hub import atomic_write_bytes, first_bad_tensor, load_safetensors, save_run
+from ..hub import atomic_write_bytes, first_bad_tensor, load_safetensors
+from ..runs import save_run
 from .distributed import gather_rng_states, seed_everything, set_rng_state
 
 CKPT_RE = re.compile(r"step-(\d{8})\.safetensors$")

@@ -7,7 +7,7 @@ processes. It knows nothing about any particular model.
 
 Reliability (see :mod:`t2igan.training.checkpoints`): checkpoints are atomic, read back, resumable bit for bit.
 
-* The run folder (see :mod:`t2igan.runfolder`): a folder holding a run is refused without
+* The run folder (see :mod:`t2igan.runs`): a folder holding a run is refused without
   ``resume``/``overwrite``; a resume loads and validates its checkpoint before anything is written.
 * A non-finite loss stops training at once with the step, the loss terms and the last good
   checkpoint; nothing is written after it, and weights are checked for NaN/inf before every save.
@@ -51,13 +51,15 @@ from tqdm.auto import tqdm
 
 from ..config import ExperimentConfig
 from ..data.seeded import SeededCollate, SeededItems, sample_seeds
-from ..data.text import CaptionCollator, Vocabulary, encode_captions
+from ..data.text import CaptionCollator, Vocabulary
 from ..errors import T2IError, describe_error
-from ..hub import WEIGHTS_NAME, atomic_write_bytes, read_run_config, save_run
+from ..hub import atomic_write_bytes
 from ..loggers import Loggers, open_loggers, resolve_names
-from ..runfolder import check_resume_config, check_run_dir, clear_run
+from ..pipeline import Text2ImagePipeline
+from ..runs import WEIGHTS_NAME, check_resume_config, check_run_dir, clear_run, new_run_dir, read_experiment, save_run
 from ..visualize import captioned_grid, to_pil
-from .build import EMA, build_datasets, build_model, build_vocab, new_run_dir
+from .build import EMA, build_datasets, build_experiment_model, build_vocab
+from .final_metrics import final_metrics
 from .checkpoints import CheckpointIO
 from .distributed import all_reduce_gradients, broadcast_tensors, init_distributed, resolve_device, seed_everything
 
@@ -67,10 +69,7 @@ class Trainer(CheckpointIO):
         self.cfg = cfg
         self.progress = progress
         t = cfg.train
-        if t.amp not in ("none", "bf16", "fp16"):
-            raise T2IError(f"train.amp must be none, bf16 or fp16, got {t.amp!r}")
-        elapsed_seconds(t.time_limit_clock, 0.0, 0.0)  # an unknown clock fails before any work
-        resolve_names(t.loggers)  # so does an unknown or missing tracker
+        resolve_names(t.loggers)  # an unknown or missing tracker fails before any work
         self.dist = init_distributed(t.device)
         self.device = resolve_device(t.device, self.dist)
         seed_everything(t.seed)  # the same model in every process
@@ -78,7 +77,7 @@ class Trainer(CheckpointIO):
         self.train_set, self.test_set = build_datasets(cfg)
         self.vocab = build_vocab(cfg, self.train_set)
         self.collate = CaptionCollator(self.vocab, cfg.data.max_words, cfg.data.shorten, train=True)
-        self.model = build_model(cfg, len(self.vocab)).to(self.device)
+        self.model = build_experiment_model(cfg, len(self.vocab)).to(self.device)
         if self.dist.world_size > 1:  # rank 0's weights everywhere, whatever the initialisers did
             broadcast_tensors(list(self.model.parameters()) + list(self.model.buffers()))
         generator = getattr(self.model, "generator", None)  # DAMSM and STREAM have none
@@ -181,21 +180,21 @@ class Trainer(CheckpointIO):
     # -- sampling --------------------------------------------------------------------------------
     @torch.no_grad()
     def write_samples(self) -> Path | None:
+        """``samples/step-N.png``: the first test captions drawn by the moving-average G through the
+        inference pipeline, with the same seeded noise at every step."""
         if not self.dist.is_main or not self.cfg.train.sample_every or getattr(self.model, "generator", None) is None:
             return None
         n = self.cfg.train.num_sample_captions
         captions = [self.test_set.captions(i)[0] for i in range(min(n, len(self.test_set)))]
-        tokens, lengths = encode_captions(self.vocab, captions, self.cfg.data.max_words)
-        gen = torch.Generator().manual_seed(self.cfg.train.seed)
-        noise = self.model.noise(len(captions), getattr(self.model.config, "truncation", None), gen)
         was = self.model.training
-        self.model.eval()
-        out = self.model.generate(tokens.to(self.device), lengths.to(self.device), noise.to(self.device),
+        pipe = Text2ImagePipeline(self.model, self.vocab, {"experiment": self.cfg.to_dict()}, self.device,
                                   self.ema.module if self.ema else None)
+        noise = pipe.noise(len(captions), self.cfg.train.seed)
+        images = torch.cat([batch.images for batch in pipe.generate_batches(captions, noise)])
         self.model.train(was)
         path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
         path.parent.mkdir(exist_ok=True)
-        grid = captioned_grid(to_pil(out.images), captions, ncol=min(8, len(captions)))
+        grid = captioned_grid(to_pil(images), captions, ncol=min(8, len(captions)))
         grid.save(path)
         self.trackers().log_images(self.step, {"samples": grid})
         return path
@@ -380,11 +379,11 @@ class Trainer(CheckpointIO):
             dist.barrier()
 
     def write_end_of_run_metrics(self) -> None:
-        """The model's :meth:`end_of_run_metrics` (DAMSM's R-precision, STREAM's caption scores),
-        each record appended to ``metrics.jsonl`` with the step, each line printed."""
+        """The run's :func:`~t2igan.training.final_metrics.final_metrics` (DAMSM's R-precision, STREAM's
+        caption scores), each record appended to ``metrics.jsonl`` with the step, each line printed."""
         was = self.model.training
         self.model.eval()
-        results = self.model.end_of_run_metrics(self.test_set, self.vocab, self.cfg, self.run_dir, self.progress)
+        results = final_metrics(self.model, self.test_set, self.vocab, self.cfg, self.run_dir, self.progress)
         self.model.train(was)
         for record, line in results:
             if record is not None:
@@ -405,11 +404,7 @@ class Trainer(CheckpointIO):
 def elapsed_seconds(clock: str, wall_start: float, cpu_start: float) -> float:
     """Seconds since the start on ``clock``: ``wall`` (time.time) or ``cpu`` (this process's CPU time,
     all its threads: a budget that other processes sharing the cores do not eat into)."""
-    if clock == "wall":
-        return time.time() - wall_start
-    if clock == "cpu":
-        return time.process_time() - cpu_start
-    raise T2IError(f"train.time_limit_clock must be wall or cpu, got {clock!r}")
+    return time.time() - wall_start if clock == "wall" else time.process_time() - cpu_start
 
 
 def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, progress: bool = True,
@@ -421,21 +416,8 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, progress: bo
 def resume_training(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True) -> Path:
     """Continue the run in ``run_dir`` from its newest checkpoint (with optional overrides such as
     ``train.max_steps=20000``)."""
-    from ..config import apply_overrides, rename_legacy_fields
+    from ..config import apply_overrides
 
     run_dir = Path(run_dir)
-    exp = read_run_config(run_dir).get("experiment")
-    if (run_dir / "experiment.json").is_file():
-        try:
-            exp = json.loads((run_dir / "experiment.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise T2IError(f"{run_dir / 'experiment.json'} is not valid JSON ({e})") from None
-    if not isinstance(exp, dict):
-        raise T2IError(f"{run_dir} has no experiment config to resume (experiment.json)")
-    if isinstance(exp.get("model_args"), dict):  # a run written before a field was renamed
-        exp["model_args"] = rename_legacy_fields(exp["model_args"])
-    cfg = ExperimentConfig.from_dict(apply_overrides(exp, overrides or []))
-    from ..config import check_model_args
-
-    check_model_args(cfg)
+    cfg = ExperimentConfig.from_dict(apply_overrides(read_experiment(run_dir), overrides or []))
     return Trainer(cfg, run_dir, progress).fit(resume=True)

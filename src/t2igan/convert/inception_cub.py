@@ -1,8 +1,8 @@
 """``t2igan convert inception-cub model.ckpt``: StackGAN's CUB-fine-tuned Inception-v3 (a TensorFlow
 checkpoint of TF-Slim's ``inception_v3``) -> ``inception_cub-<sha256[:8]>.safetensors`` for
-:class:`t2igan.metrics.inception_cub.CUBInceptionV3`.
+:class:`t2igan.nn.inception.CUBInceptionV3`.
 
-The checkpoint is read by :mod:`t2igan.tf_checkpoint` (V1 file or V2 prefix, no TensorFlow needed).
+The checkpoint is read by :mod:`t2igan.convert.tf_checkpoint` (V1 file or V2 prefix, no TensorFlow needed).
 Variable names follow ``inception/slim/inception_model.py`` of ``tensorflow/models`` (read, not copied):
 ``conv0`` ... ``conv4``, then ``mixed_35x35x256a``, ``mixed_35x35x288a/b``, ``mixed_17x17x768a`` ... ``e``,
 ``mixed_17x17x1280a`` (the 8x8 reduction keeps its old name), ``mixed_8x8x2048a/b``, each with branch
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import T2IError
+from ..errors import T2IError
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
 
@@ -121,9 +121,10 @@ def file_sha256(paths: list[Path]) -> str:
 def convert_inception_cub(checkpoint: str | Path, output: str | Path | None = None) -> Path:
     """StackGAN's ``birds_valid299/model.ckpt`` (V1 file or V2 prefix) -> ``OUTPUT/inception_cub-<sha8>.safetensors``
     (``output``: a folder, default the cache folder that ``--is-network cub`` searches)."""
-    from .hub import save_safetensors
-    from .metrics.inception import cache_dir
-    from .metrics.inception_cub import CUB_STEM, CUBInceptionV3, tensors_sha256
+    from ..hub import save_safetensors
+    from ..metrics.inception import cache_dir
+    from ..metrics.inception_cub import CUB_STEM, tensors_sha256
+    from ..nn.inception import CUBInceptionV3
     from .tf_checkpoint import TFCheckpoint
 
     out_dir = Path(output).expanduser() if output else cache_dir()

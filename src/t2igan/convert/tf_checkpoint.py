@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import T2IError
+from ..errors import T2IError
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48

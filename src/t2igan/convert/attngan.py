@@ -1,8 +1,14 @@
-"""Official AttnGAN-family checkpoints -> t2igan run folders (see :mod:`t2igan.convert` for the
-shared machinery: weights-only loading, renaming, strict loading, the DAMSM text encoder).
+"""Official AttnGAN checkpoints (github.com/taoxugit/AttnGAN ``code/model.py``) -> t2igan run folders:
+the DAMSM (``t2igan convert damsm``) and AttnGAN (``t2igan convert attngan``).
 
-AttnGAN (taoxugit/AttnGAN ``code/model.py``) saves ``netG_epoch_N.pth`` (``G_NET``, the moving
-average of G) and ``netD{0,1,2}.pth`` (``D_NET64/128/256``):
+DAMSM: ``RNN_ENCODER`` (``text_encoder*.pth``, see :mod:`.common`) and ``CNN_ENCODER``
+(``image_encoder*.pth``): torchvision Inception-v3 modules ``Conv2d_1a_3x3`` ... ``Mixed_7c``,
+``emb_features.weight`` (1x1 conv), ``emb_cnn_code.{weight,bias}`` (linear). The vocabulary comes from
+AttnGAN's ``captions.pickle`` (read with the restricted unpickler); its word indices are the ones the
+official text encoder was trained with.
+
+AttnGAN saves ``netG_epoch_N.pth`` (``G_NET``, the moving average of G) and ``netD{0,1,2}.pth``
+(``D_NET64/128/256``):
 
 * ``G_NET``: ``ca_net.fc``; ``h_net1.fc.{0,1}`` (linear, BN1d), ``h_net1.upsampleK.{1,2}`` (conv, BN);
   ``h_net{2,3}.att.conv_context`` (a 1x1 Conv2d; t2igan's ``attention.project`` is the same weight
@@ -13,21 +19,56 @@ average of G) and ``netD{0,1,2}.pth`` (``D_NET64/128/256``):
   ``img_code_s64_2`` (256); ``COND_DNET.jointConv.{0,1}``, ``COND_DNET.outlogits.0`` and
   ``UNCOND_DNET.outlogits.0`` (t2igan's ``cond_out``/``uncond_out``: logits, the official code
   applies a sigmoid after them).
-
-MirrorGAN (qiaott/MirrorGAN ``model.py``, ``GLAttention.py``) saves the same files; its
-``G_NET``'s attention stages are GLAM: ``h_net{2,3}.att.{conv_context, conv_sentence_vis, linear}``
-(t2igan's ``word_attention.project``, ``sentence_attention.conv``, ``sentence_attention.project``)
-and ``h_net{2,3}.conv`` (the 1x1 fusion, ``fuse``). Its STREAM (a ResNet-152 captioner) has no
-t2igan counterpart and is not converted: pretrain one (``t2igan pretrain stream``) for training on.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
-from .convert import _write_converted, load_official, rename, strip_module_prefix
-from .errors import T2IError
+from ..errors import T2IError
+from .common import (convert_text_encoder, load_into, load_official, read_vocabulary, rename, strip_module_prefix,
+                     write_converted)
+
+IMAGE_ENCODER_RULES = [
+    (r"emb_features\.weight", "emb_features.weight"),
+    (r"emb_cnn_code\.(weight|bias)", r"emb_code.\1"),
+    (r"((Conv2d|Mixed)_\w+\..*)", r"backbone.net.\1"),
+]
+
+
+def convert_image_encoder(state: dict, source: str) -> dict:
+    """Official ``CNN_ENCODER`` state -> t2igan ``ImageEncoder`` state (Inception backbone)."""
+    return rename(strip_module_prefix(state), IMAGE_ENCODER_RULES, source)
+
+
+def convert_damsm(text_encoder: str | Path, output: str | Path, image_encoder: str | Path | None = None,
+                  captions: str | Path | None = None, vocab: str | Path | None = None) -> Path:
+    """Official DAMSM ``text_encoder*.pth`` (+ ``image_encoder*.pth``) -> a t2igan DAMSM run folder,
+    usable as ``model.damsm_weights`` of the GANs."""
+    from ..models.damsm import DAMSM, DAMSMConfig
+    from ..runs import save_run
+
+    text_state, sizes = convert_text_encoder(load_official(text_encoder), str(text_encoder))
+    voc = read_vocabulary(captions, vocab, sizes["vocab_size"], str(text_encoder))
+    state = {f"text_encoder.{k}": v for k, v in text_state.items()}
+    embed_dim = 2 * sizes["text_hidden_dim"]
+    if image_encoder:
+        image_state = convert_image_encoder(load_official(image_encoder), str(image_encoder))
+        if "emb_code.weight" in image_state and image_state["emb_code.weight"].shape[0] != embed_dim:
+            raise T2IError(f"{image_encoder}: image features have {image_state['emb_code.weight'].shape[0]} "
+                           f"dimensions, the text encoder {embed_dim}")
+        state.update({f"image_encoder.{k}": v for k, v in image_state.items()})
+    model = DAMSM(DAMSMConfig(embed_dim=embed_dim, backbone="inception", image_size=299, **sizes))
+    left = load_into(model, state, str(image_encoder or text_encoder), optional_prefixes=("image_encoder.",))
+    if left:
+        print(f"warning: no image encoder given: the DAMSM's {', '.join(left)} is random "
+              "(its text encoder is usable, its image encoder and R-precision are not)", file=sys.stderr)
+    output = Path(output)
+    save_run(output, {"converted_from": [str(text_encoder), str(image_encoder or "")]}, model, voc)
+    return output
+
 
 # D_NETxx's feature layers after img_code_s16, in order, per image side
 ATTNGAN_D_EXTRA = {64: [], 128: ["img_code_s32", "img_code_s32_1"],
@@ -36,7 +77,7 @@ S16_LAYERS = {"0": "0.0", "2": "1.0", "3": "1.1", "5": "2.0", "6": "2.1", "8": "
 RES_LAYERS = {"0": "conv0", "1": "norm0", "3": "conv1", "4": "norm1"}  # ResBlock.block -> ResidualBlock
 
 
-def _stage(m: re.Match, group: int = 1, offset: int = 2) -> str:
+def stage_index(m: re.Match, group: int = 1, offset: int = 2) -> str:
     return str(int(m.group(group)) - offset)
 
 
@@ -44,24 +85,15 @@ ATTNGAN_G_RULES = [
     (r"ca_net\.fc\.(weight|bias)", r"generator.ca.fc.\1"),
     (r"h_net1\.fc\.0\.weight", "generator.initial.fc.weight"),
     (r"h_net1\.fc\.1\.(.*)", r"generator.initial.norm.\1"),
-    (r"h_net1\.upsample(\d)\.1\.weight", lambda m: f"generator.initial.ups.{_stage(m, 1, 1)}.conv.weight"),
-    (r"h_net1\.upsample(\d)\.2\.(.*)", lambda m: f"generator.initial.ups.{_stage(m, 1, 1)}.norm.{m.group(2)}"),
-    (r"h_net(\d)\.att\.conv_context\.weight", lambda m: f"generator.stages.{_stage(m)}.attention.project.weight"),
+    (r"h_net1\.upsample(\d)\.1\.weight", lambda m: f"generator.initial.ups.{stage_index(m, 1, 1)}.conv.weight"),
+    (r"h_net1\.upsample(\d)\.2\.(.*)", lambda m: f"generator.initial.ups.{stage_index(m, 1, 1)}.norm.{m.group(2)}"),
+    (r"h_net(\d)\.att\.conv_context\.weight", lambda m: f"generator.stages.{stage_index(m)}.attention.project.weight"),
     (r"h_net(\d)\.residual\.(\d+)\.block\.([0134])\.(.*)",
-     lambda m: f"generator.stages.{_stage(m)}.residual.{m.group(2)}.{RES_LAYERS[m.group(3)]}.{m.group(4)}"),
-    (r"h_net(\d)\.upsample\.1\.weight", lambda m: f"generator.stages.{_stage(m)}.up.conv.weight"),
-    (r"h_net(\d)\.upsample\.2\.(.*)", lambda m: f"generator.stages.{_stage(m)}.up.norm.{m.group(2)}"),
-    (r"img_net(\d)\.img\.0\.weight", lambda m: f"generator.to_rgb.{_stage(m, 1, 1)}.0.weight"),
+     lambda m: f"generator.stages.{stage_index(m)}.residual.{m.group(2)}.{RES_LAYERS[m.group(3)]}.{m.group(4)}"),
+    (r"h_net(\d)\.upsample\.1\.weight", lambda m: f"generator.stages.{stage_index(m)}.up.conv.weight"),
+    (r"h_net(\d)\.upsample\.2\.(.*)", lambda m: f"generator.stages.{stage_index(m)}.up.norm.{m.group(2)}"),
+    (r"img_net(\d)\.img\.0\.weight", lambda m: f"generator.to_rgb.{stage_index(m, 1, 1)}.0.weight"),
 ]
-
-
-MIRRORGAN_G_RULES = [
-    (r"h_net(\d)\.att\.conv_context\.weight", lambda m: f"generator.stages.{_stage(m)}.word_attention.project.weight"),
-    (r"h_net(\d)\.att\.conv_sentence_vis\.weight", lambda m: f"generator.stages.{_stage(m)}.sentence_attention.conv.weight"),
-    (r"h_net(\d)\.att\.linear\.(weight|bias)",
-     lambda m: f"generator.stages.{_stage(m)}.sentence_attention.project.{m.group(2)}"),
-    (r"h_net(\d)\.conv\.weight", lambda m: f"generator.stages.{_stage(m)}.fuse.weight"),
-] + ATTNGAN_G_RULES
 
 
 def attngan_g_state(netG: dict, source: str, rules: list = ATTNGAN_G_RULES) -> tuple[dict, dict]:
@@ -124,17 +156,5 @@ def convert_attngan(checkpoint: str | Path, output: str | Path, discriminators: 
     source = str(checkpoint)
     netsD = [load_official(p) for p in discriminators]
     state, sizes = attngan_state(load_official(checkpoint), netsD, source)
-    return _write_converted("attngan", output, state, sizes, source, text_encoder, captions, vocab, max_words,
-                            optional=("discriminator.", "text_encoder."))
-
-
-def convert_mirrorgan(checkpoint: str | Path, output: str | Path, discriminators: list[str | Path] = (),
-                      text_encoder: str | Path | None = None, captions: str | Path | None = None,
-                      vocab: str | Path | None = None, max_words: int = 18) -> Path:
-    """Official MirrorGAN ``netG_epoch_N.pth`` (+ ``netD0/1/2.pth``, + the DAMSM ``text_encoder*.pth``)
-    -> a t2igan ``mirrorgan`` run folder; its STREAM is left random (see the module docstring)."""
-    source = str(checkpoint)
-    netsD = [load_official(p) for p in discriminators]
-    state, sizes = attngan_state(load_official(checkpoint), netsD, source, MIRRORGAN_G_RULES)
-    return _write_converted("mirrorgan", output, state, sizes, source, text_encoder, captions, vocab, max_words,
-                            optional=("discriminator.", "text_encoder.", "stream."))
+    return write_converted("attngan", output, state, sizes, source, text_encoder, captions, vocab, max_words,
+                           optional=("discriminator.", "text_encoder."))
