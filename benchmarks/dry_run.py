@@ -51,11 +51,11 @@ def model_overrides(model_args: dict) -> list[str]:
 
 def check_runs(runs) -> None:
     """Every run is a run folder here or a bundled model's name, with a readable ``config.json``."""
-    from t2igan.hub import read_run_config
+    from t2igan.runs import read_config
 
     for run in runs:
         try:
-            config = read_run_config(run)
+            config = read_config(run)
         except Exception as e:
             fail(f"{run}: {e}")
         print(f"ok    {run}: a {config['model_name']} run", flush=True)
