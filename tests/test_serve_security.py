@@ -22,7 +22,7 @@ from test_serve import LIMITS, generate_fn_index, port_of, post_json, raw_reques
 from t2igan import Text2ImagePipeline
 from t2igan.errors import T2IError
 from t2igan.serve import serve
-from t2igan.serve.server import RequestGuard, same_address
+from t2igan.serve.server import OutputCache, RequestGuard, same_address
 
 OUTPUT_BOUND = 10_000  # bytes of served images kept; a 32 px PNG of the tiny model is ~0.8 KB
 
@@ -387,3 +387,19 @@ def test_guard_without_a_surface_still_checks_hosts():
     guard = RequestGuard(None, {"127.0.0.1"})
     assert guard.host_allowed("127.0.0.1:80", {"server": ("127.0.0.1", 80)})
     assert not guard.host_allowed("evil.example", {"server": ("127.0.0.1", 80)})
+
+
+def test_output_cache_keeps_the_newest_files_within_its_bounds():
+    cache = OutputCache(max_bytes=1000, max_files=3)
+    paths = []
+    for i in range(5):  # 5 files of 100 bytes, oldest first: the count bound holds
+        paths.append(cache.folder / f"h{i}" / "a.png")
+        paths[-1].parent.mkdir()
+        paths[-1].write_bytes(b"x" * 100)
+        os.utime(paths[-1], (1000 + i, 1000 + i))
+    assert cache.prune() == paths[:2] and not paths[0].parent.exists()  # empty folders go too
+    big = cache.folder / "big.png"
+    big.write_bytes(b"y" * 900)  # now the byte bound holds: 1200 > 1000
+    assert cache.prune() == paths[2:4] and cache.size() == 1000
+    assert cache.holds(str(big)) and not cache.holds(str(paths[0])) and not cache.holds(str(cache.folder))
+    assert not cache.holds(str(cache.folder / ".." / cache.folder.name / "big.png/../../etc/passwd"))

@@ -27,7 +27,7 @@ def serve(run_or_name, host: str = "127.0.0.1", port: int = 7860, device: str | 
     """Load ``run_or_name`` (a run folder or a bundled name) and serve its page; returns a
     :class:`~t2igan.serve.server.RunningServer`. ``share=True`` also opens a public Gradio share
     link to the same guarded server (``running.share_url``). ``server_options`` go to
-    :func:`.server.start_server` (``max_body_bytes``, ``request_timeout_s``, ``max_output_bytes``).
+    :func:`.server.start_server` (``max_body_bytes``, ``request_timeout_s``, ``max_output_bytes``, ``max_output_files``).
     ``pipe`` serves an already loaded pipeline. Without ``background`` this blocks until Ctrl+C."""
     require_gradio()
     from ..pipeline import Text2ImagePipeline

@@ -92,12 +92,14 @@ async def _send_json(send, status: int, message: str | dict) -> None:
 
 class OutputCache:
     """The private folder Gradio copies the app's output images into, and the only folder whose
-    files the server serves. Before each call, the oldest files go until at most ``max_bytes`` are
-    left: the folder never holds more than ``max_bytes`` plus one call's images. It is deleted when
-    the server is garbage-collected or the process exits."""
+    files the server serves. When a call joins the queue, the oldest files go until at most
+    ``max_bytes`` in at most ``max_files`` files are left: the folder never holds more than that plus
+    the images of the calls in the queue (one running, at most ``Limits.max_waiting`` waiting). It is
+    deleted when the server is garbage-collected or the process exits."""
 
-    def __init__(self, max_bytes: int = 64 * 2**20):
+    def __init__(self, max_bytes: int = 64 * 2**20, max_files: int = 2000):
         self.max_bytes = max_bytes
+        self.max_files = max_files
         self.folder = Path(tempfile.mkdtemp(prefix="t2igan-serve-outputs-")).resolve()
         self._finalizer = weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
 
@@ -127,13 +129,13 @@ class OutputCache:
         return sorted(out)
 
     def prune(self, blocks=None) -> list[Path]:
-        """Delete the oldest files until at most ``max_bytes`` remain (and empty folders); forget
-        them in ``blocks``' sets of files to clean up. Returns the deleted files."""
+        """Delete the oldest files until at most ``max_bytes`` in ``max_files`` remain (and empty
+        folders); forget them in ``blocks``' sets of files to clean up. Returns the deleted files."""
         files = self.files()
         total = sum(size for _, size, _ in files)
         removed = []
-        for _, size, path in files:
-            if total <= self.max_bytes:
+        for i, (_, size, path) in enumerate(files):
+            if total <= self.max_bytes and len(files) - i <= self.max_files:
                 break
             path.unlink(missing_ok=True)
             total -= size
@@ -488,16 +490,17 @@ def inner_gradio_app(app):
 
 def start_server(blocks, host: str = "127.0.0.1", port: int = 7860, allowed_hosts: list[str] | None = None,
                  max_body_bytes: int = 64 * 1024, request_timeout_s: float = 10.0, background: bool = True,
-                 theme=None, max_output_bytes: int = 64 * 2**20) -> RunningServer:
+                 theme=None, max_output_bytes: int = 64 * 2**20, max_output_files: int = 2000) -> RunningServer:
     """Serve a (queued) Gradio ``blocks`` with the guard. ``port=0`` picks a free port. The server
     runs in a thread; this returns once it answers (without ``background``, it prints the URL and
-    waits here until Ctrl+C). ``max_output_bytes`` bounds the folder of served images."""
+    waits here until Ctrl+C). ``max_output_bytes`` and ``max_output_files`` bound the folder of served
+    images (:class:`OutputCache`)."""
     import gradio as gr
     import uvicorn
     from fastapi import FastAPI
 
     sock = listen(host, port)
-    outputs = OutputCache(max_output_bytes)
+    outputs = OutputCache(max_output_bytes, max_output_files)
     outputs.adopt(blocks)
     app = gr.mount_gradio_app(FastAPI(openapi_url=None, docs_url=None, redoc_url=None), blocks, path="",
                               server_name=host, server_port=port, ssr_mode=False, show_error=True,
