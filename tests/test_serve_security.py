@@ -354,6 +354,12 @@ def test_share_goes_through_the_same_guard(pipe, monkeypatch, secrets):
         assert status == 403
         status, _ = raw_request(running, f"{head}\nOrigin: https://{public}\nContent-Length: {big}", b"{")
         assert status == 413
+        # the public page's origin is its own, also when the tunnel hands the local Host on
+        local = f"POST /gradio_api/queue/join HTTP/1.1\nHost: 127.0.0.1:{port_of(running)}\nContent-Type: application/json"
+        status, _ = raw_request(running, f"{local}\nOrigin: https://{public}\nContent-Length: {big}", b"{")
+        assert status == 413
+        status, _ = raw_request(running, f"{local}\nOrigin: https://evil.example\nContent-Length: {big}", b"{")
+        assert status == 403
     finally:
         running.close()
 

@@ -19,7 +19,7 @@ app's functions and the images they produced, nothing else:
   ``localhost``, ``[::1]``, the bound address, the machine's name when bound to all addresses, the
   address the request arrived on, or an ``allowed_hosts`` entry), else 403.
 * **Origin check** (cross-site requests): a request that carries an ``Origin`` must come from the
-  page's own origin, else 403; a ``POST`` must be ``application/json`` (415), so no other web page
+  page's own origin (or the share link's), else 403; a ``POST`` must be ``application/json`` (415), so no other web page
   can drive the app with a "simple" cross-origin form or ``text/plain`` request.
 * **Bounded bodies**: a body over ``max_body_bytes`` is refused with 413 while it is read (whatever
   its ``Content-Length`` says); a body that is not strict JSON (``NaN``, nesting deeper than Python
@@ -265,6 +265,7 @@ class RequestGuard:
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.max_body_bytes = max_body_bytes
         self.surface = surface
+        self.allowed_origins: set[str] = set()  # further page origins (the share link), exact
 
     def host_allowed(self, host: str, scope) -> bool:
         name = host_name(host)
@@ -280,7 +281,8 @@ class RequestGuard:
             await _send_json(send, 403, f"unknown Host {host!r}: this server answers only requests to itself")
             return
         origin = headers.get("origin")
-        if origin is not None and origin.split("://", 1)[-1].lower() != host.lower():
+        if (origin is not None and origin.split("://", 1)[-1].lower() != host.lower()
+                and origin.lower() not in self.allowed_origins):
             await _send_json(send, 403, f"cross-origin request from {origin!r} refused")
             return
         if scope["type"] == "websocket":
@@ -537,9 +539,10 @@ def open_share_link(running: RunningServer, share_token: str) -> str:
 
     from gradio import networking
 
-    port = int(running.url.rstrip("/").rsplit(":", 1)[1])
+    local = urlparse(running.url)  # the bound address (127.0.0.1 when bound to all)
+    port = local.port
     try:
-        link = networking.setup_tunnel("127.0.0.1", port, share_token, None, None)
+        link = networking.setup_tunnel(local.hostname, port, share_token, None, None)
     except Exception as e:  # offline, no tunnel binary, the share server refusing: all one line
         raise T2IError(f"--share could not open a public link: {one_line(e, 200)}") from None
     parsed = urlparse(link)
@@ -549,5 +552,6 @@ def open_share_link(running: RunningServer, share_token: str) -> str:
 
     running._tunnel = next((t for t in CURRENT_TUNNELS if t.local_port == port), None)
     running.allow_host(parsed.hostname)
+    running.guard.allowed_origins.add(f"https://{parsed.netloc}".lower())  # also if the tunnel rewrites Host
     running.share_url = parsed._replace(scheme="https").geturl()
     return running.share_url
