@@ -21,6 +21,18 @@ def require_gradio() -> None:
         raise T2IError('t2igan serve needs Gradio: pip install "t2igan[demo]"') from None
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM stops the server as Ctrl+C does (the served images' folder is deleted on the way out)."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def serve(run_or_name, host: str = "127.0.0.1", port: int = 7860, device: str | None = None,
           limits=None, allowed_hosts: list[str] | None = None, share: bool = False,
           background: bool = True, pipe=None, **server_options):
@@ -46,6 +58,7 @@ def serve(run_or_name, host: str = "127.0.0.1", port: int = 7860, device: str | 
             running.close()
             raise
     if not background:
+        stop_on_sigterm()
         print(f"* running on {running.url}  (Ctrl+C to stop)", flush=True)
         if running.share_url:
             print(f"* public link: {running.share_url}  (anyone with it can use the page)", flush=True)
