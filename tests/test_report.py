@@ -81,11 +81,11 @@ def test_several_runs_are_overlaid_from_the_command_line(runs, tmp_path, capsys)
     assert re.search(r"<th>metric</th><th>dfgan</th><th>drgan</th>", page)
 
 
-def test_smoothing_and_bad_folders():
+def test_smoothing_and_bad_folders(tmp_path):
     assert smooth([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])  # bias-corrected: no pull to 0
     assert smooth([0.0, 10.0], 0.5) == pytest.approx([0.0, 5 / 0.75])
     with pytest.raises(T2IError, match="not a run folder"):
-        build_report(["/nonexistent/run"], "/tmp/unused-report")
+        build_report([str(tmp_path / "no-such-run")], tmp_path / "report")
 
 
 # -- what a run folder holds is data ----------------------------------------------------------------
