@@ -81,13 +81,6 @@ def test_several_runs_are_overlaid_from_the_command_line(runs, tmp_path, capsys)
     assert re.search(r"<th>metric</th><th>dfgan</th><th>drgan</th>", page)
 
 
-def test_smoothing_and_bad_folders(tmp_path):
-    assert smooth([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])  # bias-corrected: no pull to 0
-    assert smooth([0.0, 10.0], 0.5) == pytest.approx([0.0, 5 / 0.75])
-    with pytest.raises(T2IError, match="not a run folder"):
-        build_report([str(tmp_path / "no-such-run")], tmp_path / "report")
-
-
 # -- what a run folder holds is data ----------------------------------------------------------------
 
 # script that sets window.__xss if it ever runs, in the contexts a page could be broken out of
@@ -176,3 +169,11 @@ def test_a_cut_last_log_line_is_left_out(runs, tmp_path):
     (run / "log.jsonl").write_text(whole + '{"step": 5, "g_lo\n{"step": 6}\n')  # not the last line: an error
     with pytest.raises(T2IError, match=r"log\.jsonl: line \d+ is not JSON"):
         read_run(run)
+
+
+def test_smoothing_and_bad_folders(tmp_path):
+    assert smooth([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])  # bias-corrected: no pull to 0
+    assert smooth([0.0, 10.0], 0.5) == pytest.approx([0.0, 5 / 0.75])
+    with pytest.raises(T2IError, match="not a run folder"):
+        build_report([str(tmp_path / "no-such-run")], tmp_path / "report")
+
