@@ -58,29 +58,6 @@ def test_one_run_page_is_self_contained_with_every_figure(runs, tmp_path):
     assert "attribute" in page and "Frechet distance of Shapes-probe features" in page
 
 
-@pytest.mark.slow
-def test_attention_and_mask_figures_for_a_model_that_has_them(runs, tmp_path):
-    _, drgan = runs
-    report = build_report([drgan], tmp_path / "report", captions=["a red circle", "a blue square"])
-    names = [p.name for p in report.figures]
-    assert names == ["losses.png", "samples-drgan.png", "captions-drgan.png", "attention-drgan.png", "masks-drgan.png"]
-    attention = Image.open(tmp_path / "report" / "attention-drgan.png")
-    assert attention.width >= 32 * 4  # the image then a map per word ("a red circle")
-    assert "No <code>metrics.jsonl</code> yet" in report.html.read_text()
-
-
-@pytest.mark.slow
-def test_several_runs_are_overlaid_from_the_command_line(runs, tmp_path, capsys):
-    dfgan, drgan = runs
-    assert main(["report", str(dfgan), str(drgan), "-o", str(tmp_path / "both")]) == 0
-    assert "wrote" in capsys.readouterr().out
-    page = (tmp_path / "both" / "index.html").read_text()
-    assert "2 runs: dfgan, drgan" in page
-    assert {"samples-dfgan.png", "samples-drgan.png", "masks-drgan.png"} <= {p.name for p in (tmp_path / "both").iterdir()}
-    # one table with a column per run
-    assert re.search(r"<th>metric</th><th>dfgan</th><th>drgan</th>", page)
-
-
 # -- what a run folder holds is data ----------------------------------------------------------------
 
 # script that sets window.__xss if it ever runs, in the contexts a page could be broken out of
@@ -169,6 +146,29 @@ def test_a_cut_last_log_line_is_left_out(runs, tmp_path):
     (run / "log.jsonl").write_text(whole + '{"step": 5, "g_lo\n{"step": 6}\n')  # not the last line: an error
     with pytest.raises(T2IError, match=r"log\.jsonl: line \d+ is not JSON"):
         read_run(run)
+
+
+@pytest.mark.slow
+def test_attention_and_mask_figures_for_a_model_that_has_them(runs, tmp_path):
+    _, drgan = runs
+    report = build_report([drgan], tmp_path / "report", captions=["a red circle", "a blue square"])
+    names = [p.name for p in report.figures]
+    assert names == ["losses.png", "samples-drgan.png", "captions-drgan.png", "attention-drgan.png", "masks-drgan.png"]
+    attention = Image.open(tmp_path / "report" / "attention-drgan.png")
+    assert attention.width >= 32 * 4  # the image then a map per word ("a red circle")
+    assert "No <code>metrics.jsonl</code> yet" in report.html.read_text()
+
+
+@pytest.mark.slow
+def test_several_runs_are_overlaid_from_the_command_line(runs, tmp_path, capsys):
+    dfgan, drgan = runs
+    assert main(["report", str(dfgan), str(drgan), "-o", str(tmp_path / "both")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    page = (tmp_path / "both" / "index.html").read_text()
+    assert "2 runs: dfgan, drgan" in page
+    assert {"samples-dfgan.png", "samples-drgan.png", "masks-drgan.png"} <= {p.name for p in (tmp_path / "both").iterdir()}
+    # one table with a column per run
+    assert re.search(r"<th>metric</th><th>dfgan</th><th>drgan</th>", page)
 
 
 def test_smoothing_and_bad_folders(tmp_path):
