@@ -176,4 +176,3 @@ def test_smoothing_and_bad_folders(tmp_path):
     assert smooth([0.0, 10.0], 0.5) == pytest.approx([0.0, 5 / 0.75])
     with pytest.raises(T2IError, match="not a run folder"):
         build_report([str(tmp_path / "no-such-run")], tmp_path / "report")
-
