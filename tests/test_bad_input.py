@@ -46,6 +46,8 @@ class Row:
     setup: Callable[[Path, Path], None] | None = None  # f(run, tmp) before the command
     absent: tuple[str, ...] = ()  # paths (relative to tmp) that must not exist afterwards
     limit_file_size: int | None = None  # bytes: RLIMIT_FSIZE, a full disk for every write past it
+    env: dict[str, str | None] = field(default_factory=dict)  # environment changes ({tmp} filled in; None: unset)
+    every_file: bool = False  # every file of the run folder stays byte-identical, not only the trained ones
 
 
 # ------------------------------------------------------------------------------------------ set-ups
@@ -129,6 +131,51 @@ def official_without_affine(run: Path, tmp: Path) -> None:
     torch.save({"netG": {"fc.weight": torch.zeros(1024, 100), "GBlocks.0.c1.weight": torch.zeros(2, 2)}},
                tmp / "official.pth")
 
+
+def append_line(rel: str, line: bytes | str) -> Callable:
+    def setup(run: Path, tmp: Path) -> None:
+        with open(run / rel, "ab") as f:
+            f.write(line if isinstance(line, bytes) else line.encode())
+    return setup
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A valid 1-bit PNG of ``width`` x ``height`` pixels in a few hundred KB (it decodes to GBs)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(b"\x00" * ((width + 7) // 8 + 1) * height, 9)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def sample_grid(content: bytes) -> Callable:
+    def setup(run: Path, tmp: Path) -> None:
+        (run / "samples").mkdir(exist_ok=True)
+        (run / "samples" / "step-00000099.png").write_bytes(content)
+    return setup
+
+
+def config_max_words(value) -> Callable:
+    def setup(run: Path, tmp: Path) -> None:
+        config = json.loads((run / "config.json").read_text())
+        config["experiment"]["data"]["max_words"] = value
+        (run / "config.json").write_text(json.dumps(config))
+    return setup
+
+
+def bundled_folder() -> str:
+    from t2igan.pretrained import BUNDLED_DIR
+
+    return str(BUNDLED_DIR / "shapes-dfgan")
+
+
+REPORT = ["report", "{run}", "-o", "{tmp}/report"]
+WANDB_ONLINE = {"WANDB_MODE": "online", "WANDB_API_KEY": None, "HOME": "{tmp}", "NETRC": None, "WANDB_SILENT": "true"}
+KEY = "k" * 40  # a well-formed API key; no server ever sees it
 
 FOLDER_DATA = ["data.dataset=folder", "data.root={tmp}/images", "data.train_args={}", "data.test_args={}",
                "train.batch_size=4"]
@@ -257,14 +304,64 @@ ROWS = [
         setup=lambda run, tmp: (run / "vocab.json").write_text("[]")),
     Row("info-cut-log-line-accepted", ["info", "{run}"], r"last log: +step=4", status=0, copy=True, setup=cut_log_line),
     Row("info-config-empty-object", ["info", "{run}"], r"is not a t2igan run config", copy=True, setup=run_config({})),
+    Row("sample-config-max-words-negative", ["sample", "{run}", "a red circle", "-o", "{tmp}/a.png"],
+        r"config\.json: invalid data\.max_words=-1: expected an integer >= 1", copy=True, setup=config_max_words(-1),
+        absent=("a.png",), every_file=True),
+    # experiment trackers: W&B refusals before the run folder exists, in seconds (not W&B's 90 s of retries)
+    Row("train-wandb-mode-bogus", [*TRAIN, "train.loggers=[wandb]", "--run-dir", "{tmp}/new"],
+        r"WANDB_MODE='bogus' is not a W&B mode", env={"WANDB_MODE": "bogus"}, absent=("new",), every_file=True),
+    Row("train-wandb-online-without-key", [*TRAIN, "train.loggers=[wandb]", "--run-dir", "{tmp}/new"],
+        r"WANDB_MODE=online needs a W&B API key", env=WANDB_ONLINE, absent=("new",), every_file=True),
+    Row("train-wandb-online-server-unreachable", [*TRAIN, "train.loggers=[wandb]", "--run-dir", "{tmp}/new"],
+        r"WANDB_MODE=online: the W&B server http://127\.0\.0\.1:9 cannot be reached",
+        env={**WANDB_ONLINE, "WANDB_API_KEY": KEY, "WANDB_BASE_URL": "http://127.0.0.1:9"}, absent=("new",), every_file=True),
+    # the web page: what cannot be served is one line
+    Row("serve-port-out-of-range", ["serve", "{run}", "--port", "99999"],
+        r"port must be a whole number from 0 to 65535 \(0: any free port\), got 99999", every_file=True),
+    Row("serve-address-not-here", ["serve", "{run}", "--host", "192.0.2.1", "--port", "0"],
+        r"cannot listen on 192\.0\.2\.1:0: ", every_file=True),
+    # the report reads a run folder as data: every malformed file is one line naming it
+    Row("report-log-json-array", REPORT, r"log\.jsonl: line 5 is a JSON list, not an object", copy=True,
+        setup=append_line("log.jsonl", "[1, 2]\n"), absent=("report/index.html",), every_file=True),
+    Row("report-log-json-number", REPORT, r"log\.jsonl: line 5 is a JSON int, not an object", copy=True,
+        setup=append_line("log.jsonl", "5\n"), absent=("report/index.html",), every_file=True),
+    Row("report-log-row-without-step", REPORT, r"log\.jsonl: line 5 has no whole-number 'step' \(got null\)",
+        copy=True, setup=append_line("log.jsonl", '{"g_loss": 1.0}\n'), absent=("report/index.html",), every_file=True),
+    Row("report-log-huge-number", REPORT, r"log\.jsonl: line 5: 'g_loss' is a 401-digit number, too large for a float",
+        copy=True, setup=append_line("log.jsonl", '{"step": 5, "g_loss": 1' + "0" * 400 + "}\n"),
+        absent=("report/index.html",), every_file=True),
+    Row("report-log-time-s-text", REPORT, r"log\.jsonl: line 5: 'time_s' must be a number of seconds, got \"ten\"",
+        copy=True, setup=append_line("log.jsonl", '{"step": 5, "g_loss": 1.0, "time_s": "ten"}\n'),
+        absent=("report/index.html",), every_file=True),
+    Row("report-log-invalid-utf8", REPORT, r"log\.jsonl: line 5 is not valid UTF-8 \(byte 0xff\)", copy=True,
+        setup=append_line("log.jsonl", b'{"step": 5, "note": "\xff"}\n'), absent=("report/index.html",), every_file=True),
+    Row("report-metrics-json-array", REPORT, r"metrics\.jsonl: line 1 is a JSON list, not an object", copy=True,
+        setup=append_line("metrics.jsonl", "[1]\n"), absent=("report/index.html",), every_file=True),
+    Row("report-metrics-name-not-text", REPORT, r"metrics\.jsonl: line 1: 'metric' must be a name, got \[\"fid\"\]",
+        copy=True, setup=append_line("metrics.jsonl", '{"metric": ["fid"], "value": 1}\n'), absent=("report/index.html",), every_file=True),
+    Row("report-sample-decompression-bomb", REPORT, r"step-00000099\.png: an image too large to decode safely",
+        copy=True, setup=sample_grid(bomb_png(30000, 30000)), absent=("report/index.html",), every_file=True),
+    Row("report-sample-not-an-image", REPORT, r"step-00000099\.png: not a readable image", copy=True,
+        setup=sample_grid(b"\x89PNG\r\n\x1a\nnot really"), absent=("report/index.html",), every_file=True),
+    Row("report-config-not-json", REPORT, r"config\.json is not valid JSON", copy=True, setup=run_config("{"),
+        absent=("report/index.html",), every_file=True),
+    Row("report-config-a-list", REPORT, r"config\.json must hold a JSON object, got a list", copy=True,
+        setup=run_config([1]), absent=("report/index.html",), every_file=True),
+    Row("report-config-invalid-utf8", REPORT, r"config\.json: line 1 is not valid UTF-8 \(byte 0xff\)", copy=True,
+        setup=lambda run, tmp: (run / "config.json").write_bytes(b'{"model_name": "\xff"}'),
+        absent=("report/index.html",), every_file=True),
+    Row("report-bundled-name", ["report", "shapes-dfgan"], r"wrote report-shapes-dfgan/index\.html and 2 figures: "
+        r"grid-shapes-dfgan\.png, captions-shapes-dfgan\.png", status=0, every_file=True),
+    Row("report-into-the-package", ["report", "shapes-dfgan", "-o", bundled_folder() + "/report"],
+        r"the report cannot be written into the package's bundled models", every_file=True),
 ]
 
 PROTECTED_GLOBS = ("model.safetensors", "checkpoints/*")
 
 
-def snapshot(run: Path) -> dict[str, str]:
+def snapshot(run: Path, every_file: bool = False) -> dict[str, str]:
     return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for pattern in PROTECTED_GLOBS for p in sorted(run.glob(pattern)) if p.is_file()}
+            for pattern in (("**/*",) if every_file else PROTECTED_GLOBS) for p in sorted(run.glob(pattern)) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -293,7 +390,7 @@ def run_row(row: Row, trained: Path, base: Path) -> Outcome:
         shutil.copytree(trained, run)
     if row.setup:
         row.setup(run, tmp)
-    before = snapshot(run)
+    before = snapshot(run, row.every_file)
     argv = [a.replace("{run}", str(run)).replace("{tmp}", str(tmp)) for a in row.argv]
     limit = row.limit_file_size
 
@@ -302,10 +399,15 @@ def run_row(row: Row, trained: Path, base: Path) -> Outcome:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp)}
+    for key, value in row.env.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value.replace("{tmp}", str(tmp))
     proc = subprocess.run([sys.executable, "-m", "t2igan", *argv], cwd=tmp, env=env, capture_output=True,
                           timeout=300, preexec_fn=limit_writes)
     return Outcome(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"),
-                   before, snapshot(run), tmp)
+                   before, snapshot(run, row.every_file), tmp)
 
 
 @pytest.fixture(scope="module")

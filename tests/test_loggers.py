@@ -3,6 +3,7 @@ file and media folder; both get the scalars of ``log.jsonl`` and the sample grid
 
 import io
 import json
+import socket
 import struct
 
 import numpy as np
@@ -88,3 +89,33 @@ def test_logger_names_are_checked_before_training():
         resolve_names(["tensorboard", "mlflow"])
     with pytest.raises(T2IError, match="unknown logger"):
         Trainer(resolve_config("dfgan-shapes", [*TINY, "train.loggers=[neptune]"]), None, progress=False)
+
+
+def test_wandb_mode_and_online_problems_are_one_line_before_anything_is_written(tmp_path, monkeypatch):
+    import time
+
+    from t2igan import loggers
+
+    monkeypatch.setenv("WANDB_MODE", "bogus")
+    with pytest.raises(T2IError, match="WANDB_MODE='bogus' is not a W&B mode"):
+        resolve_names(["wandb"])
+    monkeypatch.setenv("WANDB_MODE", "online")
+    for name in ("WANDB_API_KEY", "NETRC"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc with a key
+    with pytest.raises(T2IError, match="WANDB_MODE=online needs a W&B API key"):
+        resolve_names(["wandb"])
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    start = time.monotonic()
+    with pytest.raises(T2IError, match=f"the W&B server http://127.0.0.1:{port} cannot be reached"):
+        Trainer(resolve_config("dfgan-shapes", [*TINY, "train.loggers=[wandb]"]), tmp_path / "run", progress=False)
+    assert time.monotonic() - start < 5 and not (tmp_path / "run").exists()
+    # a server that never answers (a network that drops packets): refused after the reach timeout
+    monkeypatch.setattr(loggers.socket, "create_connection", lambda *a, **k: time.sleep(30))
+    start = time.monotonic()
+    assert loggers.reachable("https://api.example", timeout=0.3) == "no answer within 0.3 s"
+    assert time.monotonic() - start < 2

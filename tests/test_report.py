@@ -3,6 +3,7 @@ the sample grids as a strip, the metrics table with meanings, attention / mask f
 model has them, several runs overlaid."""
 
 import base64
+import html
 import io
 import json
 import re
@@ -14,7 +15,7 @@ from PIL import Image
 from t2igan.cli import main
 from t2igan.config import resolve_config
 from t2igan.errors import T2IError
-from t2igan.report import build_report, smooth
+from t2igan.report import build_report, read_run, smooth
 from t2igan.training import Trainer
 
 DFGAN = TINY_RUN + ["train.max_steps=4", "train.log_every=1", "train.sample_every=2", "train.checkpoint_every=100",
@@ -55,6 +56,96 @@ def test_one_run_page_is_self_contained_with_every_figure(runs, tmp_path):
     # the metrics table: the latest row of each metric, with what it means
     assert "41.25%" in page and "25.00%" not in page and "123.5" in page
     assert "attribute" in page and "Frechet distance of Shapes-probe features" in page
+
+
+# -- what a run folder holds is data ----------------------------------------------------------------
+
+# script that sets window.__xss if it ever runs, in the contexts a page could be broken out of
+PAYLOADS = [
+    '<script>window.__xss="script"</script>',
+    '<img src=x onerror="window.__xss=\'img\'">',
+    '"><svg onload="window.__xss=\'svg\'">',
+    "'><iframe srcdoc=\"<script>parent.__xss='iframe'</script>\"></iframe>",
+    '</title><script>window.__xss="title"</script>',
+    '</style><script>window.__xss="style"</script>',
+    '</pre></details><script>window.__xss="pre"</script>',
+    '<a href="javascript:window.__xss=\'href\'">click</a>',
+]
+FOLDER_PAYLOAD = "<img src=x onerror=window.__xss=1>"  # a folder name has no "/"
+
+
+def hostile_run(root, name: str = FOLDER_PAYLOAD):
+    """A run folder from someone else: script in its name, every log key, every metrics field, the
+    config and the card; a real sample grid."""
+    run = root / name
+    (run / "samples").mkdir(parents=True)
+    Image.new("RGB", (64, 32), (200, 30, 30)).save(run / "samples" / "step-00000002.png")
+    rows = [{"step": s, "time_s": 6.0 * s, **{p: 1.0 / (s + i) for i, p in enumerate(PAYLOADS)}, "note": PAYLOADS[0]}
+            for s in (1, 2)]
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = [{"metric": p, "value": p, "n": p, "std": p} for p in PAYLOADS]
+    metrics.append({"metric": "fid", "value": 12.5, "n": PAYLOADS[1], "std": 0.5})
+    (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+    (run / "config.json").write_text(json.dumps({"model_name": PAYLOADS[0], PAYLOADS[2]: PAYLOADS[3],
+                                                 "experiment": {"data": {"root": PAYLOADS[6]}}}))
+    (run / "card.json").write_text(json.dumps({"name": PAYLOADS[4], "command": PAYLOADS[5], "steps": PAYLOADS[7],
+                                               "probe": {p: p for p in PAYLOADS}}))
+    return run
+
+
+def test_everything_from_the_run_folder_is_escaped(tmp_path):
+    run = hostile_run(tmp_path / "runs")
+    report = build_report([run, hostile_run(tmp_path / "more", '"><svg onload=window.__xss=2>')], tmp_path / "out")
+    page = report.html.read_text()
+    head, _, body = page.partition("<body>")
+    # the only tags are the report's own: no script, handler, frame, link or foreign image
+    for tag in ("<script", "<svg", "<iframe", "<a "):
+        assert tag not in page.lower(), tag
+    assert not re.search(r"<[a-z]+[^>]*\son[a-z]+=", page, re.I)  # no event-handler attribute on any tag
+    assert re.findall(r"<img [^>]*>", body) and all(re.match(r'<img src="data:image/png;base64,', t)
+                                                     for t in re.findall(r"<img [^>]*>", body))
+    # every payload is shown, as text
+    for p in PAYLOADS + [FOLDER_PAYLOAD]:
+        assert html.escape(p) in page, p
+    # and the page could not run script even if something slipped through
+    assert "Content-Security-Policy" in head and "default-src 'none'" in head
+
+
+def test_report_of_a_bundled_model_shows_its_card_grid_and_config(tmp_path, monkeypatch):
+    """Bundled names work (the README says every command takes them); the page goes outside the
+    read-only package (./report-NAME), which is left byte for byte as it was."""
+    from t2igan.pretrained import BUNDLED_DIR
+
+    def package_files():
+        return {p: p.read_bytes() for p in (BUNDLED_DIR / "shapes-dfgan").rglob("*") if p.is_file()}
+
+    before = package_files()
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "shapes-dfgan"]) == 0
+    page = (tmp_path / "report-shapes-dfgan" / "index.html").read_text()
+    card = json.loads((BUNDLED_DIR / "shapes-dfgan" / "card.json").read_text())
+    assert "shapes-dfgan: model card" in page and f"{card['steps']:,} steps (model card)" in page
+    assert "probe.mean" in page and f"{card['probe']['mean']:.4g}" in page
+    assert "The model card&#x27;s sample grid" in page and "<code>config.json</code>" in page and "max_words" in page
+    grid = Image.open(tmp_path / "report-shapes-dfgan" / "grid-shapes-dfgan.png")
+    assert grid.size == Image.open(BUNDLED_DIR / "shapes-dfgan" / "grid.png").size
+    assert package_files() == before
+    with pytest.raises(T2IError, match="cannot be written into the package's bundled models"):
+        build_report(["shapes-dfgan"], BUNDLED_DIR / "shapes-dfgan" / "report")
+
+
+def test_a_cut_last_log_line_is_left_out(runs, tmp_path):
+    """A training run being written (or killed mid-line) is reported up to its last whole row."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs[0], run, ignore=shutil.ignore_patterns("model.safetensors", "checkpoints"))
+    whole = (run / "log.jsonl").read_text()
+    (run / "log.jsonl").write_text(whole + '{"step": 5, "g_lo')
+    assert len(read_run(run).log) == len(whole.splitlines())
+    (run / "log.jsonl").write_text(whole + '{"step": 5, "g_lo\n{"step": 6}\n')  # not the last line: an error
+    with pytest.raises(T2IError, match=r"log\.jsonl: line \d+ is not JSON"):
+        read_run(run)
 
 
 @pytest.mark.slow

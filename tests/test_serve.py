@@ -321,9 +321,11 @@ def test_one_generation_at_a_time(server, pipe, monkeypatch):
 
 
 @pytest.mark.slow
-def test_the_serve_command_binds_localhost_and_stops_on_ctrl_c(tiny_trained_run):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_serve_command_binds_localhost_and_stops_on_ctrl_c(tiny_trained_run, tmp_path, stop):
     run_dir = tiny_trained_run
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "GRADIO_ANALYTICS_ENABLED": "False",
+           "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-m", "t2igan", "serve", str(run_dir), "--port", "0", "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
@@ -333,10 +335,14 @@ def test_the_serve_command_binds_localhost_and_stops_on_ctrl_c(tiny_trained_run)
         url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
         with urllib.request.urlopen(url + "gradio_api/info", timeout=30) as resp:
             assert "/generate" in json.loads(resp.read())["named_endpoints"]
-        proc.send_signal(signal.SIGINT)
+        assert list(tmp_path.glob("t2igan-serve-outputs-*"))  # the folder of served images
+        proc.send_signal(stop)
         assert proc.wait(timeout=30) in (0, 130)
     finally:
         proc.kill()
+    assert not list(tmp_path.glob("t2igan-serve-*"))  # deleted on the way out
+    if stop == signal.SIGTERM:
+        return
     out = subprocess.run([sys.executable, "-m", "t2igan", "serve", str(run_dir / "nothing")], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.startswith("error: ") and out.stderr.count("\n") == 1

@@ -112,3 +112,17 @@ def test_generate_interpolate_and_errors_in_the_browser(demo_url, browser):
     wait.until(lambda d: "the caption is empty" in d.find_element(By.TAG_NAME, "body").text)
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "Traceback" not in body and "T2IError" not in body
+
+    # an example caption fills the field (the page's one direct call, through the server's guard)
+    examples = browser.find_elements(By.CSS_SELECTOR, "button.gallery-item")
+    assert examples and examples[1].text
+    examples[1].click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#caption textarea, #caption input").get_attribute("value")
+               == examples[1].text)
+    # a seed of 10**400: the field cannot hold it; the app says what a seed may be, in one line
+    seed = browser.find_element(By.CSS_SELECTOR, "#seed input")
+    seed.send_keys(Keys.CONTROL, "a")
+    seed.send_keys("1" + "0" * 400)
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda d: "seed must be a whole number between 0 and 2147483647" in d.find_element(By.TAG_NAME, "body").text)
+    assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text

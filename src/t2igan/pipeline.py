@@ -72,7 +72,9 @@ class Text2ImagePipeline:
         self.device = torch.device(device)
         self.generator_module = generator_module
         exp = self.config.get("experiment", {})
-        self.max_words = exp.get("data", {}).get("max_words", 18)
+        self.max_words = (exp.get("data") if isinstance(exp.get("data"), dict) else {}).get("max_words", 18)
+        if isinstance(self.max_words, bool) or not isinstance(self.max_words, int) or self.max_words < 1:
+            raise T2IError(f"config.json: invalid data.max_words={self.max_words!r}: expected an integer >= 1")
         self.max_images = 256  # per call, a guard against requests that would exhaust memory
 
     @classmethod

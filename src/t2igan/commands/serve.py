@@ -8,7 +8,7 @@ HELP = "start a local Gradio page for a trained model (pip install \"t2igan[demo
 def add_arguments(parser) -> None:
     parser.add_argument("run_dir", help="a run folder (or a folder with model.safetensors + config.json) or a bundled name")
     parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for the network)")
+                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0: every address, for the network)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
     parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                         help="another name this server may be reached by (Host header), e.g. behind a proxy")
@@ -16,7 +16,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-images", type=int, default=16, help="most images per request (default 16)")
     parser.add_argument("--max-waiting", type=int, default=8,
                         help="requests that may wait for the model; more are told to retry (default 8)")
-    parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link (off by default)")
+    parser.add_argument("--share", action="store_true",
+                        help="also open a public Gradio share link (needs internet) to the same guarded server: "
+                             "anyone with the link can use the page (off by default)")
 
 
 def run(args) -> None:

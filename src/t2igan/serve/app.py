@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home, before gradio is imported
 
-from ..errors import T2IError  # noqa: E402
+from ..errors import T2IError, one_line  # noqa: E402
 from ..visualize import stack_rows  # noqa: E402
 
 @dataclass
@@ -32,16 +32,40 @@ class Limits:
     max_waiting: int = 8  # requests that may wait in the queue; more are told to retry
 
 
-def whole_number(value, lo: int, hi: int, label: str) -> int:
+def shown(value) -> str:
+    """``value`` for a message: a number too long to read is named by its length."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**24:
+        return digits(value)
+    return one_line(repr(value), 60)
+
+
+def digits(value: int) -> str:
     try:
-        as_float = float(value)
-    except (TypeError, ValueError):
-        raise T2IError(f"{label} must be a whole number, got {value!r}") from None
-    if not math.isfinite(as_float) or as_float != int(as_float):
-        raise T2IError(f"{label} must be a whole number, got {value!r}")
-    if not lo <= int(as_float) <= hi:
-        raise T2IError(f"{label} must be between {lo} and {hi}, got {int(as_float)}")
-    return int(as_float)
+        return f"a {len(str(abs(value)))}-digit number"
+    except ValueError:  # past Python's limit on converting ints to text
+        return "a number of thousands of digits"
+
+
+def whole_number(value, lo: int, hi: int, label: str) -> int:
+    """``value`` (a number, or text of one) as an int in ``[lo, hi]``; anything else is a T2IError
+    that says the range (a huge number too: ``10**400`` is refused, not overflowed)."""
+    got = "no number" if value is None or value == "" else shown(value)  # the page sends null for 10**400
+    problem = T2IError(f"{label} must be a whole number between {lo} and {hi}, got {got}")
+    if isinstance(value, bool):
+        raise problem
+    if isinstance(value, int):
+        number = value
+    else:
+        try:
+            as_float = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise problem from None
+        if not math.isfinite(as_float) or as_float != int(as_float):
+            raise problem
+        number = int(as_float)
+    if not lo <= number <= hi:
+        raise problem
+    return number
 
 
 def truncation_value(value) -> float | None:
@@ -49,12 +73,15 @@ def truncation_value(value) -> float | None:
     number in (0, 4]."""
     if value is None or value == "" or value == 0:
         return None
+    problem = T2IError(f"truncation must be a number in (0, 4], got {shown(value)}")
+    if isinstance(value, bool):
+        raise problem
     try:
         value = float(value)
-    except (TypeError, ValueError):
-        raise T2IError(f"truncation must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise problem from None
     if not (math.isfinite(value) and 0 < value <= 4):
-        raise T2IError(f"truncation must be in (0, 4], got {value}")
+        raise problem
     return value
 
 
