@@ -168,7 +168,7 @@ def config_max_words(value) -> Callable:
 
 
 def bundled_folder() -> str:
-    from t2igan.pretrained import BUNDLED_DIR
+    from t2igan.runs import BUNDLED_DIR
 
     return str(BUNDLED_DIR / "shapes-dfgan")
 

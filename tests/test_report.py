@@ -114,7 +114,7 @@ def test_everything_from_the_run_folder_is_escaped(tmp_path):
 def test_report_of_a_bundled_model_shows_its_card_grid_and_config(tmp_path, monkeypatch):
     """Bundled names work (the README says every command takes them); the page goes outside the
     read-only package (./report-NAME), which is left byte for byte as it was."""
-    from t2igan.pretrained import BUNDLED_DIR
+    from t2igan.runs import BUNDLED_DIR
 
     def package_files():
         return {p: p.read_bytes() for p in (BUNDLED_DIR / "shapes-dfgan").rglob("*") if p.is_file()}
