@@ -12,12 +12,12 @@ from t2igan.cli import main
 from t2igan.config import resolve_config
 from t2igan.data.shapes import ShapesDataset, parse_shapes_caption
 from t2igan.data.text import Vocabulary
-from t2igan.hub import save_run
 from t2igan.metrics.diversity import (OPEN_FORMS, mean_pairwise_distance, normalized_entropy, open_captions,
                                       precision_recall_density_coverage, real_renders, shapes_diversity,
                                       value_coverage)
 from t2igan.metrics.shapes_probe import load_or_train_probe, scene_labels
-from t2igan.registry import create_model
+from t2igan.models import create_model
+from t2igan.runs import save_run
 
 
 @pytest.fixture(scope="module")
