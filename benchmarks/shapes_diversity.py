@@ -10,6 +10,8 @@ row (``EVAL_ONLY``) only score it another way (another truncation). Trainings ru
     python benchmarks/shapes_diversity.py --rows demo --steps 8000                  # a longer budget
     python benchmarks/shapes_diversity.py --score-only                              # re-read run folders
     python benchmarks/shapes_diversity.py --rows shapes-dfgan                       # a bundled model
+    python benchmarks/shapes_diversity.py --table                                   # rewrite the table from the JSON
+    python benchmarks/shapes_diversity.py --dry-run                                 # check every row's command
 
 Runs go to ``--runs`` (default ``runs/diversity``; ``NAME`` at 2,000 steps, ``NAME-STEPS`` otherwise).
 Writes ``benchmarks/results/shapes_diversity.json`` (every row ever scored, by name and steps) and the
@@ -27,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from dry_run import check_commands, check_runs
 from results_md import write_block
 
 HERE = Path(__file__).resolve().parent
@@ -164,12 +167,26 @@ def main() -> None:
     p.add_argument("--runs", default=SHOWN_RUNS)
     p.add_argument("--score-only", action="store_true")
     p.add_argument("--out", default=str(HERE / "results" / "shapes_diversity.json"))
+    p.add_argument("--table", action="store_true", help="write the table of --out's rows into RESULTS.md and exit")
+    p.add_argument("--dry-run", action="store_true", help="check every row's training command and exit")
     args = p.parse_args()
 
+    if args.dry_run:
+        check_commands(train_command(name, args.steps, args.runs) for name in args.rows if name in ROWS)
+        check_runs(name for name in args.rows if name in BUNDLED)
+        return
+    out = Path(args.out)
+    if args.table:
+        table = json.loads(out.read_text())["rows"]
+        for row in table:  # each row's commands as the script writes them today
+            row["commands"] = ([train_command(row["name"], row["steps"], SHOWN_RUNS)] if row["name"] in ROWS else []) \
+                + [eval_command(row["name"], row["steps"], SHOWN_RUNS)]
+        print(markdown_table(table))
+        write_block("shapes_diversity", markdown_table(table), "Does each caption give a distribution?")
+        return
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = Path(args.out)
     table = json.loads(out.read_text()).get("rows", []) if out.is_file() else []
     for name in args.rows:
         steps = 0 if name in BUNDLED else args.steps

@@ -104,3 +104,12 @@ def test_contrastive_floor_floods_gs_contrastive_term():
     _, below = one_way_generator_loss(m.discriminator, fake, sent, contrastive_weight=1.0, contrastive_floor=high)
     assert above["g_contrastive"] == pytest.approx(plain["g_contrastive"])  # above the floor: unchanged
     assert below["g_contrastive"] == pytest.approx(2 * high - plain["g_contrastive"])  # below: |L - b| + b
+
+
+@pytest.mark.parametrize("option", [{"diversity_sensitive_tau": 0}, {"mode_seeking_weight": -1},
+                                    {"d_minibatch_std": -2}, {"g_noise_injection": "sometimes"}])
+def test_a_bad_noise_option_is_one_error(option):
+    from t2igan.errors import T2IError
+
+    with pytest.raises(T2IError, match=next(iter(option))):
+        tiny(**option)
