@@ -113,3 +113,25 @@ def test_a_bad_noise_option_is_one_error(option):
 
     with pytest.raises(T2IError, match=next(iter(option))):
         tiny(**option)
+
+
+@pytest.mark.parametrize("name", ["attngan", "mirrorgan", "drgan"])
+def test_ca_sample_draws_conditioning_augmentation_from_the_seeded_noise(name):
+    from conftest import TINY_MODELS
+
+    batch = make_batch(V)
+    plain = create_model(name, vocab_size=V, **TINY_MODELS[name]).eval()
+    model = create_model(name, vocab_size=V, **{**TINY_MODELS[name], "ca_sample": True}).eval()
+    z_dim, c_dim = model.config.z_dim, model.config.c_dim
+    assert plain.noise(4, None, torch.Generator().manual_seed(0)).shape == (4, z_dim)
+    noise = model.noise(4, None, torch.Generator().manual_seed(0))
+    assert noise.shape == (4, z_dim + c_dim)
+    assert torch.equal(noise, model.noise(4, None, torch.Generator().manual_seed(0)))  # a seed fixes it
+    with torch.no_grad():
+        text = model.encode_text(batch["tokens"], batch["lengths"])
+        image = model.generate_from_text(text, noise).images
+        again = model.generate_from_text(text, noise).images
+        other_eps = torch.cat([noise[:, :z_dim], torch.randn(4, c_dim)], dim=1)
+        moved = model.generate_from_text(text, other_eps).images
+    assert torch.equal(image, again)  # eval mode: nothing random beyond the noise
+    assert not torch.allclose(image, moved)  # same z, another eps: another image
