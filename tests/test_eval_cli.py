@@ -144,3 +144,19 @@ def test_eval_truncation_changes_the_noise_and_is_recorded(setup, capsys):
                  "--no-progress"]) == 2
     assert "truncation must be a finite number >= 0" in capsys.readouterr().err
     assert (len(read_metrics(run)) if (run / "metrics.jsonl").exists() else 0) == lines_before  # nothing written
+
+
+def test_eval_truncation_form_changes_the_noise_and_is_recorded(setup, capsys):
+    from t2igan.evaluate import evaluate
+
+    run, _, probe = setup
+    common = dict(metrics="shapes", n=20, batch_size=10, probe=str(probe), device="cpu", progress=False, write=False)
+    own = {r["metric"]: r for r in evaluate(run, **common)}  # the model's own form: the official "scaled"
+    scaled = {r["metric"]: r for r in evaluate(run, truncation_form="scaled", **common)}
+    clip = {r["metric"]: r for r in evaluate(run, truncation_form="clip", **common)}
+    assert own["shapes_fid"]["truncation_form"] == "scaled" and clip["shapes_fid"]["truncation_form"] == "clip"
+    assert scaled["shapes_fid"]["value"] == own["shapes_fid"]["value"]
+    assert clip["shapes_fid"]["value"] != own["shapes_fid"]["value"]  # narrower noise, other images
+    assert main(["eval", str(run), "--metrics", "shapes", "--n", "10", "--probe", str(probe),
+                 "--truncation-form", "wide", "--no-progress"]) == 2
+    assert "truncation form must be one of scaled, clip" in capsys.readouterr().err

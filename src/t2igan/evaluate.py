@@ -25,6 +25,12 @@ Metrics, as the papers' evaluation code computes them:
 * ``shapes`` (Shapes runs only): :mod:`t2igan.metrics.shapes_probe` -- attribute accuracy on the
   ``test`` captions and on the ``test_heldout`` captions (held-out colour-shape pairs), and Shapes-FID
   on the probe's features (domain-specific, not comparable with Inception FID).
+* ``diversity``: :mod:`t2igan.metrics.diversity` -- does each caption give a distribution? Precision,
+  recall, density and coverage of the ``n`` images against the real test images and the mean pairwise
+  distance of ``k`` seeds of one caption (Inception pool3 features; the Shapes probe's on Shapes), and
+  on Shapes the entropy and coverage of what ``k`` seeds draw where a caption leaves size or place
+  unsaid, their feature spread against real renders of the caption, and their faithfulness to what it
+  names.
 
 Each result is one JSON line in ``<run>/metrics.jsonl``: ``metric``, ``value`` (and ``std`` where
 there is one), ``n``, ``seed``, ``run``, ``time`` and metric-specific details.
@@ -43,7 +49,8 @@ import torch
 
 from .errors import T2IError
 
-METRICS = ("fid", "is", "rprec", "shapes")
+METRICS = ("fid", "is", "rprec", "shapes", "diversity")
+DEFAULT_METRICS = ("fid", "is", "rprec", "shapes")
 METRICS_FILE = "metrics.jsonl"
 IS_NETWORKS = ("fid", "imagenet", "cub")
 # data set -> (IS network, IS protocol) its papers reported: CUB with StackGAN's fine-tuned Inception and
@@ -313,6 +320,109 @@ class ShapesScorer:
         return records
 
 
+class DiversityScorer:
+    """The ``diversity`` metric (:mod:`t2igan.metrics.diversity`): features of the ``n`` generated test
+    images (for precision / recall / density / coverage against the real test images), then, in
+    :meth:`finish`, ``k`` seeds of ``num_captions`` test captions (per-caption diversity) and, on
+    Shapes, ``k`` seeds of ``num_captions`` captions of each open form against ``k`` real renders."""
+
+    def __init__(self, shapes: bool, image_size: int, k: int, num_captions: int, probe_path: str | None,
+                 inception_weights: str | None, device, batch_size: int, progress: bool):
+        if not isinstance(k, int) or k < 2:
+            raise T2IError(f"diversity needs at least 2 seeds per caption (--k), got {k}")
+        if not isinstance(num_captions, int) or num_captions < 1:
+            raise T2IError(f"diversity needs at least 1 caption (--diversity-captions), got {num_captions}")
+        self.shapes, self.k, self.num_captions = shapes, k, num_captions
+        self.device, self.batch_size, self.image_size = device, batch_size, image_size
+        if shapes:
+            from .metrics.shapes_probe import load_or_train_probe
+
+            self.probe, _, path = load_or_train_probe(image_size, probe_path, device=device, progress=progress)
+            self.feature_name = f"Shapes probe {path}"
+        else:
+            from .metrics.inception import build_inception, resolve_weights_path
+
+            self.net = build_inception("fid", path=inception_weights, device=device)
+            self.feature_name = f"Inception pool3 {resolve_weights_path('fid', inception_weights)}"
+        self.fake_feats = []
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        out = []
+        for chunk in torch.split(images, self.batch_size):
+            chunk = chunk.to(self.device)
+            feats = self.probe.predict(chunk)[1] if self.shapes else self.net(chunk, output="pool3")
+            out.append(feats.float().cpu())
+        return torch.cat(out)
+
+    def add(self, images: torch.Tensor) -> None:
+        self.fake_feats.append(self.features(images))
+
+    def real_features(self, test_set, limit: int) -> torch.Tensor:
+        if self.shapes:
+            from .metrics.shapes_probe import read_dataset
+
+            return read_dataset(self.probe, test_set, device=self.device)[2][:limit]
+        return torch.cat([self.features(b) for b in real_image_batches(test_set, self.batch_size, limit)])
+
+    @torch.no_grad()
+    def _generate(self, pipe, captions: list[str], seed: int, truncation, with_preds: bool = False):
+        """Images of ``captions`` read by the feature network: features (and, on Shapes, probe labels)."""
+        feats, preds = [], []
+        for batch in pipe.generate_batches(captions, seed=seed, truncation=truncation, batch_size=self.batch_size):
+            if with_preds:
+                p, f = self.probe.predict(batch.images.to(self.device))
+                preds.append(p.cpu())
+                feats.append(f.float().cpu())
+            else:
+                feats.append(self.features(batch.images))
+        return torch.cat(feats), (torch.cat(preds) if with_preds else None)
+
+    def finish(self, pipe, test_set, captions: TestCaptions, seed: int, truncation, progress: bool) -> list[dict]:
+        from tqdm import tqdm
+
+        from .metrics.diversity import (mean_pairwise_distance, open_captions,
+                                        precision_recall_density_coverage, real_renders, shapes_diversity)
+
+        k, common = self.k, {"k": self.k, "features": self.feature_name}
+        fake = torch.cat(self.fake_feats)
+        m = min(len(fake), len(test_set), 10000)  # as many real as generated samples (Naeem et al.: 10,000)
+        real = self.real_features(test_set, m)
+        prdc = precision_recall_density_coverage(real, fake[:m])
+        records = [{"metric": f"prdc_{name}", "value": v, "num_real": m, "num_fake": m,
+                    "neighbours": 5, "features": self.feature_name} for name, v in prdc.items()]
+
+        test = list(dict.fromkeys(captions.captions))[: self.num_captions]
+        bar = tqdm(total=len(test), desc="diversity: seeds per test caption", disable=not progress)
+        spreads = []
+        for caption in test:
+            feats, _ = self._generate(pipe, [caption] * k, seed + 3, truncation)
+            spreads.append(mean_pairwise_distance(feats))
+            bar.update(1)
+        bar.close()
+        real_spread = mean_pairwise_distance(real[:1000])
+        value = float(np.mean(spreads))
+        records.append({"metric": "caption_diversity", "value": value, "relative": value / real_spread,
+                        "real_spread": real_spread, "captions": len(test), **common})
+        if not self.shapes:
+            return records
+
+        open_caps = open_captions(self.num_captions)
+        fake_feats, fake_preds = self._generate(pipe, [c.caption for c in open_caps for _ in range(k)], seed + 2,
+                                                truncation, with_preds=True)
+        reals = [real_renders(c, k, self.image_size) for c in open_caps]
+        real_preds, real_feats = self.probe.predict(torch.cat(reals).to(self.device))
+        result = shapes_diversity(open_caps, k, fake_preds, fake_feats, real_preds.cpu(), real_feats.float().cpu())
+        common |= {"captions": len(open_caps), "forms": sorted({c.form for c in open_caps})}
+        for name in ("entropy", "coverage", "features", "faithfulness"):
+            records.append({"metric": f"diversity_{name}", **result[name], **common})
+        # the same four numbers on the open captions: k seeds of each against k real renders of it
+        prdc = precision_recall_density_coverage(real_feats.float().cpu(), fake_feats)
+        records += [{"metric": f"open_prdc_{name}", "value": v, "num_real": len(fake_feats),
+                     "num_fake": len(fake_feats), "neighbours": 5, **common} for name, v in prdc.items()]
+        return records
+
+
 # ---------------------------------------------------------------------------------------------------
 # driver
 # ---------------------------------------------------------------------------------------------------
@@ -343,19 +453,23 @@ def parse_metrics(metrics) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: int = 50, seed: int = 0,
+def evaluate(run_dir: str | Path, metrics=DEFAULT_METRICS, n: int = 30000, batch_size: int = 50, seed: int = 0,
              damsm: str | None = None, inception_weights: str | None = None, is_network: str | None = None,
              fid_stats: str | None = None, probe: str | None = None, device: str | None = None,
              progress: bool = True, write: bool = True, probe_size: int | None = None,
              truncation: float | None = None, is_protocol: str | None = None,
-             is_weights: str | None = None) -> list[dict]:
+             is_weights: str | None = None, k: int = 32, diversity_captions: int = 8,
+             truncation_form: str | None = None) -> list[dict]:
     """Generate ``n`` images from test captions of the run and compute ``metrics``; returns the records
     (also appended to ``<run_dir>/metrics.jsonl`` when ``write``). ``probe_size``: the side at which the
     Shapes probe reads the images (default: the run's image size); give one size to compare runs
     trained at different sizes (images are resized to it, antialiased when shrinking). ``truncation``:
-    the noise truncation (0: none; default: the model's own), recorded in every record. ``is_network``
-    (fid | imagenet | cub), ``is_protocol`` (torch | paper; see :mod:`t2igan.metrics.is_protocols`) and
-    ``is_weights`` (the IS network's weights file) default by the run's data set (:func:`default_is_settings`)."""
+    the noise truncation (0: none; default: the model's own), recorded in every record;
+    ``truncation_form``: how a DF-GAN-family model applies it (``scaled`` or ``clip``, default: its own).
+    ``is_network`` (fid | imagenet | cub), ``is_protocol`` (torch | paper; see
+    :mod:`t2igan.metrics.is_protocols`) and ``is_weights`` (the IS network's weights file) default by the
+    run's data set (:func:`default_is_settings`). ``k``: seeds per caption of the diversity metric, over
+    ``diversity_captions`` test captions (and on Shapes as many captions of each open form)."""
     from tqdm import tqdm
 
     from .pipeline import Text2ImagePipeline
@@ -370,13 +484,31 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     pipe = Text2ImagePipeline.from_pretrained(run_dir, device=device)
     truncation = pipe.default_truncation(truncation)
+    if truncation_form is not None:
+        from .models.base import TRUNCATION_FORMS
+
+        if not hasattr(pipe.model.config, "truncation_form"):
+            raise T2IError(f"--truncation-form: the {pipe.model_name} model has no truncation form (DF-GAN, SSA-GAN)")
+        if truncation_form not in TRUNCATION_FORMS:
+            raise T2IError(f"truncation form must be one of {', '.join(TRUNCATION_FORMS)}, got {truncation_form!r}")
+        pipe.model.config.truncation_form = truncation_form
     pipe.noise(1, seed, truncation)  # a bad truncation fails here, before any scorer is built
     experiment = pipe.config.get("experiment", {})
     data = experiment.get("data", {})
     is_shapes = data.get("dataset", "shapes") == "shapes"
     if "shapes" in names and not is_shapes:
         raise T2IError(f"the shapes metric needs a Shapes run; {run_dir} was trained on {data.get('dataset')!r}")
-    test_set = build_eval_dataset(data, "test")
+    if "diversity" in names and (not isinstance(k, int) or k < 2):
+        raise T2IError(f"diversity needs at least 2 seeds per caption (--k), got {k}")
+    try:
+        test_set = build_eval_dataset(data, "test")
+    except T2IError as err:
+        if "diversity" in names:
+            raise T2IError(f"diversity compares generated with real test images, and the run's data set "
+                           f"({data.get('dataset')} at {data.get('root')}) has none here: {err}") from None
+        raise
+    if "diversity" in names and len(test_set) <= 5:
+        raise T2IError(f"diversity compares generated with real test images: {len(test_set)} found, more than 5 needed")
     captions = test_captions(test_set, n)
     start = time.time()
 
@@ -400,6 +532,12 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
         heldout_set = build_eval_dataset(data, "test_heldout")
         heldout = test_captions(heldout_set, min(n, len(heldout_set)))
 
+    if "diversity" in names:
+        diversity_size = probe_size or data.get("image_size", 64)
+        scorers["diversity"] = DiversityScorer(is_shapes, diversity_size, k, diversity_captions, probe,
+                                               inception_weights, device, batch_size, progress)
+        diversity_real_set = build_eval_dataset(data, "test", image_size=diversity_size) if is_shapes else test_set
+
     bar = tqdm(total=n + (len(heldout.captions) if heldout else 0), desc=f"eval {run_dir.name}", unit="img",
                disable=not progress)
     # the pipeline's lenient batches: no caption dropped or reordered (one with only unknown words is warned about)
@@ -421,8 +559,12 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
         records += scorers["rprec"].finish(seed)
     if "shapes" in scorers:
         records += scorers["shapes"].finish(captions, heldout.attributes, shapes_real_set)
+    if "diversity" in scorers:
+        records += scorers["diversity"].finish(pipe, diversity_real_set, captions, seed, truncation, progress)
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     common = {"n": n, "seed": seed, "truncation": truncation, "run": str(run_dir), "time": stamp,
+              **({"truncation_form": pipe.model.config.truncation_form}
+                 if hasattr(pipe.model.config, "truncation_form") else {}),
               "eval_seconds": round(time.time() - start, 1)}
     records = [{**r, **{k: v for k, v in common.items() if k not in r}} for r in records]
     if write:
@@ -432,12 +574,17 @@ def evaluate(run_dir: str | Path, metrics=METRICS, n: int = 30000, batch_size: i
     return records
 
 
+PERCENT_METRICS = ("rprec", "shapes_attr", "shapes_attr_heldout", "diversity_entropy", "diversity_coverage",
+                   "diversity_features", "diversity_faithfulness", "prdc_precision", "prdc_recall", "prdc_coverage",
+                   "open_prdc_precision", "open_prdc_recall", "open_prdc_coverage")
+
+
 def format_table(records: list[dict]) -> str:
     """A plain-text table: metric | value | +- | details."""
     rows = [("metric", "value", "std", "details")]
     for r in records:
         value = r["value"]
-        if r["metric"] in ("rprec", "shapes_attr", "shapes_attr_heldout"):
+        if r["metric"] in PERCENT_METRICS:
             shown, std = f"{100 * value:.2f}%", (f"{100 * r['std']:.2f}%" if "std" in r else "")
         else:
             shown, std = f"{value:.4g}", (f"{r['std']:.3g}" if "std" in r else "")
@@ -446,6 +593,14 @@ def format_table(records: list[dict]) -> str:
             details.append(f"DAMSM {r['damsm']}" + (" (used in training)" if r.get("damsm_used_in_training") else ""))
         if "per_attribute" in r:
             details.append(" ".join(f"{k} {100 * v:.1f}" for k, v in r["per_attribute"].items() if v == v))
+        if isinstance(r.get("real"), dict) and "value" in r["real"]:
+            details.append(f"real renders {100 * r['real']['value']:.1f}")
+        elif r["metric"] == "diversity_faithfulness":
+            details.append(f"real renders {100 * r['real']:.1f}")
+        elif r["metric"] == "diversity_features":
+            details.append(f"mean pairwise distance {r['fake']:.3g}, real renders {r['real']:.3g}")
+        elif r["metric"] == "caption_diversity":
+            details.append(f"{100 * r['relative']:.1f}% of the real test images' spread ({r['real_spread']:.3g})")
         if "reference" in r:
             details.append(f"ref {r['reference']}")
         rows.append((r["metric"], shown, std, "; ".join(details)))

@@ -6,18 +6,21 @@ and prints a table (see :mod:`t2igan.evaluate`). FID reference statistics: ``t2i
 
 from __future__ import annotations
 
-HELP = "score a run: FID, IS, R-precision, Shapes attributes"
+HELP = "score a run: FID, IS, R-precision, Shapes attributes, diversity"
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("run_dir", help="a training run folder or a bundled model's name (t2igan list-pretrained)")
     parser.add_argument("--metrics", default="fid,is,rprec,shapes",
-                        help="comma-separated: fid, is, rprec, shapes (default: all)")
+                        help="comma-separated: fid, is, rprec, shapes, diversity (default: fid,is,rprec,shapes)")
     parser.add_argument("--n", type=int, default=30000, help="images to generate from test captions (default 30000)")
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0, help="noise seed")
     parser.add_argument("--truncation", type=float, default=None,
                         help="noise truncation, 0 = none (default: the model's own, e.g. DF-GAN's 0.88)")
+    parser.add_argument("--truncation-form", default=None,
+                        help="DF-GAN / SSA-GAN: scaled (official: T x N(0,1) cut at +-2) or clip (N(0,1) cut at +-T); "
+                             "default: the model's own")
     parser.add_argument("--damsm", help="DAMSM run folder scoring R-precision (default: the one the run trained with)")
     parser.add_argument("--inception-weights", help="pt_inception-2015-12-05-6726825d.pth for FID / IS")
     parser.add_argument("--is-network", nargs="+", metavar=("NAME", "PATH"), default=None,
@@ -33,6 +36,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--probe", help="Shapes probe file (default: the cached one, trained on first use)")
     parser.add_argument("--probe-size", type=int, default=None,
                         help="side at which the Shapes probe reads images (default: the run's image size)")
+    parser.add_argument("--k", type=int, default=32, help="diversity: seeds per caption (default 32)")
+    parser.add_argument("--diversity-captions", type=int, default=8,
+                        help="diversity: test captions given --k seeds each, and on Shapes as many captions of "
+                             "each form that leaves size or place unsaid (default 8)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--no-progress", action="store_true")
 
@@ -51,7 +58,8 @@ def run(args) -> None:
                        is_protocol=args.is_protocol, is_weights=is_weights,
                        fid_stats=args.fid_stats, probe=args.probe, device=args.device,
                        progress=not args.no_progress, probe_size=args.probe_size,
-                       truncation=args.truncation)
+                       truncation=args.truncation, truncation_form=args.truncation_form, k=args.k,
+                       diversity_captions=args.diversity_captions)
     from ..runs import is_bundled, resolve_run_dir
 
     print(format_table(records))

@@ -32,6 +32,17 @@ is the default, the presets' ``-cub``/``-coco`` setting and that of a converted 
   D (``d_translate``), the sentence in G's first FC (``sentence_in_fc``), SSA-GAN's DAMSM term in G
   (``damsm_weight``; its image encoder comes from ``damsm_weights``). The ``dfgan-shapes`` preset's
   choice among them is measured in ``benchmarks/RESULTS.md``.
+* Options that make G use its noise (DF-GAN's config, all off by default), measured in
+  ``benchmarks/RESULTS.md`` ("Does each caption give a distribution?"): MSGAN's mode-seeking term
+  [Mao et al., CVPR 2019, Eq. 3] (``mode_seeking_weight``, :func:`mode_seeking_loss`); DSGAN's
+  diversity-sensitive term [Yang et al., ICLR 2019, Eq. 2-3] (``diversity_sensitive_weight``,
+  ``diversity_sensitive_tau``, :func:`diversity_sensitive_loss`); ProGAN's minibatch standard
+  deviation in D [Karras et al., ICLR 2018, Sec. 3] (``d_minibatch_std``, :func:`minibatch_std`);
+  StyleGAN's per-pixel noise after every conv of G [Karras et al., CVPR 2019, Sec. 2]
+  (``g_noise_injection``, :class:`NoiseInjection`); flooding [Ishida et al., ICML 2020] of G's
+  contrastive term (``contrastive_floor``: ``|L - b| + b``, so once an image picks out its own
+  caption well enough G is no longer pulled towards the one image that matches it best). The first
+  two draw a second image of every caption from fresh noise in G's step (:func:`noise_use_loss`).
 """
 
 from __future__ import annotations
@@ -122,6 +133,12 @@ class DFGANConfig(DFGANFamilyOptions):
     ma_gp_power: float = 6.0  # p in MA-GP
     truncation: float = 0.88  # noise truncation at sampling (0 = none); DF-GAN's trunc_rate
     truncation_form: Literal["scaled", "clip"] = "scaled"  # scaled: official, 0.88 * N(0,1) cut to [-2, 2] | clip: N(0,1) cut to [-0.88, 0.88]
+    mode_seeking_weight: float = 0.0  # MSGAN's mode-seeking term in G (0 = off; not in the paper)
+    diversity_sensitive_weight: float = 0.0  # DSGAN's diversity-sensitive term in G (0 = off)
+    diversity_sensitive_tau: Positive = 1.0  # its bound on image distance per noise distance
+    d_minibatch_std: int = 0  # ProGAN's minibatch standard deviation in D's head: group size (0 = off)
+    g_noise_injection: bool = False  # StyleGAN's learned-scale per-pixel noise after every conv of G
+    contrastive_floor: float = 0.0  # flooding level b of G's contrastive term (0 = off)
 
     @property
     def cond_dim(self) -> int:
@@ -166,7 +183,7 @@ class FusionBlock(nn.Module):
 class GBlock(nn.Module):
     """Up-block: x2 nearest up-sampling, then ``shortcut(h) + conv(fuse(conv(fuse(h))))``."""
 
-    def __init__(self, cond_dim: int, in_ch: int, out_ch: int, upsample: bool = True):
+    def __init__(self, cond_dim: int, in_ch: int, out_ch: int, upsample: bool = True, noise_injection: bool = False):
         super().__init__()
         self.upsample = upsample
         self.fuse0 = FusionBlock(cond_dim, in_ch)
@@ -174,12 +191,27 @@ class GBlock(nn.Module):
         self.fuse1 = FusionBlock(cond_dim, out_ch)
         self.conv1 = nn.Conv2d(out_ch, out_ch, 3, 1, 1)
         self.shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+        self.noise0 = NoiseInjection(out_ch) if noise_injection else nn.Identity()
+        self.noise1 = NoiseInjection(out_ch) if noise_injection else nn.Identity()
 
     def forward(self, h, cond):
         if self.upsample:
             h = F.interpolate(h, scale_factor=2, mode="nearest")
-        res = self.conv1(self.fuse1(self.conv0(self.fuse0(h, cond)), cond))
+        res = self.noise1(self.conv1(self.fuse1(self.noise0(self.conv0(self.fuse0(h, cond))), cond)))
         return self.shortcut(h) + res
+
+
+class NoiseInjection(nn.Module):
+    """``h + w * n`` with ``n ~ N(0, 1)`` per pixel (one map per image, shared by the channels) and
+    ``w`` one learned weight per channel, starting at 0 [StyleGAN, Karras et al. 2019, Sec. 2]."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        n = torch.randn(h.shape[0], 1, h.shape[2], h.shape[3], device=h.device, dtype=h.dtype)
+        return h + self.weight[None, :, None, None] * n
 
 
 def channel_plan(nf: int, image_size: int, max_mult: int = 8) -> list[int]:
@@ -192,12 +224,14 @@ def channel_plan(nf: int, image_size: int, max_mult: int = 8) -> list[int]:
 
 
 class Generator(nn.Module):
-    def __init__(self, nf: int, z_dim: int, cond_dim: int, image_size: int, sentence_in_fc: bool = False):
+    def __init__(self, nf: int, z_dim: int, cond_dim: int, image_size: int, sentence_in_fc: bool = False,
+                 noise_injection: bool = False):
         super().__init__()
         chs = channel_plan(nf, image_size)
         self.sentence_in_fc = sentence_in_fc
         self.fc = nn.Linear(z_dim + (cond_dim if sentence_in_fc else 0), chs[0] * 4 * 4)
-        self.blocks = nn.ModuleList(GBlock(z_dim + cond_dim, i, o) for i, o in zip(chs[:-1], chs[1:]))
+        self.blocks = nn.ModuleList(GBlock(z_dim + cond_dim, i, o, noise_injection=noise_injection)
+                                    for i, o in zip(chs[:-1], chs[1:]))
         self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(chs[-1], 3, 3, 1, 1), nn.Tanh())
 
     def forward(self, noise: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
@@ -240,13 +274,14 @@ class OneWayDiscriminator(nn.Module):
     and relations are half of what a Shapes caption says) or summed (``"sum"``)."""
 
     def __init__(self, nf: int, cond_dim: int, image_size: int, max_mult: int = 8, contrastive_dim: int = 0,
-                 contrastive_pool: str = "flatten", gamma_init: float = 0.0):
+                 contrastive_pool: str = "flatten", gamma_init: float = 0.0, minibatch_std_group: int = 0):
         super().__init__()
         chs = channel_plan(nf, image_size, max_mult)[::-1]  # nf ... max_mult * nf
         self.from_rgb = nn.Conv2d(3, chs[0], 3, 1, 1)
         self.blocks = nn.Sequential(*(DBlock(i, o, gamma_init) for i, o in zip(chs[:-1], chs[1:])))
+        self.minibatch_std_group = minibatch_std_group  # > 0: the joint head also reads minibatch_std()
         self.joint = nn.Sequential(
-            nn.Conv2d(chs[-1] + cond_dim, 2 * nf, 3, 1, 1, bias=False),
+            nn.Conv2d(chs[-1] + (1 if minibatch_std_group else 0) + cond_dim, 2 * nf, 3, 1, 1, bias=False),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(2 * nf, 1, 4, 1, 0, bias=False),
         )
@@ -260,12 +295,28 @@ class OneWayDiscriminator(nn.Module):
 
     def logits(self, features: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
         cond = sent_emb[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
+        if self.minibatch_std_group:
+            features = minibatch_std(features, self.minibatch_std_group)
         return self.joint(torch.cat([features, cond], dim=1)).flatten()  # (B,)
 
     def embeddings(self, features: torch.Tensor, sent_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Image and sentence embeddings for the contrastive term: 4x4 features flattened (or summed), projected."""
         pooled = features.flatten(1) if self.contrastive_pool == "flatten" else features.sum(dim=(2, 3))
         return self.image_proj(pooled), self.text_proj(sent_emb)
+
+
+def minibatch_std(features: torch.Tensor, group: int) -> torch.Tensor:
+    """ProGAN's minibatch standard deviation [Karras et al. 2018, Sec. 3]: for groups of ``group``
+    images, the standard deviation of each feature over the group, averaged over features and pixels,
+    appended as one more channel (B, C + 1, H, W). A batch that does not divide by ``group`` uses the
+    largest group size that divides it."""
+    B, _, H, W = features.shape
+    g = min(group, B)
+    while B % g:
+        g -= 1
+    grouped = features.reshape(g, B // g, *features.shape[1:])  # (g, B/g, C, H, W): image i in group i % (B/g)
+    std = (grouped.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (B/g,)
+    return torch.cat([features, std.repeat(g)[:, None, None, None].expand(B, 1, H, W)], dim=1)
 
 
 def random_translate(images: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -379,18 +430,68 @@ def ma_gp_loss(D: nn.Module, images: torch.Tensor, sent_emb: torch.Tensor, ma_gp
 
 
 def one_way_generator_loss(D: nn.Module, fake: torch.Tensor, sent_emb: torch.Tensor, contrastive_weight: float = 0.0,
-                           contrastive_temperature: float = 0.1) -> tuple[torch.Tensor, dict]:
+                           contrastive_temperature: float = 0.1,
+                           contrastive_floor: float = 0.0) -> tuple[torch.Tensor, dict]:
     """DF-GAN's G objective ``-E[D(G(z, e), e)]`` [DF-GAN, Eq. 4], + ``contrastive_weight`` times
     the :func:`contrastive_loss` that makes each image pick out its own caption in D's embedding
-    space (optional)."""
+    space (optional), flooded at ``contrastive_floor`` b > 0 [Ishida et al., ICML 2020]:
+    ``|L - b| + b``."""
     fake_feats = D.features(fake)
     loss = g_hinge_loss(D.logits(fake_feats, sent_emb))
     logs = {"g_adv": loss.item()}
     if contrastive_weight:
         con = contrastive_loss(*D.embeddings(fake_feats, sent_emb), contrastive_temperature)
+        if contrastive_floor:
+            con = (con - contrastive_floor).abs() + contrastive_floor
         loss = loss + contrastive_weight * con
         logs["g_contrastive"] = con.item()
     return loss, logs
+
+
+def _noise_ratio(fake_a: torch.Tensor, fake_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor,
+                 per_sample: bool) -> torch.Tensor:
+    """``mean |fake_a - fake_b| / mean |z_a - z_b|``: how far the images move per unit of noise, over
+    the batch or (``per_sample``) per pair (B,)."""
+    if per_sample:
+        return (fake_a - fake_b).abs().flatten(1).mean(1) / (z_a - z_b).abs().flatten(1).mean(1).clamp_min(1e-8)
+    return (fake_a - fake_b).abs().mean() / (z_a - z_b).abs().mean().clamp_min(1e-8)
+
+
+def mode_seeking_loss(fake_a: torch.Tensor, fake_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor,
+                      eps: float = 1e-5) -> torch.Tensor:
+    """Mode-seeking term of G [MSGAN, Mao et al., CVPR 2019, Eq. 3]: ``1 / (d_I / d_z + eps)`` with
+    ``d_I = mean |G(c, z_a) - G(c, z_b)|`` and ``d_z = mean |z_a - z_b|`` over the batch (pixel L1,
+    as the authors' code measures it); minimising it makes two noises of one condition give two
+    images. ``fake_a[i]`` and ``fake_b[i]`` share a condition."""
+    return 1.0 / (_noise_ratio(fake_a, fake_b, z_a, z_b, per_sample=False) + eps)
+
+
+def diversity_sensitive_loss(fake_a: torch.Tensor, fake_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor,
+                             tau: float = 1.0) -> torch.Tensor:
+    """Diversity-sensitive term of G [DSGAN, Yang et al., ICLR 2019, Eq. 2-3]:
+    ``-E[min(||G(c, z_a) - G(c, z_b)||_1 / ||z_a - z_b||_1, tau)]``, per pair (mean absolute
+    differences), bounded by ``tau`` so G is not paid for moving further once images differ enough."""
+    return -_noise_ratio(fake_a, fake_b, z_a, z_b, per_sample=True).clamp(max=tau).mean()
+
+
+def noise_use_loss(c: DFGANConfig, generate, fake: torch.Tensor, noise: torch.Tensor) -> tuple:
+    """G's noise-use terms of config ``c``: ``generate(noise_b)`` draws a second image of each caption
+    from fresh noise, compared with ``fake = generate(noise)`` (:func:`mode_seeking_loss`,
+    :func:`diversity_sensitive_loss`). Returns ``(weighted sum, logs)``; ``(0.0, {})`` when both are off."""
+    if not (c.mode_seeking_weight or c.diversity_sensitive_weight):
+        return 0.0, {}
+    noise_b = torch.randn_like(noise)
+    fake_b = generate(noise_b)
+    total, logs = 0.0, {}
+    if c.mode_seeking_weight:
+        term = mode_seeking_loss(fake, fake_b, noise, noise_b)
+        total = total + c.mode_seeking_weight * term
+        logs["g_mode_seeking"] = term.item()
+    if c.diversity_sensitive_weight:
+        term = diversity_sensitive_loss(fake, fake_b, noise, noise_b, c.diversity_sensitive_tau)
+        total = total + c.diversity_sensitive_weight * term
+        logs["g_diversity_sensitive"] = term.item()
+    return total, logs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,9 +508,9 @@ class DFGAN(T2IModel):
         self.text_encoder = self.build_text_encoder()
         self.damsm_critic = build_damsm_critic("dfgan", c)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
-        self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.sentence_in_fc)
+        self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.sentence_in_fc, c.g_noise_injection)
         self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size,
-                                                 **c.discriminator_args())
+                                                 **c.discriminator_args(), minibatch_std_group=c.d_minibatch_std)
 
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:
         G = generator_module or self.generator
@@ -426,16 +527,21 @@ class DFGAN(T2IModel):
         if not sent_emb.requires_grad:
             sent_emb = sent_emb.detach().requires_grad_(True)
         g_sent = sent_emb.detach()  # G never back-propagates into the text encoder
-        fake = self.generator(self.draw_noise(batch), g_sent)
-        state.update(fake=fake, sent_emb=g_sent, text=text.detach())
+        noise = self.draw_noise(batch)
+        fake = self.generator(noise, g_sent)
+        state.update(fake=fake, noise=noise, sent_emb=g_sent, text=text.detach())
         return one_way_discriminator_loss(self.discriminator, images, sent_emb, c.d_view(fake), c.ma_gp_weight,
                                           c.ma_gp_power, "roll", **c.contrastive_terms())
 
     def g_loss(self, batch, state):
-        """[DF-GAN, Eq. 4]: ``-E[D(G(z, e), e)]`` (+ the optional contrastive and DAMSM terms; the
-        latter ``lambda * L_DAMSM`` [AttnGAN, Eq. 14] is SSA-GAN's, not DF-GAN's)."""
+        """[DF-GAN, Eq. 4]: ``-E[D(G(z, e), e)]`` (+ the optional contrastive and DAMSM terms, the
+        latter ``lambda * L_DAMSM`` [AttnGAN, Eq. 14] SSA-GAN's, not DF-GAN's; + the optional noise-use
+        terms, :func:`noise_use_loss`)."""
         c = self.config
         loss, logs = one_way_generator_loss(self.discriminator, c.d_view(state["fake"]), state["sent_emb"],
-                                            **c.contrastive_terms())
+                                            **c.contrastive_terms(), contrastive_floor=c.contrastive_floor)
         loss = self.damsm_critic.add_to(loss, logs, c.damsm_loss_weight, state["fake"], state["text"], batch)
-        return loss, logs | {"g_loss": loss.item()}
+        variety, variety_logs = noise_use_loss(c, lambda z: self.generator(z, state["sent_emb"]), state["fake"],
+                                               state["noise"])
+        loss = loss + variety
+        return loss, logs | variety_logs | {"g_loss": loss.item()}
