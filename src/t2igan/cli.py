@@ -103,9 +103,10 @@ def unknown_arguments(parser: Parser, command: str, extra: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        status = run_command(argv)
-        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
-        return status
+        try:
+            return run_command(argv)
+        finally:  # --help and --version exit through here too
+            sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as a killed-by-SIGPIPE program
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
