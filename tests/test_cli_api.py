@@ -125,6 +125,13 @@ def test_version_help_and_did_you_mean(capsys):
     assert status == 2 and "did you mean 'dfgan-shapes'" in err
     status, _, err = main(["train", "dfgan-shapes", "train.max_step=5", "--dry-run"], capsys)
     assert status == 2 and "did you mean 'max_steps'" in err
+    from t2igan.evaluate import parse_metrics
+    from t2igan.runs import resolve_run_dir
+
+    with pytest.raises(T2IError, match="did you mean 'fid'"):
+        parse_metrics("fdi,is")
+    with pytest.raises(T2IError, match="did you mean 'shapes-dfgan'"):
+        resolve_run_dir("shapes-dfgn")
     status, out, _ = main(["sample", "--help"], capsys)
     text = " ".join(out.split())
     for shown in ("RUN", "--seed", "(default: 0)", "(default: 8)", "--device", "-o OUTPUT", "(default: samples.png)",
