@@ -50,6 +50,7 @@ def test_eval_rprec_and_shapes_write_metrics_and_table(setup, capsys):
     for name in ("rprec", "shapes_attr", "shapes_attr_heldout", "shapes_fid"):
         assert name in out
     assert f"DAMSM {damsm}" in out
+    assert f"appended 4 lines to {run / 'metrics.jsonl'}" in out
     records = read_metrics(run)
     by_name = {r["metric"]: r for r in records}
     assert set(by_name) == {"rprec", "shapes_attr", "shapes_attr_heldout", "shapes_fid"}
@@ -63,6 +64,10 @@ def test_eval_rprec_and_shapes_write_metrics_and_table(setup, capsys):
     again = read_metrics(run)
     assert len(again) == 8
     assert [r["value"] for r in again[4:]] == [r["value"] for r in records]
+    capsys.readouterr()
+    assert main(["eval", str(run), "--metrics", "rprec", "--n", "20", "--damsm", str(damsm), "--device", "cpu",
+                 "--no-progress"]) == 0
+    assert "appended 1 line to" in capsys.readouterr().out  # not "1 lines"
 
 
 class FakeInception(nn.Module):

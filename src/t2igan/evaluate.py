@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import T2IError
+from .errors import T2IError, did_you_mean
 
 METRICS = ("fid", "is", "rprec", "shapes", "diversity")
 DEFAULT_METRICS = ("fid", "is", "rprec", "shapes")
@@ -449,7 +449,8 @@ def parse_metrics(metrics) -> list[str]:
     names = [m for m in names if m]
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
-        raise T2IError(f"unknown metric(s) {unknown or metrics!r}; choose from {', '.join(METRICS)}")
+        hint = "".join(did_you_mean(m, METRICS) for m in unknown)
+        raise T2IError(f"unknown metric(s) {unknown or metrics!r}{hint}; choose from {', '.join(METRICS)}")
     return list(dict.fromkeys(names))
 
 

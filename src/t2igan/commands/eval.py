@@ -14,7 +14,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--metrics", default="fid,is,rprec,shapes",
                         help="comma-separated: fid, is, rprec, shapes, diversity (default: fid,is,rprec,shapes)")
     parser.add_argument("--n", type=int, default=30000, help="images to generate from test captions (default 30000)")
-    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=50, help="images generated and scored at a time")
     parser.add_argument("--seed", type=int, default=0, help="noise seed")
     parser.add_argument("--truncation", type=float, default=None,
                         help="noise truncation, 0 = none (default: the model's own, e.g. DF-GAN's 0.88)")
@@ -33,15 +33,16 @@ def add_arguments(parser) -> None:
                              "TF resize for fid, StackGAN's for cub), torch = t2igan's float bilinear resize; "
                              "default: paper on CUB and COCO runs, torch otherwise")
     parser.add_argument("--fid-stats", help="reference statistics .npz (default: computed from the real test images)")
-    parser.add_argument("--probe", help="Shapes probe file (default: the cached one, trained on first use)")
+    parser.add_argument("--probe", help="Shapes probe file (default: the one shipped for the image size, 32 or 64 px; "
+                                          "other sizes: the cached one, trained on first use)")
     parser.add_argument("--probe-size", type=int, default=None,
                         help="side at which the Shapes probe reads images (default: the run's image size)")
     parser.add_argument("--k", type=int, default=32, help="diversity: seeds per caption (default 32)")
     parser.add_argument("--diversity-captions", type=int, default=8,
                         help="diversity: test captions given --k seeds each, and on Shapes as many captions of "
                              "each form that leaves size or place unsaid (default 8)")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args) -> None:
@@ -65,4 +66,4 @@ def run(args) -> None:
     print(format_table(records))
     run_dir = resolve_run_dir(args.run_dir)
     if not is_bundled(run_dir):
-        print(f"appended {len(records)} lines to {run_dir / METRICS_FILE}")
+        print(f"appended {len(records)} line{'s' if len(records) != 1 else ''} to {run_dir / METRICS_FILE}")

@@ -33,7 +33,7 @@ from ..hub import first_bad_tensor, load_safetensors_into
 from ..models import create_model, model_config_class
 from ..models.damsm import DAMSM_LOSS_SETTINGS, DAMSMConfig
 from ..nn.image_encoder import InceptionBackbone
-from ..runs import WEIGHTS_NAME, load_damsm, load_vocab, read_config, resolve_run_dir
+from ..runs import WEIGHTS_NAME, load_damsm, load_vocab, read_config, resolve_path, resolve_run_dir
 
 
 def build_vocab(cfg: ExperimentConfig, train_set) -> Vocabulary:
@@ -46,7 +46,7 @@ def build_vocab(cfg: ExperimentConfig, train_set) -> Vocabulary:
         source = None  # a bare DAMSM weights file without its run folder: no vocabulary to take
     if not source:
         return Vocabulary.build(train_set.all_captions())
-    path = Path(source).expanduser()
+    path = resolve_path(source)  # a bundled model's file too: shapes-damsm/vocab.json
     if path.suffix == ".pickle":
         from ..data.datasets import read_attngan_captions, vocabulary_from_attngan
 
