@@ -29,6 +29,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from t2igan.config import resolve_config
+from t2igan.runs import STATE_DIR, begin_overwrite
 from t2igan.training import Trainer
 from test_reliability import TINY  # the tiny DF-GAN every trainer test uses
 
@@ -130,6 +131,17 @@ def image_folder(corrupt: bool, uncaptioned: bool) -> Callable:
 def official_without_affine(run: Path, tmp: Path) -> None:
     torch.save({"netG": {"fc.weight": torch.zeros(1024, 100), "GBlocks.0.c1.weight": torch.zeros(2, 2)}},
                tmp / "official.pth")
+
+
+def users_own_config(run: Path, tmp: Path) -> None:
+    """The run's files, but config.json is the user's own and no manifest says otherwise."""
+    shutil.rmtree(run / STATE_DIR)
+    (run / "config.json").write_text('{"my": "settings"}')
+
+
+def interrupted_overwrite(run: Path, tmp: Path) -> None:
+    """The folder as an `--overwrite` killed after setting the old run aside leaves it."""
+    assert begin_overwrite(run)[0]
 
 
 def append_line(rel: str, line: bytes | str) -> Callable:
@@ -238,6 +250,17 @@ ROWS = [
         r"already holds a run; continue it with --resume, or discard it with --overwrite", copy=True),
     Row("resume-and-overwrite", [*TRAIN, "--run-dir", "{run}", "--resume", "--overwrite"],
         r"--resume and --overwrite contradict each other", copy=True),
+    Row("overwrite-batch-larger-than-data", [*TRAIN, "train.batch_size=100", "--run-dir", "{run}", "--overwrite"],
+        r"fewer than one batch .*nothing in .* was changed", copy=True, every_file=True),
+    Row("overwrite-never-replaces-the-users-config", [*TRAIN, "--run-dir", "{run}", "--overwrite"],
+        r"config\.json was not written by a t2igan run and training would replace it", copy=True, every_file=True,
+        setup=users_own_config),
+    Row("resume-after-interrupted-overwrite", [*TRAIN, "--run-dir", "{run}", "--resume"],
+        r"holds an interrupted --overwrite .*`t2igan undo-overwrite .*` puts the old run back", copy=True,
+        every_file=True, setup=interrupted_overwrite),
+    Row("sample-after-interrupted-overwrite", ["sample", "{run}", "a red circle", "-o", "{tmp}/a.png"],
+        r"holds an interrupted --overwrite", copy=True, every_file=True, setup=interrupted_overwrite,
+        absent=("a.png",)),
     Row("resume-without-run-dir", [*TRAIN, "--resume"], r"name the run folder to resume"),
     Row("resume-at-max-steps-changes-nothing", ["resume", "{run}"], r"already at step 4 .*nothing to train",
         status=0, copy=True),

@@ -22,13 +22,14 @@ from . import __version__
 from .commands import (caption, convert, data, eval_stats, info, list_models, list_presets, list_pretrained, pretrain,
                        report, resume, sample, serve)
 from .commands import eval as eval_command  # not to shadow the built-in eval
-from .commands import shapes_probe, train
+from .commands import shapes_probe, train, undo_overwrite
 from .errors import did_you_mean, report_error
 
 # name -> module, in the order of `t2igan --help`
 COMMANDS = {
     "train": train,
     "resume": resume,
+    "undo-overwrite": undo_overwrite,
     "sample": sample,
     "info": info,
     "list-models": list_models,
