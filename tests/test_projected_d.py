@@ -217,3 +217,5 @@ def test_bad_d_backbone_inputs_are_one_line_errors(tmp_path):
         create_model("dfgan", vocab_size=30, d_backbone="resnet")
     with pytest.raises(T2IError, match=r"invalid model\.d_augment='translation,color': .*translation, cutout"):
         create_model("ssagan", vocab_size=30, d_augment="translation,color")
+    with pytest.raises(T2IError, match=r"model\.d_minibatch_std is an option of DF-GAN's own D"):
+        create_model("dfgan", vocab_size=30, d_minibatch_std=2, d_backbone="damsm_random", damsm_backbone="small_cnn")
