@@ -11,7 +11,9 @@ Paper equation -> function:
   summed in :func:`one_way_discriminator_loss` (MA-GP alone: :func:`ma_gp_loss`);
 * Eq. 4, G's loss ``-E[D(G(z, e), e)]``: :func:`g_hinge_loss`, :func:`one_way_generator_loss`;
 * beyond the paper: the image-sentence contrastive term [XMC-GAN, Eq. 1-2] :func:`contrastive_loss`,
-  DiffAugment's translation [Zhao et al. 2020, Sec. 3] :func:`random_translate`.
+  DiffAugment's translation and cutout [Zhao et al. 2020, Sec. 3] :func:`random_translate`,
+  :func:`random_cutout`, and a D that reads a frozen pretrained network through fixed random projections
+  [Projected GAN, Sauer et al. 2021, Sec. 3, Eq. 2] :class:`ProjectedDiscriminator` (``d_backbone``).
 
 Shapes follow the official 2022 code: G maps z (100) through an FC to ``8nf x 4 x 4``, then up-blocks
 double the resolution up to ``image_size``; each up-block is two deep-fusion blocks (two stacked
@@ -29,7 +31,8 @@ is the default, the presets' ``-cub``/``-coco`` setting and that of a converted 
   ``train.ema_decay: 0``; the trainer's 0.999 average is the option.
 * :class:`DFGANFamilyOptions` (shared with SSA-GAN, all off by default): the image-sentence
   contrastive term, D's residual gates starting open (``d_gamma_init``), DiffAugment translation in
-  D (``d_translate``), the sentence in G's first FC (``sentence_in_fc``), SSA-GAN's DAMSM term in G
+  D (``d_translate``), the sentence in G's first FC (``sentence_in_fc``), a projected D
+  (``d_backbone``, ``d_augment``), SSA-GAN's DAMSM term in G
   (``damsm_weight``; its image encoder comes from ``damsm_weights``). The ``dfgan-shapes`` preset's
   choice among them is measured in ``benchmarks/RESULTS.md``.
 * Options that make G use its noise (DF-GAN's config, all off by default), measured in
@@ -49,17 +52,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..fields import Backbone, Config, Count, Fraction, Positive, PowerOfTwo
+from ..fields import Backbone, Config, Count, Fraction, Positive, PowerOfTwo, Rule
 from ..losses import mismatched_pairs
+from ..nn.image_encoder import InceptionBackbone, SmallCNN
 from ..registry import register_model
 from .base import SampleOutput, T2IModel
 from .damsm import build_damsm_critic
+
+DAugment = Annotated[str, Rule(lambda v: augment_policy(v) is not None, "translation, cutout (comma-separated) or none")]
 
 
 @dataclass
@@ -76,7 +82,13 @@ class DFGANFamilyOptions(Config):
     * ``d_translate``: DiffAugment's translation of every image D sees, real or generated
       (:func:`random_translate`);
     * ``sentence_in_fc``: G's first layer (the FC to the 4x4 map) reads ``[z, sent_emb]`` instead of
-      ``z`` alone, so the coarse layout can follow the caption from the start.
+      ``z`` alone, so the coarse layout can follow the caption from the start;
+    * ``d_backbone``: D reads the maps of a frozen pretrained image network, the backbone of the
+      ``damsm_weights`` run's image encoder, through fixed random projections [Projected GAN, Sauer et
+      al. 2021] (:class:`ProjectedDiscriminator`), after the DiffAugment transforms ``d_augment``
+      names; ``damsm_random``: the same architecture with random weights (an ablation). The builder
+      writes the DAMSM's architecture into ``damsm_backbone``, ``damsm_image_size`` and
+      ``damsm_cnn_channels``, so a run folder rebuilds a D of the same shapes without the DAMSM.
 
     and the DAMSM term of G (``damsm_*``; in SSA-GAN's paper, with weight 0.05, not in DF-GAN's): the
     frozen image encoder of the ``damsm_weights`` run scores G's images against their captions
@@ -90,6 +102,10 @@ class DFGANFamilyOptions(Config):
     d_gamma_init: float = 0.0  # start of the gates on D's residual branches (official 0)
     d_translate: float = 0.0  # DiffAugment translation of D's inputs, a fraction of the side (0 = off)
     sentence_in_fc: bool = False  # G's first FC also reads the sentence
+    d_backbone: Literal["none", "damsm", "damsm_random"] = "none"  # none (the paper's D) | damsm (D reads the frozen DAMSM image encoder, Projected GAN) | damsm_random (the same, random weights)
+    d_augment: DAugment = "translation,cutout"  # DiffAugment before that backbone: translation, cutout (comma-separated) or none
+    damsm_image_size: Count | None = None  # input side of the small-CNN DAMSM D reads (the builder writes the run's)
+    damsm_cnn_channels: Count | None = None  # its first width (the builder writes the run's)
     damsm_weights: str | None = None  # DAMSM run folder (or name): its text encoder starts ours, its image encoder scores the DAMSM loss
     damsm_backbone: Backbone = "inception"  # image encoder built when damsm_weights is None: inception | small_cnn (random: tests only)
     damsm_weight: float | None = None  # DAMSM loss weight in G (None: the family's default, see damsm_loss_weight)
@@ -97,6 +113,14 @@ class DFGANFamilyOptions(Config):
     damsm_gamma2: float | None = None  # region-word relevance sharpness (None: the DAMSM run's, else 5)
     damsm_gamma3: float | None = None  # image-text matching sharpness (None: the DAMSM run's, else 10)
     damsm_paper_form: bool | None = None  # True: the paper's log(sum exp)^(1/gamma2); False: official code's (None: the run's)
+
+    def problem(self) -> str | None:
+        side = self.damsm_image_size if self.damsm_backbone == "small_cnn" else 299
+        if self.d_backbone != "none" and side and side < self.image_size:
+            return (f"model.d_backbone={self.d_backbone} reads images at the DAMSM's {side} px, smaller than G's "
+                    f"{self.image_size} px, so D could not see G's detail; use a DAMSM pretrained at "
+                    f"data.image_size={self.image_size} or larger")
+        return None
 
     @property
     def damsm_loss_weight(self) -> float:
@@ -143,6 +167,11 @@ class DFGANConfig(DFGANFamilyOptions):
     @property
     def cond_dim(self) -> int:
         return 2 * self.text_hidden_dim
+
+    def problem(self) -> str | None:
+        if self.d_backbone != "none" and self.d_minibatch_std:
+            return "model.d_minibatch_std is an option of DF-GAN's own D, not of the projected D (model.d_backbone)"
+        return super().problem()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,6 +366,197 @@ def random_translate(images: torch.Tensor, ratio: float) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
+# projected discriminator (model.d_backbone)
+#
+# Projected GAN [Sauer, Chitta, Mueller, Geiger, "Projected GANs Converge Faster", NeurIPS 2021, Sec. 3,
+# Eq. 2] trains one small discriminator D_l per feature map of a fixed projector P_l and sums their
+# losses: min_G max_{D_l} sum_l E_x[log D_l(P_l(x))] + E_z[log(1 - D_l(P_l(G(z))))]. P_l is a frozen
+# pretrained network followed by fixed random projections [Sec. 3.2]: cross-channel mixing (CCM, a random
+# 1x1 conv of each map) and cross-scale mixing (CSM, each map also receives the deeper, coarser ones).
+# Every image, real or generated, is augmented before P_l [DiffAugment, Zhao et al. 2020].
+#
+# Here the frozen network is the backbone of the DAMSM image encoder the GAN already uses, and each D_l
+# is DF-GAN's down-blocks to 4 x 4 and conditional head, so DF-GAN's hinge loss and MA-GP [Eq. 3-4]
+# apply as they are (the hinge terms average over the scales' logits, as the official Projected GAN code
+# averages over its discriminators'). Deviations, each for a reason:
+#
+# * DF-GAN's loss (hinge + MA-GP, mismatched captions as negatives), not Projected GAN's plain hinge:
+#   the family's text-conditioned objective is kept; no batch or spectral norm in the heads (DF-GAN's D
+#   has neither; MA-GP regularises);
+# * CSM adds the coarser mixed map, resized and randomly projected, to each map
+#   (m_l = CCM_l(f_l) + W_l resize(m_{l+1})); the official fusion blocks also double every map's side,
+#   which would quadruple the heads' cost on a CPU for no new information;
+# * augmentation (d_augment) is DiffAugment's translation (1/8 of the side, edges repeated so a
+#   background stays a background) and cutout (a square of half the side set to 0), not its colour
+#   transforms: captions name colours and D must see them as they are;
+# * D also reads the image itself average-pooled to 8 x 8 through one more head: the small CNN's group
+#   norms make its maps nearly blind to overall brightness and colour (on Shapes, turning the grey
+#   background white changes them by 6-8 %, another image by 78-115 %), and a D that read only them let G
+#   paint white backgrounds (benchmarks/RESULTS.md);
+# * the random projections are buffers of D, saved with it, so a resumed run keeps them.
+
+D_AUGMENTS = ("translation", "cutout")  # the DiffAugment transforms d_augment may name
+TRANSLATE_RATIO = 0.125  # DiffAugment's translation: up to 1/8 of the side
+CUTOUT_RATIO = 0.5  # DiffAugment's cutout: a square of half the side
+PIXEL_SIDE = 8  # side of the pooled image the projected D also reads
+RANDOM_BACKBONE_SEED = 0  # a d_backbone is first drawn from this seed (damsm_random keeps it), so a run rebuilds it
+
+
+def augment_policy(text: str) -> set[str] | None:
+    """The transforms a ``d_augment`` value names (comma-separated :data:`D_AUGMENTS`, or ``none``);
+    None when it names another."""
+    names = {p.strip() for p in str(text).split(",") if p.strip()} - {"none"}
+    return names if names <= set(D_AUGMENTS) else None
+
+
+def random_cutout(images: torch.Tensor, ratio: float) -> torch.Tensor:
+    """DiffAugment's cutout [Zhao et al. 2020, Sec. 3]: in each image a square of side ``ratio`` times
+    the image side, centred anywhere in the image (so the border may cut it), set to 0 (mid-grey for
+    images in [-1, 1]). A product with a 0/1 mask, so differentiable in ``images``."""
+    if ratio <= 0:
+        return images
+    b, _, h, w = images.shape
+    ch, cw = max(1, round(h * ratio)), max(1, round(w * ratio))
+    y0 = torch.randint(0, h + (1 - ch % 2), (b, 1, 1), device=images.device) - ch // 2  # top row (may be < 0)
+    x0 = torch.randint(0, w + (1 - cw % 2), (b, 1, 1), device=images.device) - cw // 2
+    ys = torch.arange(h, device=images.device).view(1, h, 1)
+    xs = torch.arange(w, device=images.device).view(1, 1, w)
+    hole = (ys >= y0) & (ys < y0 + ch) & (xs >= x0) & (xs < x0 + cw)  # (B, H, W)
+    return images * (~hole).unsqueeze(1).to(images.dtype)
+
+
+class FixedProjection(nn.Module):
+    """A 1x1 convolution with random weights that never train [Projected GAN, Sec. 3.2]: drawn as a fresh
+    ``nn.Conv2d`` is and kept as buffers, in no optimizer but saved and loaded with D."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        conv = nn.Conv2d(in_ch, out_ch, 1)
+        self.register_buffer("weight", conv.weight.detach().clone())
+        self.register_buffer("bias", conv.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias)
+
+
+def head_channels(nf: int, image_size: int, side: int, max_mult: int) -> int:
+    """Width of a head at a map of side ``side``: DF-GAN's D's at the image side nearest above,
+    ``nf * min(2^floor(log2(image_size / side)), max_mult)`` (at least ``nf``)."""
+    return nf * min(2 ** max(0, math.floor(math.log2(image_size / side))), max_mult)
+
+
+class ProjectedDiscriminator(nn.Module):
+    """:class:`OneWayDiscriminator`'s interface (``features``, ``logits``, ``embeddings``) on the maps
+    of a frozen ``backbone`` (an image encoder backbone with ``feature_maps``):
+
+    ``features(x)``: augmented (training only), the backbone's maps ``f_l``, CCM + CSM (fixed), each
+    mixed map down to 4 x 4 by its head's :class:`DBlock` s, and the image pooled to 8 x 8 through one
+    more head (``pixel_head``); the 4 x 4 features concatenated over channels, so mismatched pairs are
+    formed from them as from DF-GAN's. ``logits(features, sent_emb)``: each head's conditional logit,
+    ``(B, L + 1)``.
+
+    ``backbone`` is held by reference (not a submodule): the model registers it, keeps it frozen and out
+    of the state dict. ``translate``, ``cutout``: DiffAugment ratios, applied while training."""
+
+    def __init__(self, backbone: nn.Module, nf: int, cond_dim: int, image_size: int, max_mult: int = 8,
+                 contrastive_dim: int = 0, contrastive_pool: str = "flatten", gamma_init: float = 0.0,
+                 translate: float = TRANSLATE_RATIO, cutout: float = CUTOUT_RATIO):
+        super().__init__()
+        object.__setattr__(self, "backbone", backbone)  # by reference: not in parameters() or state_dict()
+        self.translate, self.cutout = translate, cutout
+        with torch.no_grad():
+            probe = backbone.feature_maps(torch.zeros(1, 3, image_size, image_size,
+                                                      device=next(backbone.parameters()).device))
+        self.sides = [m.shape[-1] for m in probe]
+        chs = [head_channels(nf, image_size, s, max_mult) for s in self.sides]
+        self.ccm = nn.ModuleList(FixedProjection(m.shape[1], c) for m, c in zip(probe, chs))
+        self.csm = nn.ModuleList(FixedProjection(chs[k + 1], chs[k]) for k in range(len(chs) - 1))
+        self.heads, self.out_chs = nn.ModuleList(), []
+        for s, c in zip(self.sides, chs):
+            blocks = []
+            while s > 4:
+                out = min(2 * c, max_mult * nf)
+                blocks.append(DBlock(c, out, gamma_init))
+                c, s = out, s // 2  # a DBlock halves the side (odd sides floored)
+            self.heads.append(nn.Sequential(*blocks))
+            self.out_chs.append(c)
+        c = head_channels(nf, image_size, PIXEL_SIDE, max_mult)
+        self.pixel_head = DBlock(3, c, gamma_init)  # the image pooled to PIXEL_SIDE: 8 -> 4
+        self.out_chs.append(c)
+        self.joint = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c + cond_dim, 2 * nf, 3, 1, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+                          nn.Conv2d(2 * nf, 1, 4, 1, 0, bias=False))
+            for c in self.out_chs)
+        self.contrastive_pool = contrastive_pool
+        if contrastive_dim:
+            total = sum(self.out_chs) * (16 if contrastive_pool == "flatten" else 1)
+            self.image_proj = nn.Linear(total, contrastive_dim)
+            self.text_proj = nn.Linear(cond_dim, contrastive_dim)
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """DiffAugment's translation and cutout while training; the images as they are otherwise."""
+        if not self.training:
+            return images
+        return random_cutout(random_translate(images, self.translate), self.cutout)
+
+    def projected(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """``P_l(x)``: the backbone's maps mixed across channels (CCM) and scales (CSM), finest first."""
+        maps = [ccm(f) for ccm, f in zip(self.ccm, self.backbone.feature_maps(images))]
+        mixed = [maps[-1]]
+        for k in range(len(maps) - 2, -1, -1):  # coarse to fine: each map gets the coarser mixed one
+            coarser = F.interpolate(mixed[0], size=maps[k].shape[-2:], mode="bilinear", align_corners=False)
+            mixed.insert(0, maps[k] + self.csm[k](coarser))
+        return mixed
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        images = self.augment(images)
+        feats = [head(m) for head, m in zip(self.heads, self.projected(images))]
+        feats.append(self.pixel_head(F.adaptive_avg_pool2d(images, PIXEL_SIDE)))
+        return torch.cat(feats, dim=1)  # (B, sum_l C_l, 4, 4)
+
+    def logits(self, features: torch.Tensor, sent_emb: torch.Tensor) -> torch.Tensor:
+        cond = sent_emb[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
+        parts = torch.split(features, self.out_chs, dim=1)
+        return torch.cat([joint(torch.cat([f, cond], dim=1)).flatten(1) for joint, f in zip(self.joint, parts)],
+                         dim=1)  # (B, L + 1): one logit per scale
+
+    def embeddings(self, features: torch.Tensor, sent_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = features.flatten(1) if self.contrastive_pool == "flatten" else features.sum(dim=(2, 3))
+        return self.image_proj(pooled), self.text_proj(sent_emb)
+
+
+def build_d_backbone(config) -> nn.Module | None:
+    """The frozen network a DF-GAN-family D reads (``config.d_backbone``; None for ``"none"``): a DAMSM
+    image encoder backbone of the architecture ``damsm_backbone``, ``damsm_image_size``,
+    ``damsm_cnn_channels`` name, drawn from :data:`RANDOM_BACKBONE_SEED` (the global random state is left
+    as it was). With ``damsm``, :func:`t2igan.training.build.build_model` loads the ``damsm_weights``
+    run's backbone into it; ``damsm_random`` keeps the random weights (an ablation: what the DAMSM's
+    training adds)."""
+    if config.d_backbone == "none":
+        return None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_BACKBONE_SEED)
+        if config.damsm_backbone == "inception":
+            backbone = InceptionBackbone()
+        else:
+            backbone = SmallCNN(config.damsm_image_size or config.image_size, config.damsm_cnn_channels or 32)
+    return backbone.requires_grad_(False).eval()
+
+
+def one_way_discriminator(config, backbone: nn.Module | None, max_mult: int = 8, **pixel_d_args) -> nn.Module:
+    """DF-GAN's :class:`OneWayDiscriminator` (with ``pixel_d_args``), or with a ``backbone``
+    (:func:`build_d_backbone`) a :class:`ProjectedDiscriminator` reading it, augmented as
+    ``config.d_augment`` says."""
+    if backbone is None:
+        return OneWayDiscriminator(config.nf, config.cond_dim, config.image_size, max_mult,
+                                   **config.discriminator_args(), **pixel_d_args)
+    policy = augment_policy(config.d_augment)
+    return ProjectedDiscriminator(backbone, config.nf, config.cond_dim, config.image_size, max_mult,
+                                  translate=TRANSLATE_RATIO if "translation" in policy else 0.0,
+                                  cutout=CUTOUT_RATIO if "cutout" in policy else 0.0, **config.discriminator_args())
+
+
+# ---------------------------------------------------------------------------------------------
 # losses (D with features(x) and logits(features, e))
 
 
@@ -500,7 +720,7 @@ def noise_use_loss(c: DFGANConfig, generate, fake: torch.Tensor, noise: torch.Te
 
 @register_model("dfgan", DFGANConfig)
 class DFGAN(T2IModel):
-    unsaved_modules = ("damsm_critic",)
+    unsaved_modules = ("damsm_critic", "feature_network")
 
     def __init__(self, config: DFGANConfig):
         super().__init__(config)
@@ -509,8 +729,8 @@ class DFGAN(T2IModel):
         self.damsm_critic = build_damsm_critic("dfgan", c)
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.sentence_in_fc, c.g_noise_injection)
-        self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size,
-                                                 **c.discriminator_args(), minibatch_std_group=c.d_minibatch_std)
+        self.feature_network = build_d_backbone(c)  # the frozen network a projected D reads (None: D reads pixels)
+        self.discriminator = one_way_discriminator(c, self.feature_network, minibatch_std_group=c.d_minibatch_std)
 
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:
         G = generator_module or self.generator

@@ -10,7 +10,9 @@ the parts into it:
   <t2igan.models.damsm.DAMSMCritic.adopt>`); ``damsm_gamma1/2/3`` and ``damsm_paper_form`` left ``None``
   become the run's own (without a run: :class:`~t2igan.models.damsm.DAMSMConfig`'s defaults), so the
   saved run records what its DAMSM term used. GAN-INT-CLS takes the text encoder only (also from a bare
-  ``model.safetensors``).
+  ``model.safetensors``). A DF-GAN-family D with ``d_backbone`` (damsm, damsm_random) is built on the
+  run's image encoder architecture (``damsm_backbone``, ``damsm_image_size``, ``damsm_cnn_channels``
+  become the run's) and with ``damsm`` reads the run's frozen backbone weights, which ``damsm`` requires.
 * ``stream_weights`` (MirrorGAN): a STREAM run (or a MirrorGAN run's STREAM) fills the ``stream_*``
   architecture fields left ``None`` (a value that disagrees is an error naming both) and its weights
   the frozen STREAM; without one the fields take :data:`t2igan.models.mirrorgan.STREAM_DEFAULTS`.
@@ -81,10 +83,14 @@ def build_model(name: str, **args):
         for setting in DAMSM_LOSS_SETTINGS:
             if args.get(f"damsm_{setting}") is None:
                 args[f"damsm_{setting}"] = getattr(source, setting)
+    if "d_backbone" in fields:
+        args.update(d_backbone_architecture(args, damsm))
     if "stream_weights" in fields:
         args.update(stream_architecture(args))
     model = create_model(name, **args)
     c = model.config
+    if getattr(c, "d_backbone", "none") == "damsm":
+        model.feature_network.load_state_dict(damsm[0].image_encoder.backbone.state_dict())
     if damsm is not None:
         model.damsm_critic.adopt(*damsm, c.damsm_weights, model.text_encoder, c.vocab_size)
     elif getattr(c, "damsm_weights", None) and getattr(model, "text_encoder", None) is not None:
@@ -109,6 +115,20 @@ def build_experiment_model(cfg: ExperimentConfig, vocab_size: int):
     """:func:`build_model` of an experiment (:func:`t2igan.config.model_args`: the vocabulary size from the
     data, ``model.image_size`` from ``data.image_size``)."""
     return build_model(cfg.model, **model_args(cfg, vocab_size))
+
+
+def d_backbone_architecture(args: dict, damsm) -> dict:
+    """The ``damsm_*`` architecture fields of a DF-GAN-family D that reads a DAMSM backbone
+    (``d_backbone`` damsm or damsm_random): those of the loaded ``damsm_weights`` run (``damsm``:
+    ``(DAMSM, vocabulary)`` or None), else as ``args`` gives them; ``damsm`` needs the run."""
+    choice = args.get("d_backbone", "none")
+    if choice == "damsm" and damsm is None:
+        raise T2IError("model.d_backbone=damsm reads the image encoder of a pretrained DAMSM, but model.damsm_weights "
+                       "is empty; name one (e.g. model.damsm_weights=shapes-damsm)")
+    if choice == "none" or damsm is None:
+        return {}
+    run = damsm[0].config
+    return {"damsm_backbone": run.backbone, "damsm_image_size": run.image_size, "damsm_cnn_channels": run.cnn_channels}
 
 
 def stream_architecture(args: dict) -> dict:
