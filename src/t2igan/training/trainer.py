@@ -58,8 +58,9 @@ from ..loggers import Loggers, open_loggers, resolve_names
 from ..pipeline import Text2ImagePipeline
 from ..runs import WEIGHTS_NAME, check_resume_config, check_run_dir, clear_run, new_run_dir, read_experiment, save_run
 from ..visualize import captioned_grid, to_pil
-from .build import EMA, build_datasets, build_experiment_model, build_vocab
+from .build import EMA, build_datasets, build_experiment_model, build_vocab, missing_damsm
 from .final_metrics import final_metrics
+from .intro import Pace, introduction
 from .checkpoints import CheckpointIO
 from .distributed import all_reduce_gradients, broadcast_tensors, init_distributed, resolve_device, seed_everything
 
@@ -170,6 +171,12 @@ class Trainer(CheckpointIO):
         with open(self.run_dir / "log.jsonl", "a") as f:
             f.write(json.dumps({"step": self.step, **logs}) + "\n")
         self.trackers().log_scalars(self.step, logs)
+
+    def say(self, lines: list[str]) -> None:
+        """Print ``lines`` above the progress bar (main process)."""
+        if self.dist.is_main:
+            for line in lines:
+                tqdm.write(line)
 
     def trackers(self) -> Loggers:
         """The ``train.loggers`` of this run (TensorBoard, W&B), opened on first use (main process)."""
@@ -319,6 +326,8 @@ class Trainer(CheckpointIO):
         good checkpoint; ``overwrite``: discard the run ``run_dir`` holds. A folder holding a run is
         refused without one of them. A resumed run already at ``max_steps`` changes nothing."""
         t = self.cfg.train
+        if not resume and (problem := missing_damsm(self.cfg)):
+            raise T2IError(problem)
         resumed = self.open_run_dir(resume, overwrite)
         if resumed and self.step >= t.max_steps:
             if self.dist.is_main:
@@ -326,6 +335,7 @@ class Trainer(CheckpointIO):
                            f"nothing to train: raise train.max_steps to continue")
             return self.run_dir
         self.prepare_run_dir(resumed, overwrite)
+        self.say(introduction(self, resumed))
         try:
             self.train_loop()
         except (T2IError, OSError) as e:  # name where training stopped and what is safe
@@ -345,6 +355,7 @@ class Trainer(CheckpointIO):
         bar = tqdm(total=t.max_steps, initial=self.step, disable=not (self.progress and self.dist.is_main),
                    desc=f"train {self.cfg.model}", dynamic_ncols=True)
         batches = self.batches()
+        pace = Pace(t, self.device, self.step)
         stopped_early = False
         try:
             while self.step < t.max_steps:
@@ -354,6 +365,7 @@ class Trainer(CheckpointIO):
                 logs = self.train_step(next(batches))
                 self.step += 1
                 bar.update(1)
+                self.say(pace.after_step(self.step))
                 if self.step % t.log_every == 0 or self.step == 1:
                     bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k.endswith("loss")})
                     self.log({**logs, "epoch": self.epoch, "time_s": round(time.time() - start_time, 1)})
