@@ -57,6 +57,7 @@ def test_folder_export_refuses_what_would_lose_or_half_write(tmp_path):
         (["--captions-file", "captions.txt", "-o", "new/"], "caption 2 of 2: "),         # checked before writing
         (["--captions-file", "missing.txt", "-o", "new/"], "captions file missing.txt does not exist"),
         (["-o", "new/"], "give captions"),
+        (["a red circle", "-o", "new"], "sample -o DIR/ writes a folder of images"),   # no extension, no folder
         (["a red circle", "--interpolate", "a red circle", "a blue square", "-o", "new/"], "give -o FILE.png"),
     ]
     for args, message in cases:

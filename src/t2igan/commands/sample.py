@@ -105,7 +105,8 @@ def check_image_path(path: Path) -> None:
     from ..errors import T2IError
 
     if path.suffix.lower() not in Image.registered_extensions():
-        raise T2IError(f"cannot write {path}: unknown image extension {path.suffix!r} (use .png or .jpg)")
+        raise T2IError(f"cannot write {path}: unknown image extension {path.suffix!r} "
+                       "(use .png or .jpg; sample -o DIR/ writes a folder of images)")
     if not path.parent.is_dir():
         problem = "is a file, not a folder" if path.parent.exists() else "does not exist"
         raise T2IError(f"cannot write {path}: folder {path.parent} {problem}")
