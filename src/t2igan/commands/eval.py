@@ -1,6 +1,7 @@
-"""``t2igan eval RUN_DIR --metrics fid,is,rprec,shapes --n 30000``: generates ``--n`` images from the
-run's test captions, computes the metrics, appends one JSON line per metric to ``RUN_DIR/metrics.jsonl``
-and prints a table (see :mod:`t2igan.evaluate`). FID reference statistics: ``t2igan eval-stats``
+"""``t2igan eval RUN_DIR [--metrics fid,is,rprec,shapes] --n 30000``: generates ``--n`` images from the
+run's test captions, computes the metrics (by default the ones that apply to the run, each one left out
+named with the reason), appends one JSON line per metric to ``RUN_DIR/metrics.jsonl`` and prints a
+table (see :mod:`t2igan.evaluate`). FID reference statistics: ``t2igan eval-stats``
 (:mod:`.eval_stats`); the Shapes probe: ``t2igan shapes-probe`` (:mod:`.shapes_probe`).
 """
 
@@ -11,9 +12,13 @@ HELP = "score a run: FID, IS, R-precision, Shapes attributes, diversity"
 
 def add_arguments(parser) -> None:
     parser.add_argument("run_dir", help="a training run folder or a bundled model's name (t2igan list-pretrained)")
-    parser.add_argument("--metrics", default="fid,is,rprec,shapes",
-                        help="comma-separated: fid, is, rprec, shapes, diversity (default: fid,is,rprec,shapes)")
-    parser.add_argument("--n", type=int, default=30000, help="images to generate from test captions (default 30000)")
+    parser.add_argument("--metrics", default=None,
+                        help="comma-separated: fid, is, rprec, shapes, diversity (default: the ones that apply: shapes and "
+                             "rprec on Shapes runs, fid, is and rprec elsewhere, each one left out named with the reason; "
+                             "diversity only when asked)")
+    parser.add_argument("--n", type=int, default=30000,
+                        help="images to generate (default 30000; on Shapes the shapes metric gives half of them to "
+                             "held-out colour-shape pairs); FID needs 10000, Shapes-FID 1000 (fewer: reliable: false)")
     parser.add_argument("--batch-size", type=int, default=50, help="images generated and scored at a time")
     parser.add_argument("--seed", type=int, default=0, help="noise seed")
     parser.add_argument("--truncation", type=float, default=None,
@@ -21,7 +26,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--truncation-form", default=None,
                         help="DF-GAN / SSA-GAN: scaled (official: T x N(0,1) cut at +-2) or clip (N(0,1) cut at +-T); "
                              "default: the model's own")
-    parser.add_argument("--damsm", help="DAMSM run folder scoring R-precision (default: the one the run trained with)")
+    parser.add_argument("--damsm", help="DAMSM run folder or bundled name scoring R-precision (default: the one the "
+                                        "run trained with; on Shapes runs shapes-damsm)")
     parser.add_argument("--inception-weights", help="pt_inception-2015-12-05-6726825d.pth for FID / IS")
     parser.add_argument("--is-network", nargs="+", metavar=("NAME", "PATH"), default=None,
                         help="IS classifier NAME and optionally its weights file PATH: fid = the 2015 TF Inception "

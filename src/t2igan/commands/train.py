@@ -18,9 +18,12 @@ def add_arguments(parser) -> None:
 
 def run(args) -> None:
     from ..config import resolve_config
-    from ..training import Trainer
+    from ..errors import T2IError
+    from ..training import Trainer, missing_damsm
 
     cfg = resolve_config(args.preset, args.overrides)
+    if not args.resume and (problem := missing_damsm(cfg)):  # before anything is loaded, and in a dry run
+        raise T2IError(problem)
     if args.dry_run:
         print(cfg.to_json())
         return

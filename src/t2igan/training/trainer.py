@@ -63,8 +63,9 @@ from ..runs import (FIXED_FILES, WEIGHTS_NAME, RunLock, begin_overwrite, check_n
                     check_resume_config, check_run_dir, describe_holder, new_run_dir, read_experiment, record_files,
                     recording_new_entries, remove_leftovers, save_run, undo_overwrite, unfinished_overwrite)
 from ..visualize import captioned_grid, to_pil
-from .build import EMA, build_datasets, build_experiment_model, build_vocab
+from .build import EMA, build_datasets, build_experiment_model, build_vocab, missing_damsm
 from .final_metrics import final_metrics
+from .intro import Pace, introduction
 from .checkpoints import CheckpointIO
 from .distributed import all_reduce_gradients, broadcast_tensors, init_distributed, resolve_device, seed_everything
 
@@ -205,6 +206,12 @@ class Trainer(CheckpointIO):
         with open(self.run_dir / "log.jsonl", "a") as f:
             f.write(json.dumps({"step": self.step, **logs}) + "\n")
         self.trackers().log_scalars(self.step, logs)
+
+    def say(self, lines: list[str]) -> None:
+        """Print ``lines`` above the progress bar (main process)."""
+        if self.dist.is_main:
+            for line in lines:
+                tqdm.write(line)
 
     def trackers(self) -> Loggers:
         """The ``train.loggers`` of this run (TensorBoard, W&B), opened on first use (main process);
@@ -383,6 +390,8 @@ class Trainer(CheckpointIO):
 
     def fit_locked(self, resume: bool, overwrite: bool) -> Path:
         t = self.cfg.train
+        if not resume and (problem := missing_damsm(self.cfg)):
+            raise T2IError(problem)
         resumed = self.open_run_dir(resume, overwrite)
         if resumed and self.step >= t.max_steps:
             if self.dist.is_main:
@@ -395,6 +404,7 @@ class Trainer(CheckpointIO):
             first = next(batches)  # the data yields a batch before anything in the folder changes
             prepared = True
             self.prepare_run_dir(resumed, overwrite)
+            self.say(introduction(self, resumed))
             self.train_loop(itertools.chain([first], batches))
         except BaseException as e:  # name where training stopped and what is safe
             self.close_trackers()
@@ -430,6 +440,7 @@ class Trainer(CheckpointIO):
         start_time, cpu_start = time.time(), time.process_time()
         bar = tqdm(total=t.max_steps, initial=self.step, disable=not (self.progress and self.dist.is_main),
                    desc=f"train {self.cfg.model}", dynamic_ncols=True)
+        pace = Pace(t, self.device, self.step)
         stopped_early = False
         try:
             while self.step < t.max_steps:
@@ -439,6 +450,7 @@ class Trainer(CheckpointIO):
                 logs = self.train_step(next(batches))
                 self.step += 1
                 bar.update(1)
+                self.say(pace.after_step(self.step))
                 if self.step % t.log_every == 0 or self.step == 1:
                     bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k.endswith("loss")})
                     self.log({**logs, "epoch": self.epoch, "time_s": round(time.time() - start_time, 1)})
