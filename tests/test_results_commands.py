@@ -108,7 +108,7 @@ def check_t2igan(argv: list[str]) -> None:
     if isinstance(run, str) and not is_placeholder(run) and "/" not in run:  # a bundled model's name
         status, err = run_cli(["info", run])
         assert status == 0, err
-    if parsed.command == "eval":
+    if parsed.command == "eval" and parsed.metrics is not None:  # None: the metrics that apply to the run
         from t2igan.evaluate import parse_metrics
 
         parse_metrics(parsed.metrics)
