@@ -94,6 +94,38 @@ def resolve_run_dir(name_or_path: str | Path, file_ok: bool = False) -> Path:
 # ---------------------------------------------------------------------------------------------------
 
 
+def read_config_object(path: Path) -> dict:
+    """A ``config.json`` file as a JSON object, not yet checked as a run config (the report shows
+    folders whose config is not a complete one); not UTF-8, not JSON or not an object is a T2IError
+    naming the file."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise T2IError(f"{path}: line {line} is not valid UTF-8 (byte 0x{data[e.start]:02x})") from None
+    try:
+        config = json.loads(text)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, or an integer of too many digits
+        raise T2IError(f"{path} is not valid JSON ({' '.join(str(e).split())[:100]})") from None
+    if not isinstance(config, dict):
+        raise T2IError(f"{path} is not a t2igan run config: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
+def run_config_problem(config: dict) -> str | None:
+    """Why a ``config.json`` object is not a run config of this format version, or None."""
+    for key, expected in (("model_name", str), ("model_config", dict)):
+        if not isinstance(config.get(key), expected):
+            return f"{key!r} is missing or not a {expected.__name__}"
+    version = config.get("format_version", 0)  # 0: written before config.json recorded its format
+    if version != FORMAT_VERSION:
+        return f"it is in run-folder format {version}; this t2igan reads format {FORMAT_VERSION}"
+    if not isinstance(config.get("experiment", {}), dict):
+        return "'experiment' is not an object"
+    return None
+
+
 def read_config(run: str | Path, kind: str | tuple[str, ...] | None = None, file_ok: bool = False) -> dict:
     """The checked ``config.json`` of a run folder (or bundled name): a JSON object of this format
     version with ``model_name`` and ``model_config``; with ``kind``, the model name(s) the run must hold
@@ -104,21 +136,13 @@ def read_config(run: str | Path, kind: str | tuple[str, ...] | None = None, file
         raise T2IError(f"run folder not found: {run_dir}")
     if not path.is_file():
         raise T2IError(f"{run_dir} is not a t2igan run folder: {CONFIG_NAME} is missing")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise T2IError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise T2IError(f"{path} is not a t2igan run config: expected a JSON object, got {type(config).__name__}")
-    for key, expected in (("model_name", str), ("model_config", dict)):
-        if not isinstance(config.get(key), expected):
-            raise T2IError(f"{path} is not a t2igan run config: {key!r} is missing or not a {expected.__name__}")
-    version = config.get("format_version", 0)  # 0: written before config.json recorded its format
-    if version != FORMAT_VERSION:
-        raise T2IError(f"{path} is in run-folder format {version}; this t2igan reads format {FORMAT_VERSION}: "
-                       "train or convert the run again")
-    if not isinstance(config.get("experiment", {}), dict):
-        raise T2IError(f"{path} is not a t2igan run config: 'experiment' is not an object")
+    config = read_config_object(path)
+    problem = run_config_problem(config)
+    if problem and problem.startswith("it is in run-folder format"):
+        raise T2IError(f"{path} is in run-folder format {config.get('format_version', 0)}; this t2igan reads "
+                       f"format {FORMAT_VERSION}: train or convert the run again")
+    if problem:
+        raise T2IError(f"{path} is not a t2igan run config: {problem}")
     kinds = (kind,) if isinstance(kind, str) else kind
     if kinds and config["model_name"] not in kinds:
         raise T2IError(f"{run_dir} is a {config['model_name']!r} run, not a {' or '.join(kinds)} run")
