@@ -456,6 +456,13 @@ def test_an_upload_is_an_image_decoded_and_stored_again_as_a_png(stream_server, 
     stored = Path(stored)
     assert stored.parent == running.uploads.folder and stored.suffix == ".png" and "x" not in stored.stem
     assert Image.open(stored).format == "PNG" and Image.open(stored).size == (40, 30)
+    # the page previews the stored copy; nothing else under the uploads' folder or beside it is served
+    status, body = get(running, f"/gradio_api/file={stored}")
+    assert status == 200 and body == stored.read_bytes()
+    for path in (f"{running.uploads.folder}/../../../etc/passwd", f"{running.uploads.folder}/", "/etc/passwd",
+                 f"{running.uploads.folder}/{stored.stem}"):
+        status, body = get(running, f"/gradio_api/file={path}")
+        assert status in (403, 404) and not leaked(secrets, body), path
     status, _ = upload(running, [("big.png", png_bytes((200, 100)))])  # scaled to upload_side (64) on its long side
     assert status == 200
     for name, data, expected in (("passwd.png", Path("/etc/passwd").read_bytes(), 422),

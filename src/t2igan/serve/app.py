@@ -356,7 +356,7 @@ def build_blocks(functions: DemoFunctions, title: str, run_dir: Path | None = No
         with gr.Row(elem_id=f"{elem_id}-row", equal_height=False):
             # no maximum here: the app's own message says the whole range in one line
             seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id=elem_id, scale=3)
-            random_seed = gr.Button("🎲 Random", elem_id=f"{elem_id}-random", scale=1, size="md")
+            random_seed = gr.Button("Random seed", elem_id=f"{elem_id}-random", scale=1, size="md")
         random_seed.click(None, None, [seed], js=dice, queue=False)
         return seed
 

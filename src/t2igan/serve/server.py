@@ -101,6 +101,20 @@ async def _send_json(send, status: int, message: str | dict | list, close: bool 
     await send({"type": "http.response.body", "body": body})
 
 
+async def _send_png(send, path: Path, head_only: bool = False) -> None:
+    """One of the server's own re-encoded uploads (Gradio's file route serves only the output folder):
+    the page's preview of the image it uploaded."""
+    try:
+        body = path.read_bytes()
+    except OSError:
+        await _send_json(send, 404, "not found")
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"image/png"), (b"content-length", str(len(body)).encode()),
+                            (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": b"" if head_only else body})
+
+
 class OutputCache:
     """The private folder Gradio copies the app's output images into, and the only folder whose
     files the server serves. When a call joins the queue, the oldest files go until at most
@@ -378,6 +392,10 @@ class RequestGuard:
         if method in ("GET", "HEAD"):
             if self.surface is not None and not self.page_route(path):
                 await _send_json(send, 404, "not found")
+                return
+            uploads = self.surface.uploads if self.surface is not None else None
+            if uploads is not None and path.startswith(FILE_ROUTE) and uploads.holds(path[len(FILE_ROUTE):]):
+                await _send_png(send, Path(os.path.realpath(path[len(FILE_ROUTE):])), method == "HEAD")
                 return
             await self.app(scope, receive, send)
             return
