@@ -225,7 +225,8 @@ def test_training_time_adds_up_the_sessions_of_a_resumed_run(runs, tmp_path):
 
 def test_final_weights_use_the_runs_own_test_captions(runs, tmp_path):
     """The captions figure draws the first captions of the run's own test split; a run whose data is
-    elsewhere (a CUB run on another machine) gets a note, never another data set's captions."""
+    in files (a CUB run) gets a note, never another data set's captions: the report opens no path a
+    run folder's config names."""
     import shutil
 
     from t2igan.data.datasets import build_dataset
@@ -245,4 +246,7 @@ def test_final_weights_use_the_runs_own_test_captions(runs, tmp_path):
     report = build_report([cub], tmp_path / "out")
     page = report.html.read_text()
     assert "captions-cub-run.png" not in [p.name for p in report.figures]
-    assert "No final-weights figure" in page and "cannot be read here" in page and "--caption" in page
+    assert "No final-weights figure" in page and "opens no path a run folder gives" in page and "--caption" in page
+    # given captions, the figure is drawn
+    report = build_report([cub], tmp_path / "given", captions=["a red circle"])
+    assert "captions-cub-run.png" in [p.name for p in report.figures]

@@ -255,22 +255,31 @@ def strip_picks(count: int, most: int) -> list[int]:
     return sorted({round(i * (count - 1) / (k - 1)) for i in range(k)})
 
 
+FILELESS_DATASETS = ("shapes",)  # built in code: reading their split opens no file
+
+
 def split_captions(run: RunData, most: int = 4) -> tuple[list[str], str | None]:
     """``(captions, None)``: the first caption of each of the first ``most`` images of the run's own
-    test split (as its config builds it: the captions of its sample grids), or ``([], why not)``
-    when that split cannot be read here (its data is on another machine, the config is not a run's)."""
+    test split (as its config builds it: the captions of its sample grids), or ``([], why not)``.
+    Only a data set built in code (Shapes) is read: a path in a run folder's config is data, never
+    a file the report opens, so a run on files (CUB, COCO, a folder) gets a note instead, and never
+    another data set's captions."""
     data = run.experiment.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("dataset"), str):
         return [], "config.json names no data set"
+    if data["dataset"] not in FILELESS_DATASETS:
+        return [], (f"its test split is in files its config names ({data['dataset']} data), and a report "
+                    "opens no path a run folder gives")
     from .data.datasets import build_dataset
 
     args = data.get("test_args") if isinstance(data.get("test_args"), dict) else {}
+    if not all(isinstance(v, (int, float, bool)) or v is None for v in args.values()):
+        return [], "its test split's arguments are not plain numbers"
     try:
-        test_set = build_dataset(data["dataset"], root=data.get("root"), split="test",
-                                 image_size=data.get("image_size", 64), **args)
+        test_set = build_dataset(data["dataset"], split="test", image_size=data.get("image_size", 64), **args)
         return [test_set.captions(i)[0] for i in range(min(most, len(test_set)))], None
-    except (T2IError, OSError, TypeError, ValueError, KeyError) as e:
-        return [], f"its test split cannot be read here ({one_line(e, 160)})"
+    except (T2IError, OSError, TypeError, ValueError, KeyError, OverflowError) as e:
+        return [], f"its test split cannot be built here ({one_line(e, 160)})"
 
 
 def smooth(values: list[float], weight: float) -> list[float]:
