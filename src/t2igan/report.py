@@ -171,7 +171,7 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def read_json_object(path: Path) -> dict:
-    """A JSON object file (``card.json``); {} when there is none."""
+    """A JSON object file (``config.json``, ``card.json``); {} when there is none."""
     if not path.is_file():
         return {}
     text = read_text(path)
@@ -206,14 +206,14 @@ def open_image(path: Path) -> Image.Image:
 
 def read_run(path: str | Path) -> RunData:
     """A run folder, or a bundled model's name (:mod:`t2igan.pretrained`), read and checked."""
-    from .runs import CONFIG_NAME, read_config_object, resolve_run_dir, run_config_problem
+    from .runs import CONFIG_NAME, resolve_run_dir, run_config_problem
 
     path = resolve_run_dir(path)
     if not (path / "log.jsonl").is_file() and not (path / CONFIG_NAME).is_file():
         raise T2IError(f"{path} is not a run folder (no log.jsonl or {CONFIG_NAME})")
     samples = sorted((int(p.stem.split("-")[-1]), p) for p in (path / "samples").glob("step-*.png")
                      if p.stem.split("-")[-1].isdigit())
-    config = read_config_object(path / CONFIG_NAME) if (path / CONFIG_NAME).is_file() else {}
+    config = read_json_object(path / CONFIG_NAME)
     model = config.get("model_name", "")
     if not isinstance(model, str):
         raise T2IError(f"{path / CONFIG_NAME}: 'model_name' must be a name, got {describe(model)}")

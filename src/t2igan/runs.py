@@ -31,8 +31,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import T2IError
 from .hub import atomic_write_bytes, first_bad_tensor, load_safetensors_into, save_safetensors
@@ -42,6 +41,9 @@ VOCAB_NAME = "vocab.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT_VERSION = 1  # of config.json; raise it when a change makes older run folders read differently
 BUNDLED_DIR = Path(__file__).parent / "pretrained"
+
+if TYPE_CHECKING:  # torch is imported where a model is built, so finding run folders starts fast
+    import torch
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -68,24 +70,47 @@ def is_bundled(path: str | Path) -> bool:
         return False
 
 
+def resolve_path(path: str | Path) -> Path:
+    """``path`` itself when it exists; ``NAME/FILE`` that does not exist, with ``NAME`` a bundled model,
+    is that model's file (``data.vocab=shapes-damsm/vocab.json``)."""
+    path = Path(path).expanduser()
+    if not path.exists() and len(path.parts) > 1 and path.parts[0] in bundled_names():
+        return BUNDLED_DIR.joinpath(*path.parts)
+    return path
+
+
+def checkpoint_file(path: str | Path) -> Path | None:
+    """``path`` when it names a training checkpoint's weights (``RUN/checkpoints/step-N.safetensors``), else None."""
+    path = Path(path).expanduser()
+    if path.parent.name == "checkpoints" and path.name.startswith("step-") and path.suffix == ".safetensors" \
+            and path.is_file():
+        return path
+    return None
+
+
 def resolve_run_dir(name_or_path: str | Path, file_ok: bool = False) -> Path:
     """A run folder on disk, or the folder of the bundled model of that name; with ``file_ok`` a file
-    in a run folder (its ``model.safetensors``) stands for its folder.
+    in a run folder (its ``model.safetensors``, a checkpoint in its ``checkpoints/``) stands for its folder.
 
-    A folder on disk wins over a bundled name; a name that is neither is an error listing the
+    A folder on disk wins over a bundled name; a name that is neither is an error naming the closest
     bundled models. A path that does not exist is returned as it is (reading it fails clearly).
     """
-    path = Path(name_or_path).expanduser()
+    path = resolve_path(name_or_path)
     if path.is_dir():
         return path
+    if file_ok and checkpoint_file(path):
+        return path.parent.parent
     if file_ok and path.is_file():
         return path.parent
     name = str(name_or_path)
     if name in bundled_names():
         return BUNDLED_DIR / name
     if "/" not in name and "\\" not in name and not path.exists():
+        from .errors import did_you_mean
+
         known = ", ".join(bundled_names()) or "none"
-        raise T2IError(f"no run folder and no bundled model named {name!r} (bundled: {known})")
+        raise T2IError(f"no run folder and no bundled model named {name!r}{did_you_mean(name, bundled_names())} "
+                       f"(bundled: {known})")
     return path
 
 
@@ -94,27 +119,9 @@ def resolve_run_dir(name_or_path: str | Path, file_ok: bool = False) -> Path:
 # ---------------------------------------------------------------------------------------------------
 
 
-def read_config_object(path: Path) -> dict:
-    """A ``config.json`` file as a JSON object, not yet checked as a run config (the report shows
-    folders whose config is not a complete one); not UTF-8, not JSON or not an object is a T2IError
-    naming the file."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise T2IError(f"{path}: line {line} is not valid UTF-8 (byte 0x{data[e.start]:02x})") from None
-    try:
-        config = json.loads(text)
-    except (ValueError, RecursionError) as e:  # JSONDecodeError, or an integer of too many digits
-        raise T2IError(f"{path} is not valid JSON ({' '.join(str(e).split())[:100]})") from None
-    if not isinstance(config, dict):
-        raise T2IError(f"{path} is not a t2igan run config: expected a JSON object, got {type(config).__name__}")
-    return config
-
-
 def run_config_problem(config: dict) -> str | None:
-    """Why a ``config.json`` object is not a run config of this format version, or None."""
+    """Why a ``config.json`` object is not a run config of this format version, or None (the report
+    shows such a folder, saying what its config lacks)."""
     for key, expected in (("model_name", str), ("model_config", dict)):
         if not isinstance(config.get(key), expected):
             return f"{key!r} is missing or not a {expected.__name__}"
@@ -136,13 +143,21 @@ def read_config(run: str | Path, kind: str | tuple[str, ...] | None = None, file
         raise T2IError(f"run folder not found: {run_dir}")
     if not path.is_file():
         raise T2IError(f"{run_dir} is not a t2igan run folder: {CONFIG_NAME} is missing")
-    config = read_config_object(path)
-    problem = run_config_problem(config)
-    if problem and problem.startswith("it is in run-folder format"):
-        raise T2IError(f"{path} is in run-folder format {config.get('format_version', 0)}; this t2igan reads "
-                       f"format {FORMAT_VERSION}: train or convert the run again")
-    if problem:
-        raise T2IError(f"{path} is not a t2igan run config: {problem}")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise T2IError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise T2IError(f"{path} is not a t2igan run config: expected a JSON object, got {type(config).__name__}")
+    for key, expected in (("model_name", str), ("model_config", dict)):
+        if not isinstance(config.get(key), expected):
+            raise T2IError(f"{path} is not a t2igan run config: {key!r} is missing or not a {expected.__name__}")
+    version = config.get("format_version", 0)  # 0: written before config.json recorded its format
+    if version != FORMAT_VERSION:
+        raise T2IError(f"{path} is in run-folder format {version}; this t2igan reads format {FORMAT_VERSION}: "
+                       "train or convert the run again")
+    if not isinstance(config.get("experiment", {}), dict):
+        raise T2IError(f"{path} is not a t2igan run config: 'experiment' is not an object")
     kinds = (kind,) if isinstance(kind, str) else kind
     if kinds and config["model_name"] not in kinds:
         raise T2IError(f"{run_dir} is a {config['model_name']!r} run, not a {' or '.join(kinds)} run")
@@ -180,7 +195,9 @@ def load_vocab(run: str | Path, file_ok: bool = False):
 
 def load_run(run: str | Path, device: str | torch.device = "cpu", kind: str | tuple[str, ...] | None = None,
              file_ok: bool = False):
-    """Rebuild ``(model, vocab, config)`` from a run folder or a bundled model's name; the model is in
+    """Rebuild ``(model, vocab, config)`` from a run folder or a bundled model's name (with ``file_ok``
+    also a file in a run folder: ``model.safetensors``, or a training checkpoint
+    ``checkpoints/step-N.safetensors``, whose generator is then its moving average); the model is in
     eval mode. ``kind``: the model name(s) the run must hold (an error names what it holds instead).
     Weights stored in fp16 are loaded into the model's fp32 parameters."""
     from .models import create_model
@@ -195,16 +212,30 @@ def load_run(run: str | Path, device: str | torch.device = "cpu", kind: str | tu
         model = create_model(name, **model_config)
     except T2IError as e:
         raise T2IError(f"{run_dir / CONFIG_NAME}: {e}") from None
-    weights = run_dir / WEIGHTS_NAME
+    checkpoint = checkpoint_file(run) if file_ok else None
+    weights = checkpoint or run_dir / WEIGHTS_NAME
     if not weights.is_file():
         raise T2IError(f"{run_dir} has no trained weights yet: {WEIGHTS_NAME} is written with the first checkpoint")
-    # a bundled model ships its inference weights only: the training-only networks stay as built
-    may_lack = tuple(f"{m}." for m in model.training_only_modules) if config.get("inference_only") else ()
-    load_safetensors_into(model, weights, may_lack=may_lack)
+    if checkpoint:  # the trainer's weights (model.*) with the generator from its moving average (ema.*)
+        load_safetensors_into(model, checkpoint, prefix="model.")
+        if ema_in_checkpoint(checkpoint):
+            load_safetensors_into(model.generator, checkpoint, prefix="ema.")
+    else:
+        # a bundled model ships its inference weights only: the training-only networks stay as built
+        may_lack = tuple(f"{m}." for m in model.training_only_modules) if config.get("inference_only") else ()
+        load_safetensors_into(model, weights, may_lack=may_lack)
     bad = first_bad_tensor(model.state_dict())
     if bad:
         raise T2IError(f"{weights} holds {bad}: the model cannot generate images")
     return model.to(device).eval(), load_vocab(run_dir), config
+
+
+def ema_in_checkpoint(path: Path) -> bool:
+    """Whether a training checkpoint holds a moving average of the generator (``ema.*`` tensors)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return any(k.startswith("ema.") for k in f.keys())
 
 
 def _checked_vocab(model, vocab, run_dir: Path, label: str):

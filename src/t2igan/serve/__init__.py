@@ -47,14 +47,15 @@ def serve(run_or_name, host: str = "127.0.0.1", port: int = 7860, device: str | 
     from .server import check_port, open_share_link, start_server
 
     check_port(port)
-    from pathlib import Path
-
+    from ..errors import T2IError
     from ..runs import resolve_run_dir
 
-    # the folder whose model card the page shows: the served run (or bundled model), also when the
-    # pipeline is given, as long as run_or_name names a folder
-    run_dir = resolve_run_dir(run_or_name) if pipe is None or Path(str(run_or_name)).is_dir() else None
     pipe = pipe or Text2ImagePipeline.from_pretrained(run_or_name, device=device)
+    try:  # the folder whose model card the page shows: the served run or bundled model, if it is one
+        run_dir = resolve_run_dir(run_or_name)
+    except T2IError:
+        run_dir = None
+    run_dir = run_dir if run_dir is not None and run_dir.is_dir() else None
     functions = DemoFunctions(pipe, limits)
     blocks, css = build_blocks(functions, str(run_or_name), run_dir)
     running = start_server(blocks, host, port, allowed_hosts=allowed_hosts, background=True, theme=theme(),
