@@ -31,7 +31,8 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import torch
 
 from .errors import T2IError
 from .hub import atomic_write_bytes, first_bad_tensor, load_safetensors_into, save_safetensors
@@ -41,9 +42,6 @@ VOCAB_NAME = "vocab.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT_VERSION = 1  # of config.json; raise it when a change makes older run folders read differently
 BUNDLED_DIR = Path(__file__).parent / "pretrained"
-
-if TYPE_CHECKING:  # torch is imported where a model is built, so finding run folders starts fast
-    import torch
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -70,47 +68,24 @@ def is_bundled(path: str | Path) -> bool:
         return False
 
 
-def resolve_path(path: str | Path) -> Path:
-    """``path`` itself when it exists; ``NAME/FILE`` that does not exist, with ``NAME`` a bundled model,
-    is that model's file (``data.vocab=shapes-damsm/vocab.json``)."""
-    path = Path(path).expanduser()
-    if not path.exists() and len(path.parts) > 1 and path.parts[0] in bundled_names():
-        return BUNDLED_DIR.joinpath(*path.parts)
-    return path
-
-
-def checkpoint_file(path: str | Path) -> Path | None:
-    """``path`` when it names a training checkpoint's weights (``RUN/checkpoints/step-N.safetensors``), else None."""
-    path = Path(path).expanduser()
-    if path.parent.name == "checkpoints" and path.name.startswith("step-") and path.suffix == ".safetensors" \
-            and path.is_file():
-        return path
-    return None
-
-
 def resolve_run_dir(name_or_path: str | Path, file_ok: bool = False) -> Path:
     """A run folder on disk, or the folder of the bundled model of that name; with ``file_ok`` a file
-    in a run folder (its ``model.safetensors``, a checkpoint in its ``checkpoints/``) stands for its folder.
+    in a run folder (its ``model.safetensors``) stands for its folder.
 
-    A folder on disk wins over a bundled name; a name that is neither is an error naming the closest
+    A folder on disk wins over a bundled name; a name that is neither is an error listing the
     bundled models. A path that does not exist is returned as it is (reading it fails clearly).
     """
-    path = resolve_path(name_or_path)
+    path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
-    if file_ok and checkpoint_file(path):
-        return path.parent.parent
     if file_ok and path.is_file():
         return path.parent
     name = str(name_or_path)
     if name in bundled_names():
         return BUNDLED_DIR / name
     if "/" not in name and "\\" not in name and not path.exists():
-        from .errors import did_you_mean
-
         known = ", ".join(bundled_names()) or "none"
-        raise T2IError(f"no run folder and no bundled model named {name!r}{did_you_mean(name, bundled_names())} "
-                       f"(bundled: {known})")
+        raise T2IError(f"no run folder and no bundled model named {name!r} (bundled: {known})")
     return path
 
 
@@ -195,9 +170,7 @@ def load_vocab(run: str | Path, file_ok: bool = False):
 
 def load_run(run: str | Path, device: str | torch.device = "cpu", kind: str | tuple[str, ...] | None = None,
              file_ok: bool = False):
-    """Rebuild ``(model, vocab, config)`` from a run folder or a bundled model's name (with ``file_ok``
-    also a file in a run folder: ``model.safetensors``, or a training checkpoint
-    ``checkpoints/step-N.safetensors``, whose generator is then its moving average); the model is in
+    """Rebuild ``(model, vocab, config)`` from a run folder or a bundled model's name; the model is in
     eval mode. ``kind``: the model name(s) the run must hold (an error names what it holds instead).
     Weights stored in fp16 are loaded into the model's fp32 parameters."""
     from .models import create_model
@@ -212,30 +185,16 @@ def load_run(run: str | Path, device: str | torch.device = "cpu", kind: str | tu
         model = create_model(name, **model_config)
     except T2IError as e:
         raise T2IError(f"{run_dir / CONFIG_NAME}: {e}") from None
-    checkpoint = checkpoint_file(run) if file_ok else None
-    weights = checkpoint or run_dir / WEIGHTS_NAME
+    weights = run_dir / WEIGHTS_NAME
     if not weights.is_file():
         raise T2IError(f"{run_dir} has no trained weights yet: {WEIGHTS_NAME} is written with the first checkpoint")
-    if checkpoint:  # the trainer's weights (model.*) with the generator from its moving average (ema.*)
-        load_safetensors_into(model, checkpoint, prefix="model.")
-        if ema_in_checkpoint(checkpoint):
-            load_safetensors_into(model.generator, checkpoint, prefix="ema.")
-    else:
-        # a bundled model ships its inference weights only: the training-only networks stay as built
-        may_lack = tuple(f"{m}." for m in model.training_only_modules) if config.get("inference_only") else ()
-        load_safetensors_into(model, weights, may_lack=may_lack)
+    # a bundled model ships its inference weights only: the training-only networks stay as built
+    may_lack = tuple(f"{m}." for m in model.training_only_modules) if config.get("inference_only") else ()
+    load_safetensors_into(model, weights, may_lack=may_lack)
     bad = first_bad_tensor(model.state_dict())
     if bad:
         raise T2IError(f"{weights} holds {bad}: the model cannot generate images")
     return model.to(device).eval(), load_vocab(run_dir), config
-
-
-def ema_in_checkpoint(path: Path) -> bool:
-    """Whether a training checkpoint holds a moving average of the generator (``ema.*`` tensors)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        return any(k.startswith("ema.") for k in f.keys())
 
 
 def _checked_vocab(model, vocab, run_dir: Path, label: str):
