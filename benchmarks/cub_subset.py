@@ -10,7 +10,9 @@ Steps (each one thread, stopped on its own CPU-time budget, ``train.time_limit_c
 
 1. a DAMSM with the small CNN image encoder at 64 px (no Inception weights here) on the 1,258 images;
 2. DF-GAN (``dfgan-cub`` at 64 px: nf 16, batch 16) with that DAMSM's frozen text encoder;
-3. AttnGAN (``attngan-cub`` at 64 px: 32 -> 64, ngf 16, ndf 32, batch 16) with that DAMSM;
+3. AttnGAN (``attngan-cub`` at 64 px: 32 -> 64, ngf 16, ndf 32, batch 16) with that DAMSM; with
+   ``--models ... dfgan-projected`` also DF-GAN whose D reads that DAMSM's frozen image encoder
+   (``model.d_backbone=damsm``);
 4. per model: a captioned grid of test captions and R-precision of ``--n`` images under the same DAMSM
    (the one both trained with, which favours them; there is no independent CUB DAMSM here).
 
@@ -70,6 +72,12 @@ def train_commands(root: Path, runs: Path, all_keys: Path, args) -> dict[str, li
                   "train.max_steps=1000000", f"train.time_limit_min={args.gan_min}", *budget,
                   "train.sample_every=0", "train.checkpoint_every=1000000", "--run-dir", str(runs / "dfgan"),
                   "--no-progress"],
+        # DF-GAN whose D reads the DAMSM's frozen image encoder (Projected GAN; model.d_backbone)
+        "dfgan-projected": ["t2igan", "train", "dfgan-cub", *data, f"data.vocab={damsm}/vocab.json", "model.nf=16",
+                            f"model.damsm_weights={damsm}", "model.d_backbone=damsm", "train.batch_size=16",
+                            "train.max_steps=1000000", f"train.time_limit_min={args.gan_min}", *budget,
+                            "train.sample_every=0", "train.checkpoint_every=1000000",
+                            "--run-dir", str(runs / "dfgan-projected"), "--no-progress"],
         "attngan": ["t2igan", "train", "attngan-cub", *data, f"data.vocab={damsm}/vocab.json", "model.base_size=32",
                     "model.num_stages=2", "model.ngf=16", "model.ndf=32", f"model.damsm_weights={damsm}",
                     "train.batch_size=16", "train.max_steps=1000000", f"train.time_limit_min={args.gan_min}",
@@ -98,7 +106,7 @@ def main() -> None:
     p.add_argument("--damsm-min", type=float, default=6.0, help="CPU minutes of DAMSM pretraining")
     p.add_argument("--gan-min", type=float, default=10.0, help="CPU minutes per GAN")
     p.add_argument("--n", type=int, default=983, help="generated images scored for R-precision")
-    p.add_argument("--models", nargs="+", default=["dfgan", "attngan"], choices=["dfgan", "attngan"])
+    p.add_argument("--models", nargs="+", default=["dfgan", "attngan"], choices=["dfgan", "dfgan-projected", "attngan"])
     p.add_argument("--skip-training", action="store_true", help="score the runs already in --runs")
     p.add_argument("--dry-run", action="store_true", help="check the training commands and exit")
     args = p.parse_args()

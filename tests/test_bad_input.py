@@ -29,6 +29,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from t2igan.config import resolve_config
+from t2igan.runs import STATE_DIR, begin_overwrite
 from t2igan.training import Trainer
 from test_reliability import TINY  # the tiny DF-GAN every trainer test uses
 
@@ -132,6 +133,17 @@ def official_without_affine(run: Path, tmp: Path) -> None:
                tmp / "official.pth")
 
 
+def users_own_config(run: Path, tmp: Path) -> None:
+    """The run's files, but config.json is the user's own and no manifest says otherwise."""
+    shutil.rmtree(run / STATE_DIR)
+    (run / "config.json").write_text('{"my": "settings"}')
+
+
+def interrupted_overwrite(run: Path, tmp: Path) -> None:
+    """The folder as an `--overwrite` killed after setting the old run aside leaves it."""
+    assert begin_overwrite(run)[0]
+
+
 def append_line(rel: str, line: bytes | str) -> Callable:
     def setup(run: Path, tmp: Path) -> None:
         with open(run / rel, "ab") as f:
@@ -201,6 +213,15 @@ ROWS = [
     Row("num-stages-zero", ["train", "attngan-shapes", "--dry-run", "model.num_stages=0"], r"invalid model\.num_stages=0"),
     Row("unknown-model-key", [*DRY, "model.nosuchkey=1"], r"unknown model config keys: \['nosuchkey'\]"),
     Row("section-not-a-mapping", [*DRY, "train=5"], r"config section 'train' must be a mapping"),
+    Row("d-backbone-on-a-family-without-it", ["train", "attngan-shapes", "--dry-run", "model.d_backbone=damsm"],
+        r"unknown model config keys: \['d_backbone'\]"),
+    Row("d-backbone-unknown", [*DRY, "model.d_backbone=resnet"], r"invalid model\.d_backbone='resnet': .*none, damsm, damsm_random"),
+    Row("d-augment-unknown", [*DRY, "model.d_augment=color"], r"invalid model\.d_augment='color': .*translation, cutout"),
+    Row("d-backbone-without-damsm", [*TRAIN, "model.d_backbone=damsm", "model.damsm_weights=null", "--run-dir", "{tmp}/new"],
+        r"d_backbone=damsm reads the image encoder of a pretrained DAMSM, but model\.damsm_weights is empty", absent=("new",)),
+    Row("d-backbone-damsm-too-small", ["train", "dfgan-shapes", "data.image_size=128", "model.d_backbone=damsm",
+                                       "--no-progress", "--run-dir", "{tmp}/new"],
+        r"reads images at the DAMSM's 64 px, smaller than G's 128 px", absent=("new",)),
     Row("text-encoder-mode-typo", [*DRY, "model.text_encoder_mode=frozn"], r"invalid model\.text_encoder_mode='frozn': .*frozen, joint_d"),
     Row("yaml-tag-in-override", [*DRY, "train.seed=!!python/object/apply:os.system [touch {tmp}/pwned]"],
         r"override 'train\.seed=.*the value is not valid YAML", absent=("pwned",)),
@@ -238,6 +259,17 @@ ROWS = [
         r"already holds a run; continue it with --resume, or discard it with --overwrite", copy=True),
     Row("resume-and-overwrite", [*TRAIN, "--run-dir", "{run}", "--resume", "--overwrite"],
         r"--resume and --overwrite contradict each other", copy=True),
+    Row("overwrite-batch-larger-than-data", [*TRAIN, "train.batch_size=100", "--run-dir", "{run}", "--overwrite"],
+        r"fewer than one batch .*nothing in .* was changed", copy=True, every_file=True),
+    Row("overwrite-never-replaces-the-users-config", [*TRAIN, "--run-dir", "{run}", "--overwrite"],
+        r"config\.json was not written by a t2igan run and training would replace it", copy=True, every_file=True,
+        setup=users_own_config),
+    Row("resume-after-interrupted-overwrite", [*TRAIN, "--run-dir", "{run}", "--resume"],
+        r"holds an interrupted --overwrite .*`t2igan undo-overwrite .*` puts the old run back", copy=True,
+        every_file=True, setup=interrupted_overwrite),
+    Row("sample-after-interrupted-overwrite", ["sample", "{run}", "a red circle", "-o", "{tmp}/a.png"],
+        r"holds an interrupted --overwrite", copy=True, every_file=True, setup=interrupted_overwrite,
+        absent=("a.png",)),
     Row("resume-without-run-dir", [*TRAIN, "--resume"], r"name the run folder to resume"),
     Row("resume-at-max-steps-changes-nothing", ["resume", "{run}"], r"already at step 4 .*nothing to train",
         status=0, copy=True),
@@ -283,7 +315,33 @@ ROWS = [
     Row("sample-no-caption", ["sample", "{run}", "-o", "{tmp}/a.png"], r"give at least one caption"),
     Row("sample-n-zero", ["sample", "{run}", "a red circle", "--n", "0", "-o", "{tmp}/a.png"], r"n must be at least 1"),
     Row("sample-too-many", ["sample", "{run}", "a red circle", "--n", "100000", "-o", "{tmp}/a.png"],
-        r"100000 images requested; at most 256"),
+        r"100000 images do not fit one grid \(at most 256\); write them to a folder instead: -o DIR/"),
+    Row("sample-output-no-extension", ["sample", "{run}", "a red circle", "-o", "{tmp}/a"],
+        r"cannot write .*/a: no image extension; give .*/a\.png for a grid, or .*/a/ for a folder", absent=("a",)),
+    Row("sample-attention-without-attention", ["sample", "{run}", "a red circle", "--attention", "-o", "{tmp}/a.png"],
+        r"--attention: the dfgan model has no word attention", absent=("a.png", "a-attention.png")),
+    Row("sample-masks-without-masks", ["sample", "{run}", "a red circle", "--masks", "-o", "{tmp}/a.png"],
+        r"--masks: the dfgan model predicts no masks", absent=("a.png", "a-masks.png")),
+    Row("sample-mirror-without-stream", ["sample", "{run}", "a red circle", "--mirror", "-o", "{tmp}/a.png"],
+        r"--mirror: the dfgan model has no STREAM captioner", absent=("a.png",)),
+    Row("sample-stream-not-a-stream", ["sample", "{run}", "a red circle", "--mirror", "--stream", "shapes-dfgan",
+                                       "-o", "{tmp}/a.png"], r"is a .dfgan. run, not a stream or mirrorgan run", absent=("a.png",)),
+    Row("sample-stream-without-mirror", ["sample", "{run}", "a red circle", "--stream", "shapes-mirrorgan",
+                                         "-o", "{tmp}/a.png"], r"--stream names the STREAM of --mirror: add --mirror"),
+    Row("sample-folder-with-figures", ["sample", "{run}", "a red circle", "--attention", "-o", "{tmp}/out/"],
+        r"--attention write or print figures beside a grid: give -o FILE\.png", absent=("out",)),
+    Row("sample-folder-not-empty", ["sample", "{run}", "a red circle", "-o", "{tmp}/out/"],
+        r"out already holds 1 PNG file\(s\); write into a new or empty folder", setup=write("out/x.png", "x")),
+    Row("sample-captions-file-missing", ["sample", "{run}", "--captions-file", "{tmp}/none.txt", "-o", "{tmp}/a.png"],
+        r"captions file not found: .*none\.txt", absent=("a.png",)),
+    Row("sample-captions-file-blank", ["sample", "{run}", "--captions-file", "{tmp}/c.txt", "-o", "{tmp}/a.png"],
+        r"captions file .*c\.txt holds no caption", setup=write("c.txt", "\n  \n"), absent=("a.png",)),
+    Row("sample-captions-file-not-utf8", ["sample", "{run}", "--captions-file", "{tmp}/c.txt", "-o", "{tmp}/a.png"],
+        r"captions file .*c\.txt is not UTF-8 text", setup=write("c.txt", b"a red \xff circle\n"), absent=("a.png",)),
+    Row("sample-unknown-word-warns", ["sample", "{run}", "a red zebra circle", "--n", "1", "-o", "{tmp}/a.png"],
+        r"warning: the dfgan model does not know 'zebra'", status=0),
+    Row("sample-checkpoint-path", ["sample", "{run}/checkpoints/step-00000004.safetensors", "a red circle", "--n", "1",
+                                   "-o", "{tmp}/a.png"], r"wrote .*a\.png \(1 images\)", status=0),
     Row("sample-interpolate-one-step", ["sample", "{run}", "--interpolate", "a red circle", "a blue square",
                                         "--steps", "1", "-o", "{tmp}/a.png"], r"interpolation needs 2 to 256 steps"),
     Row("sample-missing-run", ["sample", "{tmp}/nothing", "a red circle"], r"run folder not found: .*nothing"),

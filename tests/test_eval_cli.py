@@ -50,19 +50,25 @@ def test_eval_rprec_and_shapes_write_metrics_and_table(setup, capsys):
     for name in ("rprec", "shapes_attr", "shapes_attr_heldout", "shapes_fid"):
         assert name in out
     assert f"DAMSM {damsm}" in out
+    assert f"appended 4 lines to {run / 'metrics.jsonl'}" in out
     records = read_metrics(run)
     by_name = {r["metric"]: r for r in records}
     assert set(by_name) == {"rprec", "shapes_attr", "shapes_attr_heldout", "shapes_fid"}
     assert 0.0 <= by_name["rprec"]["value"] <= 1.0 and by_name["rprec"]["damsm"] == str(damsm)
     assert by_name["rprec"]["damsm_used_in_training"] is False
-    assert 0.0 <= by_name["shapes_attr"]["value"] <= 1.0 and by_name["shapes_attr"]["n"] == 40
-    assert by_name["shapes_attr_heldout"]["n"] == TEST_IMAGES  # one caption per held-out test image
+    # --n counts every image: half from the test captions, half from the held-out pairs
+    assert 0.0 <= by_name["shapes_attr"]["value"] <= 1.0 and by_name["shapes_attr"]["n"] == 20
+    assert by_name["shapes_attr_heldout"]["n"] == 20
     assert by_name["shapes_fid"]["value"] >= 0.0
     # seeded: a second evaluation appends identical values
     assert main(args) == 0
     again = read_metrics(run)
     assert len(again) == 8
     assert [r["value"] for r in again[4:]] == [r["value"] for r in records]
+    capsys.readouterr()
+    assert main(["eval", str(run), "--metrics", "rprec", "--n", "20", "--damsm", str(damsm), "--device", "cpu",
+                 "--no-progress"]) == 0
+    assert "appended 1 line to" in capsys.readouterr().out  # not "1 lines"
 
 
 class FakeInception(nn.Module):
@@ -103,7 +109,7 @@ def test_fid_and_is_with_stats_file(setup, tmp_path, monkeypatch, capsys):
     assert 1.0 <= is_1["value"] <= 6.0 and is_1["value"] == is_2["value"]
 
 
-def test_clear_errors(setup, tmp_path, monkeypatch, capsys):
+def test_clear_errors(setup, folder_run, tmp_path, monkeypatch, capsys):
     run, _, _ = setup
     monkeypatch.setenv("T2IGAN_OFFLINE", "1")
     monkeypatch.setenv("T2IGAN_CACHE", str(tmp_path))
@@ -111,7 +117,8 @@ def test_clear_errors(setup, tmp_path, monkeypatch, capsys):
     assert main(["eval", str(run), "--metrics", "fid", "--n", "10", "--device", "cpu", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: Inception weights not found") and "\n" not in err
-    assert main(["eval", str(run), "--metrics", "rprec", "--n", "10", "--device", "cpu", "--no-progress"]) == 2
+    # a run that names no DAMSM and is not Shapes (whose runs default to shapes-damsm)
+    assert main(["eval", str(folder_run), "--metrics", "rprec", "--n", "10", "--device", "cpu", "--no-progress"]) == 2
     assert "--damsm" in capsys.readouterr().err
     assert main(["eval", str(run), "--metrics", "fid,bleu", "--no-progress"]) == 2
     assert "bleu" in capsys.readouterr().err
@@ -144,3 +151,147 @@ def test_eval_truncation_changes_the_noise_and_is_recorded(setup, capsys):
                  "--no-progress"]) == 2
     assert "truncation must be a finite number >= 0" in capsys.readouterr().err
     assert (len(read_metrics(run)) if (run / "metrics.jsonl").exists() else 0) == lines_before  # nothing written
+
+
+def test_eval_truncation_form_changes_the_noise_and_is_recorded(setup, capsys):
+    from t2igan.evaluate import evaluate
+
+    run, _, probe = setup
+    common = dict(metrics="shapes", n=20, batch_size=10, probe=str(probe), device="cpu", progress=False, write=False)
+    own = {r["metric"]: r for r in evaluate(run, **common)}  # the model's own form: the official "scaled"
+    scaled = {r["metric"]: r for r in evaluate(run, truncation_form="scaled", **common)}
+    clip = {r["metric"]: r for r in evaluate(run, truncation_form="clip", **common)}
+    assert own["shapes_fid"]["truncation_form"] == "scaled" and clip["shapes_fid"]["truncation_form"] == "clip"
+    assert scaled["shapes_fid"]["value"] == own["shapes_fid"]["value"]
+    assert clip["shapes_fid"]["value"] != own["shapes_fid"]["value"]  # narrower noise, other images
+    assert main(["eval", str(run), "--metrics", "shapes", "--n", "10", "--probe", str(probe),
+                 "--truncation-form", "wide", "--no-progress"]) == 2
+    assert "truncation form must be one of scaled, clip" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- what eval scores by default
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory):
+    """A tiny untrained DF-GAN run on a folder of 60 captioned images (a data set that is not Shapes; enough
+    captions for R-precision's 99 mismatched ones)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("folder-eval")
+    images = root / "images"
+    images.mkdir()
+    words = ["red", "blue", "green", "yellow"]
+    for i in range(60):
+        Image.new("RGB", (32, 32), (4 * i, 255 - 4 * i, 90)).save(images / f"bird{i}.png")
+        (images / f"bird{i}.txt").write_text(f"a {words[i % 4]} bird\nthis bird is {words[(i + 1) % 4]}\n")
+    cfg = resolve_config("dfgan-shapes", ["model.nf=4", "model.text_encoder_mode=joint_d", "model.damsm_weights=null",
+                                          "data.dataset=folder", f"data.root={images}", "data.image_size=32",
+                                          "data.train_args={}", "data.test_args={}"])
+    vocab = Vocabulary.build([f"a {w} bird" for w in words] + [f"this bird is {w}" for w in words])
+    torch.manual_seed(0)
+    run = root / "run"
+    save_run(run, cfg.to_dict(), create_model("dfgan", vocab_size=len(vocab), image_size=32, nf=4), vocab)
+    return run
+
+
+def offline_without_weights(monkeypatch, tmp_path):
+    monkeypatch.setenv("T2IGAN_OFFLINE", "1")
+    monkeypatch.setenv("T2IGAN_CACHE", str(tmp_path / "empty-cache"))
+    for var in ("T2IGAN_INCEPTION_WEIGHTS", "T2IGAN_INCEPTION_IS_WEIGHTS", "T2IGAN_INCEPTION_CUB_WEIGHTS"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_eval_defaults_on_shapes_are_the_shapes_metrics_and_rprec_by_shapes_damsm(setup, tmp_path, monkeypatch,
+                                                                                   capsys):
+    """No --metrics on a Shapes run: the Shapes probe and R-precision by the bundled shapes-damsm (the run
+    names no DAMSM); FID and IS are left out, each with a line saying why and how to ask for it."""
+    run, _, probe = setup
+    offline_without_weights(monkeypatch, tmp_path)
+    before = len(read_metrics(run)) if (run / "metrics.jsonl").exists() else 0
+    assert main(["eval", str(run), "--n", "40", "--probe", str(probe), "--batch-size", "20", "--device", "cpu",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    for name in ("fid", "is"):
+        assert f"{name}: skipped: Inception features mean little on Shapes images" in out
+        assert f"--metrics {name}" in out
+    records = read_metrics(run)[before:]
+    by_name = {r["metric"]: r for r in records}
+    assert set(by_name) == {"rprec", "shapes_attr", "shapes_attr_heldout", "shapes_fid"}
+    assert by_name["rprec"]["damsm"] == "shapes-damsm" and "DAMSM shapes-damsm" in out  # by name, not a path
+
+
+def test_eval_damsm_takes_a_bundled_name(setup, capsys):
+    run, _, _ = setup
+    assert main(["eval", str(run), "--metrics", "rprec", "--damsm", "shapes-damsm", "--n", "20", "--device", "cpu",
+                 "--no-progress"]) == 0
+    assert read_metrics(run)[-1]["damsm"] == "shapes-damsm"
+    assert main(["eval", str(run), "--metrics", "rprec", "--damsm", "no-such-damsm", "--n", "20",
+                 "--no-progress"]) == 2
+    assert "no bundled model named 'no-such-damsm'" in capsys.readouterr().err
+
+
+def test_eval_defaults_elsewhere_are_fid_is_rprec_each_missing_one_said(folder_run, setup, tmp_path, monkeypatch,
+                                                                        capsys):
+    """No --metrics on a run that is not Shapes: FID, IS and R-precision; offline without Inception weights
+    FID and IS are skipped with where the weights go, R-precision without a DAMSM with --damsm, the Shapes
+    metric as not applying. Nothing left: one error line, nothing written."""
+    offline_without_weights(monkeypatch, tmp_path)
+    base = ["eval", str(folder_run), "--n", "12", "--device", "cpu", "--no-progress"]
+    assert main(base) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().startswith("error: no metric can score") and "\n" not in captured.err.strip()
+    lines = {line.split(":")[0]: line for line in captured.out.splitlines() if ": skipped: " in line}
+    assert set(lines) == {"fid", "is", "rprec", "shapes"}
+    assert "T2IGAN_INCEPTION_WEIGHTS" in lines["fid"] and "pt_inception-2015-12-05" in lines["fid"]
+    assert "T2IGAN_INCEPTION_WEIGHTS" in lines["is"]  # a folder run's IS network is the FID one
+    assert "--damsm RUN" in lines["rprec"] and "Shapes runs only" in lines["shapes"]
+    assert not (folder_run / "metrics.jsonl").exists()
+
+    _, damsm, _ = setup  # with a DAMSM, R-precision is scored and FID / IS are still said to be skipped
+    assert main(base + ["--damsm", str(damsm)]) == 0
+    out = capsys.readouterr().out
+    assert "fid: skipped" in out and "is: skipped" in out and "rprec: skipped" not in out
+    assert [r["metric"] for r in read_metrics(folder_run)] == ["rprec"]
+    # asked for by name, a missing network is an error, not a skip
+    assert main(base + ["--metrics", "fid"]) == 2
+    assert capsys.readouterr().err.startswith("error: Inception weights not found")
+    assert main(base + ["--metrics", "shapes"]) == 2
+    assert "the shapes metric needs a Shapes run" in capsys.readouterr().err
+
+
+def test_n_counts_images_and_the_progress_bar_agrees(setup, capsys):
+    run, _, probe = setup
+    assert main(["eval", str(run), "--metrics", "shapes", "--n", "30", "--probe", str(probe), "--batch-size", "7",
+                 "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "30/30" in err and "60/" not in err and "/60" not in err
+    records = read_metrics(run)[-3:]
+    by_name = {r["metric"]: r for r in records}
+    assert by_name["shapes_attr"]["n"] + by_name["shapes_attr_heldout"]["n"] == 30
+
+
+def test_small_n_frechet_distances_warn_and_record_unreliable(setup, tmp_path, monkeypatch, capsys):
+    """FID below 10,000 images and Shapes-FID below 1,000 print a warning and record reliable: false;
+    at or above the threshold (lowered here) they are reliable: true."""
+    import t2igan.evaluate as evaluate_module
+    import t2igan.metrics.inception as inception
+
+    monkeypatch.setattr(inception, "build_inception", lambda kind="fid", path=None, device="cpu", **kw: FakeInception())
+    monkeypatch.setattr(inception, "resolve_weights_path", lambda kind="fid", path=None, download=None: "fake.pth")
+    run, _, probe = setup
+    assert main(["eval", str(run), "--metrics", "fid,shapes", "--n", "40", "--probe", str(probe), "--device", "cpu",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: fid of 20 generated images" in out and "fewer than 10,000 images" in out
+    assert "warning: shapes_fid of 20 generated images" in out and "fewer than 1,000 images" in out
+    by_name = {r["metric"]: r for r in read_metrics(run)[-5:]}
+    assert by_name["fid"]["reliable"] is False and by_name["fid"]["min_reliable_n"] == 10000
+    assert by_name["shapes_fid"]["reliable"] is False and by_name["shapes_fid"]["min_reliable_n"] == 1000
+
+    monkeypatch.setattr(evaluate_module, "MIN_RELIABLE_N", {"fid": 20, "shapes_fid": 20})
+    assert main(["eval", str(run), "--metrics", "fid,shapes", "--n", "40", "--probe", str(probe), "--device", "cpu",
+                 "--no-progress"]) == 0
+    assert "warning" not in capsys.readouterr().out
+    by_name = {r["metric"]: r for r in read_metrics(run)[-5:]}
+    assert by_name["fid"]["reliable"] is True and by_name["shapes_fid"]["reliable"] is True

@@ -418,6 +418,14 @@ def test_pretrain_command_and_presets(tmp_path, capsys):
     a = cub.model_args
     assert (a["ngf"], a["ndf"], a["num_residual"], a["damsm_weight"], a["stream_lambda"]) == (32, 64, 2, 0.0, 10.0)
     assert cub.train.batch_size == 12 and cub.train.max_steps == 650 * (8855 // 12)
+    # COCO: MirrorGAN's own settings (train_bird.yml) on AttnGAN's COCO sizes (coco_attn2.yml)
+    coco, attn_coco = resolve_config("mirrorgan-coco"), resolve_config("attngan-coco")
+    for key in ("base_size", "num_stages", "ngf", "ndf", "num_residual", "z_dim", "c_dim"):
+        assert coco.model_args[key] == attn_coco.model_args[key], key
+    assert {k: coco.model_args[k] for k in ("damsm_weight", "stream_lambda", "sentence_attention_conv")} == \
+        {k: cub.model_args[k] for k in ("damsm_weight", "stream_lambda", "sentence_attention_conv")}
+    assert coco.data == attn_coco.data and coco.train.max_steps == 120 * (82783 // 12)
+    assert (coco.train.batch_size, coco.train.lr_g, tuple(coco.train.betas_g)) == (12, 2e-4, (0.5, 0.999))
     shapes, attn = resolve_config("mirrorgan-shapes"), resolve_config("attngan-shapes")
     same = ("base_size", "num_stages", "ngf", "ndf", "num_residual", "z_dim", "c_dim", "damsm_backbone",
             "damsm_weight", "damsm_gamma1", "damsm_gamma2", "damsm_gamma3", "damsm_paper_form", "kl_weight")

@@ -10,7 +10,8 @@ For each name in ``list_models()`` (a model without an entry in ``conftest.TINY_
   parameter in at most one phase), and the frozen parts (parameters in no optimizer, with their
   modules' buffers, and the DAMSM image encoder built on first use) never change;
 * the DAMSM critic (AttnGAN, MirrorGAN, DR-GAN, SSA-GAN) is a submodule that ``.to()`` moves and
-  casts, in no optimizer, and never in ``state_dict()``;
+  casts, in no optimizer, and never in ``state_dict()``; so is the frozen backbone of the DF-GAN
+  family's projected D (``d_backbone``), and DF-GAN and SSA-GAN pass every check with that D too;
 * ``save_run`` / ``load_run`` is bit exact, the moving-average generator included;
 * the state-dict key names equal those pinned in ``tests/fixtures/state_dict_keys.json`` (bundled
   checkpoints are loaded by these names: a rename must be deliberate; to pin new keys run
@@ -42,6 +43,11 @@ KEYS_FILE = Path(__file__).parent / "fixtures" / "state_dict_keys.json"
 V, B = 30, 4
 MODELS = list_models()
 VOCAB = Vocabulary(["<pad>", "<unk>"] + [f"w{i}" for i in range(V - 2)])
+# the DF-GAN family's projected discriminator (model.d_backbone) on a tiny random small-CNN backbone
+PROJECTED = dict(d_backbone="damsm_random", damsm_backbone="small_cnn", damsm_image_size=TINY_SIZE, damsm_cnn_channels=4)
+# every model as its tiny config, and the options that change which networks a model has
+VARIANTS = [pytest.param(name, {}, id=name) for name in MODELS] + \
+    [pytest.param(name, PROJECTED, id=f"{name}-projected") for name in ("dfgan", "ssagan")]
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no damsm_weights|no stream_weights).*:UserWarning")
 
@@ -69,9 +75,9 @@ def test_every_registered_model_has_a_tiny_config():
 # ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_output_shapes(name, tiny_model, random_batch):
-    model = tiny_model(name, V)
+@pytest.mark.parametrize("name,extra", VARIANTS)
+def test_output_shapes(name, extra, tiny_model, random_batch):
+    model = tiny_model(name, V, **extra)
     batch = random_batch(V)
     T = batch["tokens"].shape[1]
     with torch.no_grad():
@@ -94,9 +100,9 @@ def test_output_shapes(name, tiny_model, random_batch):
         assert logs and all(isinstance(v, float) for v in logs.values()), phase
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_same_seed_same_images(name, tiny_model, random_batch):
-    a, b = tiny_model(name, V).eval(), tiny_model(name, V).eval()
+@pytest.mark.parametrize("name,extra", VARIANTS)
+def test_same_seed_same_images(name, extra, tiny_model, random_batch):
+    a, b = tiny_model(name, V, **extra).eval(), tiny_model(name, V, **extra).eval()
     sa, sb = a.state_dict(), b.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     batch = random_batch(V)
@@ -136,9 +142,16 @@ def critic_image_encoder(model):
     return None if critic is None else critic.encoder
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_each_phase_updates_only_its_own_networks(name, tiny_model, random_batch):
-    model = tiny_model(name, V).train()
+def frozen_networks(model) -> dict:
+    """The frozen networks that come from their own files (never in the state dict): the DAMSM
+    critic's image encoder (once built) and the backbone a projected discriminator reads."""
+    nets = {"DAMSM image encoder": critic_image_encoder(model), "D's backbone": getattr(model, "feature_network", None)}
+    return {k: v for k, v in nets.items() if v is not None}
+
+
+@pytest.mark.parametrize("name,extra", VARIANTS)
+def test_each_phase_updates_only_its_own_networks(name, extra, tiny_model, random_batch):
+    model = tiny_model(name, V, **extra).train()
     groups = model.optimizer_groups(TrainConfig())
     assert set(groups) == {model.optimizer_name(phase) for phase in model.phases}
     key_of = {id(p): k for k, p in model.named_parameters()}
@@ -156,7 +169,7 @@ def test_each_phase_updates_only_its_own_networks(name, tiny_model, random_batch
 
     optimizers = {phase: torch.optim.Adam(gs) for phase, gs in groups.items()}
     start = clone_state(model)
-    encoder_before = None
+    frozen_before: dict = {}
     for step in range(2):  # the second step checks the lazily built frozen DAMSM image encoder
         state: dict = {}
         for phase in model.phases:
@@ -170,12 +183,11 @@ def test_each_phase_updates_only_its_own_networks(name, tiny_model, random_batch
             assert moved <= owned[name], f"{phase} changed {sorted(moved - owned[name])[:5]}"
             main_net = "discriminator." if name == "d" else "generator."
             assert any(k.startswith(main_net) for k in moved), f"{phase} changed no {main_net}"
-        encoder = critic_image_encoder(model)
-        if encoder is not None:
-            assert not any(p.requires_grad for p in encoder.parameters())
-            if encoder_before is not None:
-                assert not changed_keys(encoder_before, encoder), "the frozen DAMSM image encoder changed"
-            encoder_before = clone_state(encoder)
+        for what, net in frozen_networks(model).items():
+            assert not any(p.requires_grad for p in net.parameters()) and not net.training, what
+            if what in frozen_before:
+                assert not changed_keys(frozen_before[what], net), f"the frozen {what} changed"
+            frozen_before[what] = clone_state(net)
     moved_frozen = changed_keys(start, model) & frozen
     assert not moved_frozen, f"frozen parts changed: {sorted(moved_frozen)[:5]}"
 
@@ -206,10 +218,34 @@ def test_damsm_critic_is_a_submodule_that_moves_but_is_never_saved(name, tiny_mo
     assert all(p.dtype == torch.float32 for p in encoder.parameters())
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_save_load_round_trip_is_bit_exact(name, tiny_model, random_batch, tmp_path):
-    model = tiny_model(name, V).eval()
-    ema = tiny_model(name, V, seed=1).eval().generator  # another generator plays the moving average
+@pytest.mark.parametrize("name", ["dfgan", "ssagan"])
+def test_projected_d_backbone_is_a_submodule_that_moves_but_is_never_saved(name, tiny_model, random_batch):
+    """``d_backbone``: the frozen network D reads is the model's ``feature_network`` (in the module tree,
+    so ``.to()`` moves and casts it), held by D by reference, in no optimizer, in eval mode, and out of
+    ``state_dict()``; D's fixed random projections are buffers saved with D."""
+    model = tiny_model(name, V, **PROJECTED).train()
+    backbone = model.feature_network
+    assert model.discriminator.backbone is backbone and dict(model.named_modules())["feature_network"] is backbone
+    assert not backbone.training and not any(p.requires_grad for p in backbone.parameters())
+    trained = {id(p) for gs in model.optimizer_groups(TrainConfig()).values() for g in gs for p in g["params"]}
+    assert not trained & {id(p) for p in backbone.parameters()}
+    keys = model.state_dict()
+    assert not any(k.startswith("feature_network.") for k in keys)
+    assert {k for k in keys if k.startswith("discriminator.ccm.")} and \
+        not any(k.startswith("discriminator.backbone") for k in keys)
+    model.load_state_dict(keys)  # strict: the backbone's weights are not expected
+    model.to(torch.float64)
+    assert all(p.dtype == torch.float64 for p in backbone.parameters())
+    feats = model.discriminator.features(random_batch(V)["image"].double())  # D reads the cast backbone
+    assert feats.dtype == torch.float64 and torch.isfinite(feats).all()
+    model.float()
+    assert all(p.dtype == torch.float32 for p in backbone.parameters())
+
+
+@pytest.mark.parametrize("name,extra", VARIANTS)
+def test_save_load_round_trip_is_bit_exact(name, extra, tiny_model, random_batch, tmp_path):
+    model = tiny_model(name, V, **extra).eval()
+    ema = tiny_model(name, V, seed=1, **extra).eval().generator  # another generator plays the moving average
     save_run(tmp_path, {"data": {"max_words": 18}}, model, VOCAB, ema)
     loaded, vocab, config = load_run(tmp_path)
     assert config["model_name"] == name and vocab.words == VOCAB.words
@@ -253,12 +289,12 @@ def test_state_dict_keys_are_pinned(name, tiny_model):
     assert sorted(keys) == pinned[name]
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_one_trainer_step_then_pipeline_generation(name, tmp_path):
+@pytest.mark.parametrize("name,extra", VARIANTS)
+def test_one_trainer_step_then_pipeline_generation(name, extra, tmp_path):
     cfg = resolve_config(f"{name}-shapes", [
         f"data.image_size={TINY_SIZE}", "data.train_args={num_images: 8}", "data.test_args={num_images: 4}",
         "train.batch_size=4", "train.max_steps=1", "train.num_sample_captions=2", "train.device=cpu",
-        *tiny_model_overrides(name)])
+        *tiny_model_overrides(name), *(f"model.{k}={v}" for k, v in extra.items())])
     trainer = Trainer(cfg, tmp_path, progress=False)
     before = clone_state(trainer.model)
     trainer.fit()

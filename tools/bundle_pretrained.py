@@ -56,7 +56,7 @@ def bundle_model(args) -> None:
     config["model_config"] = {k: (None if k.endswith("_weights") else v) for k, v in config["model_config"].items()}
     write_bundle(out, run_dir, config, model, skip=tuple(f"{m}." for m in model.training_only_modules))
 
-    records = evaluate(out, metrics="shapes", n=args.n, seed=0, write=False, progress=True, device="cpu")
+    records = evaluate(out, metrics="shapes,diversity", n=args.n, seed=0, write=False, progress=True, device="cpu")
     by_name = {r["metric"]: r for r in records}
     pipe = Text2ImagePipeline.from_pretrained(out, device="cpu")
     images = pipe(DEMO_CAPTIONS, n=8, seed=0)
@@ -70,11 +70,44 @@ def bundle_model(args) -> None:
                   "heldout_mean": by_name.get("shapes_attr_heldout", {}).get("value"),
                   "heldout_per_attribute": by_name.get("shapes_attr_heldout", {}).get("per_attribute"),
                   "shapes_fid": by_name.get("shapes_fid", {}).get("value")},
+        "diversity": diversity_summary(by_name),
         "weights_mb": round((out / WEIGHTS_NAME).stat().st_size / 2**20, 2),
     }
     (out / "card.json").write_text(json.dumps(card, indent=2))
     write_model_card(out, card)
     print(json.dumps(card["probe"], indent=2))
+
+
+def diversity_summary(by_name: dict) -> dict:
+    """The card's diversity numbers (``t2igan eval NAME --metrics diversity``): the model's and real renders'."""
+    entropy, coverage = by_name["diversity_entropy"], by_name["diversity_coverage"]
+    features, faithful = by_name["diversity_features"], by_name["diversity_faithfulness"]
+    return {"k": entropy["k"], "captions": entropy["captions"],
+            "entropy": entropy["per_attribute"], "entropy_real": entropy["real"]["per_attribute"],
+            "coverage": coverage["per_attribute"], "coverage_real": coverage["real"]["per_attribute"],
+            "features": features["value"], "faithfulness": faithful["value"], "faithfulness_real": faithful["real"],
+            "open_recall": by_name["open_prdc_recall"]["value"]}
+
+
+def diversity_section(d: dict | None) -> str:
+    if not d:
+        return ""
+    return f"""
+## Does each caption give a distribution?
+
+`t2igan eval NAME --metrics diversity --n 1000`: {d['captions']} captions that leave the size, the place or
+both unsaid, {d['k']} seeds each, read by the probe (`README.md`, "Does each caption give a distribution?").
+
+| | size entropy | place entropy | size coverage | place coverage | feature spread | named attributes right |
+|---|---|---|---|---|---|---|
+| this model | {d['entropy']['size']:.2f} | {d['entropy']['position']:.2f} | {d['coverage']['size']:.2f} | \
+{d['coverage']['position']:.2f} | {d['features']:.2f} | {100 * d['faithfulness']:.1f} % |
+| real renders | {d['entropy_real']['size']:.2f} | {d['entropy_real']['position']:.2f} | {d['coverage_real']['size']:.2f} | \
+{d['coverage_real']['position']:.2f} | 1 | {100 * d['faithfulness_real']:.1f} % |
+
+Entropy as a fraction of the data's; feature spread: the seeds' mean pairwise probe-feature distance over
+that of real renders of the same caption. The first row of the grid below is 8 seeds of "a red circle".
+"""
 
 
 def write_model_card(out: Path, card: dict) -> None:
@@ -92,7 +125,7 @@ discriminator ({card['weights_mb']} MB). Use it offline by name:
 
 ```bash
 t2igan sample {card['name']} "a red circle on the left" --n 8 -o grid.png
-t2igan eval {card['name']} --metrics shapes --n 1000
+t2igan eval {card['name']} --metrics shapes,diversity --n 1000
 ```
 
 - Command: `{card['command']}`
@@ -109,7 +142,7 @@ Exact (every attribute right): {100 * p['exact']:.1f} %. Shapes-FID (probe featu
 | captions | mean | {' | '.join(groups)} |
 |---|---|{'---|' * len(groups)}
 {chr(10).join(rows)}
-
+{diversity_section(card.get("diversity"))}
 ## Samples
 
 ![grid](grid.png)

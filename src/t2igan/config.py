@@ -14,16 +14,15 @@ also builds its model's config, as training will, so ``--dry-run`` refuses what 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Mapping
 
-import yaml
-
-from .errors import T2IError
+from .errors import T2IError, did_you_mean
 from .fields import Betas, Config, Count, Device, Fraction, Positive, Seed, build_config
 
 
@@ -91,9 +90,11 @@ class ExperimentConfig(Config):
         if not isinstance(d, dict):
             raise T2IError(f"an experiment config must be a mapping of sections, got {type(d).__name__}")
         d = dict(d)
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(map(str, set(d) - set(names)))
         if unknown:
-            raise T2IError(f"unknown top-level config keys: {sorted(unknown)}")
+            hints = "".join(did_you_mean(k, names) for k in unknown)
+            raise T2IError(f"unknown top-level config keys: {unknown}{hints}")
         data = build_config(DataConfig, d.pop("data", None) or {})
         train = build_config(TrainConfig, d.pop("train", None) or {})
         if "model_args" in d and d["model_args"] is None:
@@ -114,15 +115,33 @@ def list_presets() -> list[str]:
     return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_preset(name_or_path: str) -> dict:
-    """The raw dict of a preset name (``dfgan-shapes``) or a YAML file path."""
+def preset_description(name: str) -> str:
+    """The one-line ``description:`` a built-in preset opens with (read without a YAML parser, so that
+    ``t2igan list-presets`` starts fast; the test suite holds it equal to the parsed value)."""
+    text = resources.files("t2igan").joinpath("presets", f"{name}.yaml").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line.startswith("description:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def load_preset(name_or_path: str | Mapping) -> dict:
+    """The raw dict of a preset name (``dfgan-shapes``), a YAML file path, or a mapping of sections
+    (used as it is). A preset's ``description`` is for ``t2igan list-presets`` and is left out."""
+    import yaml
+
+    if isinstance(name_or_path, Mapping):
+        d = copy.deepcopy(dict(name_or_path))
+        d.pop("description", None)
+        return d
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         text = path.read_text()
     else:
         res = resources.files("t2igan").joinpath("presets", f"{name_or_path}.yaml")
         if not res.is_file():
-            raise T2IError(f"unknown preset {name_or_path!r}; presets: {', '.join(list_presets())}")
+            raise T2IError(f"unknown preset {name_or_path!r}{did_you_mean(name_or_path, list_presets())} "
+                           "(t2igan list-presets lists them; a YAML file works too)")
         text = res.read_text()
     try:
         d = yaml.safe_load(text) or {}
@@ -130,21 +149,34 @@ def load_preset(name_or_path: str) -> dict:
         raise T2IError(f"preset {name_or_path} is not valid YAML: {_yaml_problem(e)}") from None
     if not isinstance(d, dict):
         raise T2IError(f"preset {name_or_path} must be a YAML mapping of sections, got {type(d).__name__}")
+    d.pop("description", None)
     d.setdefault("name", path.stem if path.suffix in (".yaml", ".yml") else name_or_path)
     return d
 
 
-def apply_overrides(d: dict, overrides: list[str]) -> dict:
-    """Apply ``section.key=value`` overrides. ``model.X`` addresses ``model_args``."""
+def apply_overrides(d: dict, overrides: list[str] | Mapping[str, Any]) -> dict:
+    """Apply overrides: ``section.key=value`` strings (the value parsed as YAML) or a mapping
+    ``{"section.key": value}`` (the value used as it is). ``model.X`` addresses ``model_args``."""
+    import yaml
+
     d = json.loads(json.dumps(d))  # deep copy of plain data
-    for item in overrides:
-        if "=" not in item:
-            raise T2IError(f"override {item!r} must look like section.key=value")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else None
-        except yaml.YAMLError as e:
-            raise T2IError(f"override {item!r}: the value is not valid YAML ({_yaml_problem(e)})") from None
+    if isinstance(overrides, Mapping):
+        items = [(str(k), v, f"{k}={v!r}") for k, v in overrides.items()]
+    elif isinstance(overrides, str):
+        raise T2IError(f"overrides must be a list of section.key=value strings or a mapping, got the string "
+                       f"{overrides!r} (write [{overrides!r}])")
+    else:
+        items = []
+        for item in overrides:
+            if "=" not in item:
+                raise T2IError(f"override {item!r} must look like section.key=value")
+            key, raw = item.split("=", 1)
+            try:
+                value = yaml.safe_load(raw) if raw != "" else None
+            except yaml.YAMLError as e:
+                raise T2IError(f"override {item!r}: the value is not valid YAML ({_yaml_problem(e)})") from None
+            items.append((key, value, item))
+    for key, value, item in items:
         parts = key.strip().split(".")
         if parts[0] == "model" and len(parts) > 1:
             parts[0] = "model_args"
@@ -161,8 +193,11 @@ def _yaml_problem(e: Exception) -> str:
     return " ".join(str(getattr(e, "problem", None) or e).split())[:200]
 
 
-def resolve_config(preset: str, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Preset + overrides -> a validated :class:`ExperimentConfig` (model args checked too)."""
+def resolve_config(preset: str | Mapping, overrides: list[str] | Mapping[str, Any] | None = None) -> ExperimentConfig:
+    """Preset + overrides -> a validated :class:`ExperimentConfig` (model args checked too).
+
+    ``preset``: a preset name, a YAML file or a mapping of sections; ``overrides``: ``section.key=value``
+    strings as on the command line, or a mapping, ``resolve_config("dfgan-shapes", {"train.max_steps": 20})``."""
     return ExperimentConfig.from_dict(apply_overrides(load_preset(preset), overrides or []))
 
 

@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-import time
-import traceback
 
 
 class T2IError(ValueError):
     """A clear, one-line error about bad input (caption, file, config)."""
+
+
+def did_you_mean(word: str, choices, what: str = "") -> str:
+    """``"; did you mean 'x'?"`` for the choices closest to a mistyped ``word`` (up to three), else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return f"; did you mean {' or '.join(repr(c) for c in close)}{' ' + what if what else ''}?"
 
 
 def one_line(text: str, limit: int = 400) -> str:
@@ -46,6 +53,10 @@ def report_error(e: BaseException, stream=None) -> int:
     if is_expected(e):
         print(f"error: {describe_error(e)}", file=stream)
         return 2
+    import tempfile
+    import time
+    import traceback
+
     text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
     try:
         fd, path = tempfile.mkstemp(prefix=f"t2igan-traceback-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".txt")

@@ -28,7 +28,7 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Literal, Union
 
-from .errors import T2IError
+from .errors import T2IError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def build_config(cls: type, values: dict):
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in values if k not in names]
     if unknown:
-        raise T2IError(f"unknown {where} config keys: {sorted(map(str, unknown))} (valid: {sorted(names)})")
+        hints = "".join(did_you_mean(k, names) for k in sorted(map(str, unknown)))
+        raise T2IError(f"unknown {where} config keys: {sorted(map(str, unknown))}{hints} (valid: {sorted(names)})")
     return cls(**values)
 
 

@@ -1,18 +1,22 @@
 """Weights files and devices: atomic writes (a killed process never leaves half a file), safetensors
 read strictly (missing, unexpected and non-finite weights are errors naming the file, never pickled
-code), and device names checked against the machine. Run folders: :mod:`t2igan.runs`."""
+code), and device names checked against the machine. Run folders: :mod:`t2igan.runs`.
+
+torch and safetensors are imported where they are used, so that what imports this module to find run
+folders (``t2igan list-pretrained``, ``info``) starts without them."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from typing import TYPE_CHECKING
 
 from .errors import T2IError
+
+if TYPE_CHECKING:
+    import torch
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
@@ -47,6 +51,8 @@ WEIGHT_LIMIT = 1e15
 def first_bad_tensor(tensors: dict[str, torch.Tensor]) -> str | None:
     """``"non-finite weights (name)"`` or ``"diverged weights (name: |w| up to X)"`` for the first
     floating-point tensor holding NaN/inf or values beyond :data:`WEIGHT_LIMIT`, else None."""
+    import torch
+
     for name, t in tensors.items():
         if not t.is_floating_point() or t.numel() == 0:
             continue
@@ -61,6 +67,8 @@ def first_bad_tensor(tensors: dict[str, torch.Tensor]) -> str | None:
 def parse_device(device: str | torch.device) -> torch.device:
     """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, checked to
     exist on this machine; anything else is a T2IError naming it."""
+    import torch
+
     if isinstance(device, torch.device):
         return device
     name = str(device).strip()
@@ -84,6 +92,9 @@ def parse_device(device: str | torch.device) -> torch.device:
 
 
 def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     path = Path(path)
     if not path.is_file():
         raise T2IError(f"weights file not found: {path}")

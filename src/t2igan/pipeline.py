@@ -1,16 +1,19 @@
-"""Inference: captions in, seeded PIL images out. The CLI, evaluation, the web app (``t2igan serve``) and
-the report use this.
+"""Inference: captions in, seeded PIL images out. The CLI, evaluation, the web app (``t2igan serve``),
+the report and the trainer's sample grids use this. It reads like a diffusers pipeline:
 
-    pipe = Text2ImagePipeline.from_pretrained("runs/00000-dfgan-shapes")
-    images = pipe(["a red circle on the left"], seed=0)            # list of PIL images
-    result = pipe(["a red circle"], n=4, seed=1, return_output=True)  # images + attention/masks
-    for batch in pipe.generate_batches(captions, seed=0):            # many captions, lenient: evaluation
+    pipe = Text2ImagePipeline.from_pretrained("shapes-dfgan").to("cpu")   # a run folder, checkpoint or bundled name
+    images = pipe("a red circle on the left")                       # a caption or a list: list of PIL images
+    images = pipe(["a red circle", "a blue star"], num_images_per_prompt=4, seed=1)   # or n=4
+    images = pipe("a red circle", generator=torch.Generator().manual_seed(1))         # the same images as seed=1
+    out = pipe(["a red circle"], n=4, return_output=True)           # PipelineOutput: images, captions, attention, masks
+    for batch in pipe.generate_batches(captions, seed=0):          # many captions, lenient: evaluation
         ...
-    pipe.attention_figures(result), pipe.mask_figures(result)     # one figure per image, or None
-    pipe.redescribe(result.images)                                 # MirrorGAN's STREAM captions, or None
+    pipe.attention_figures(out), pipe.mask_figures(out)            # one figure per image, or None
+    pipe.redescribe(out.images)                                    # MirrorGAN's STREAM captions, or None
 
 The same seed gives the same images whatever the device batch: noise is drawn on the CPU from a
-``torch.Generator`` seeded once per call. Images with a non-finite pixel are an error, never a PNG.
+``torch.Generator`` seeded once per call (or from the generator given; a list of generators gives one
+per image, as in diffusers). Images with a non-finite pixel are an error, never a PNG.
 """
 
 from __future__ import annotations
@@ -45,9 +48,13 @@ CANDIDATE_EXAMPLES = [
 
 @dataclass
 class PipelineOutput:
+    """What one call made (``return_output=True``): the images and what the model showed drawing them."""
+
     images: list[Image.Image]  # n images per caption, caption-major
-    captions: list[str]  # the caption of each image
-    extras: dict = field(default_factory=dict)  # model-specific tensors (attention maps, masks), CPU
+    captions: list[str]  # the caption of each image, as given
+    attention: list[torch.Tensor] | None = None  # word attention, per attention stage (N, T, h, w); None: the model has none
+    masks: list[torch.Tensor] | None = None  # spatial masks in [0, 1], per generator block (N, 1, h, w); None: no masks
+    extras: dict = field(default_factory=dict)  # every model-specific tensor (the two above, stage images, ...), CPU
 
 
 @dataclass
@@ -76,21 +83,62 @@ class Text2ImagePipeline:
         if isinstance(self.max_words, bool) or not isinstance(self.max_words, int) or self.max_words < 1:
             raise T2IError(f"config.json: invalid data.max_words={self.max_words!r}: expected an integer >= 1")
         self.max_images = 256  # per call, a guard against requests that would exhaust memory
+        self.source: str | None = None  # what from_pretrained read: a run folder, a checkpoint or a bundled name
+        self._shows: dict[str, bool] | None = None
 
     @classmethod
-    def from_pretrained(cls, run_dir: str | Path, device: str | torch.device | None = None) -> "Text2ImagePipeline":
+    def from_pretrained(cls, run: str | Path, device: str | torch.device | None = None) -> "Text2ImagePipeline":
+        """The pipeline of a run folder, a file in it (``model.safetensors``, or a training checkpoint
+        ``checkpoints/step-N.safetensors``: its moving-average generator), or a bundled model's name."""
         device = parse_device(device or "auto")
-        model, vocab, config = load_run(run_dir, device)
-        return cls(model, vocab, config, device)
+        model, vocab, config = load_run(run, device, file_ok=True)
+        pipe = cls(model, vocab, config, device)
+        pipe.source = str(run)
+        return pipe
+
+    def to(self, device: str | torch.device) -> "Text2ImagePipeline":
+        """Move the model to ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``); returns the
+        pipeline. Images do not change with the device beyond float rounding: the noise stays on the CPU."""
+        self.device = parse_device(device)
+        self.model.to(self.device)
+        if self.generator_module is not None:
+            self.generator_module.to(self.device)
+        return self
+
+    def __repr__(self) -> str:
+        config = self.model.config
+        fields = [f"model={self.model_name!r}", f"source={self.source!r}" if self.source else None,
+                  f"image_size={getattr(config, 'image_size', '?')}", f"vocab={len(self.vocab)} words",
+                  f"max_words={self.max_words}", f"truncation={self.default_truncation(None)}",
+                  f"device={str(self.device)!r}"]
+        return f"{type(self).__name__}({', '.join(f for f in fields if f)})"
 
     @property
     def model_name(self) -> str:
         return self.model.model_name
 
-    def check_captions(self, captions: list[str]) -> None:
+    def shows(self, what: str) -> bool:
+        """Whether the model gives ``what`` besides images: ``"attention"`` (word attention maps),
+        ``"masks"`` (spatial masks) or ``"stream"`` (its own STREAM captioner, MirrorGAN). Attention
+        and masks are found by drawing one image, once."""
+        if what == "stream":
+            return getattr(self.model, "stream", None) is not None
+        if what not in ("attention", "masks"):
+            raise T2IError(f"shows() knows attention, masks and stream, not {what!r}")
+        if self._shows is None:
+            word = next(w for w in self.vocab.words[1:] if w != self.vocab.unk_token)
+            out = self([word], n=1, return_output=True)
+            self._shows = {"attention": out.attention is not None, "masks": out.masks is not None}
+        return self._shows[what]
+
+    @staticmethod
+    def as_list(captions: str | list[str]) -> list[str]:
+        """A caption or a list of captions as a list (a single string is one caption)."""
+        return [captions] if isinstance(captions, str) else list(captions)
+
+    def check_captions(self, captions: str | list[str]) -> None:
         """Raise :class:`T2IError` for an empty caption or one with only unknown words."""
-        if isinstance(captions, str):
-            raise T2IError("pass a list of captions, not a single string")
+        captions = self.as_list(captions)
         if not captions:
             raise T2IError("no captions given")
         for c in captions:
@@ -123,9 +171,15 @@ class Text2ImagePipeline:
         return tokens.to(self.device), lengths.to(self.device)
 
     def words(self, captions: list[str]) -> list[list[str]]:
-        """The words the model reads of each caption (known words, shortened to ``max_words``)."""
+        """The words the model reads of each caption (known words, an unknown one as ``<unk>`` when the
+        vocabulary has that token, shortened to ``max_words``)."""
         tokens, lengths = self.encode(captions)
         return [[self.vocab.words[t] for t in tokens[i, : int(lengths[i])].tolist()] for i in range(len(captions))]
+
+    def read_caption(self, caption: str) -> str:
+        """``caption`` as the model reads it: the caption itself when the model reads all of it, else its
+        words as read (:meth:`words`)."""
+        return caption if not self.caption_notices(caption) else " ".join(self.words([caption])[0])
 
     def example_captions(self, most: int = 6) -> list[str]:
         """Up to ``most`` example captions whose words the model's vocabulary all knows."""
@@ -142,15 +196,36 @@ class Text2ImagePipeline:
             notices.append(f"shortened: {n_words} words, the model reads the first {self.max_words}")
         return notices
 
-    def noise(self, count: int, seed: int | None, truncation: float | None = None) -> torch.Tensor:
-        """``(count, z)`` noise on the CPU from a generator seeded ``seed`` (the model's truncation by default)."""
-        if seed is not None and not (isinstance(seed, int) and 0 <= seed < 2**63):
+    def noise(self, count: int, seed: int | None, truncation: float | None = None,
+              generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
+        """``(count, z)`` noise on the CPU (the model's truncation by default) from ``generator``: one
+        CPU ``torch.Generator`` for all rows, or a list of ``count``, row ``i`` drawn from the ``i``-th;
+        without one, from a generator seeded ``seed`` (None: unseeded)."""
+        if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63):
             raise T2IError(f"seed must be an integer in [0, 2^63), got {seed!r}")
         if truncation is not None and not (isinstance(truncation, (int, float)) and math.isfinite(truncation)
                                            and truncation >= 0):
             raise T2IError(f"truncation must be a finite number >= 0 (0: none), got {truncation!r}")
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        return self.model.noise(count, self.default_truncation(truncation), gen)
+        truncation = self.default_truncation(truncation)
+        if generator is None:
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        gens = generator if isinstance(generator, (list, tuple)) else [generator]
+        for g in gens:
+            if g is not None and not (isinstance(g, torch.Generator) and g.device.type == "cpu"):
+                raise T2IError(f"generator must be a CPU torch.Generator (the noise is drawn on the CPU, so a seed "
+                               f"gives the same images on every device), got {g!r}")
+        if not isinstance(generator, (list, tuple)):
+            return self.model.noise(count, truncation, generator)
+        if len(generator) != count:
+            raise T2IError(f"{len(generator)} generators for {count} images: give one generator, or one per image")
+        return torch.cat([self.model.noise(1, truncation, g) for g in generator])
+
+    def seeded_noise(self, seeds: list[int], truncation: float | None = None) -> torch.Tensor:
+        """Row ``i`` is the first noise vector of a generator seeded ``seeds[i]``: the noise of image 0 of
+        ``pipe(caption, seed=seeds[i])``, so each row can be drawn again alone."""
+        for s in seeds:
+            self.noise(0, s)  # checks the seed
+        return self.noise(len(seeds), None, truncation, [torch.Generator().manual_seed(s) for s in seeds])
 
     @torch.no_grad()
     def generate_batches(self, captions: list[str], noise: torch.Tensor | None = None, seed: int | None = 0,
@@ -166,8 +241,7 @@ class Text2ImagePipeline:
         truncated. ``strict=False``: a caption that is empty or has only unknown words is still
         generated (from ``<unk>`` / padding), listed in the batch's ``bad`` and warned about once;
         ``strict=True`` refuses it with :class:`T2IError` before anything is generated."""
-        if isinstance(captions, str):
-            raise T2IError("pass a list of captions, not a single string")
+        captions = self.as_list(captions)
         if batch_size < 1:
             raise T2IError(f"batch_size must be at least 1, got {batch_size}")
         if noise is not None and noise.shape[0] != len(captions):
@@ -205,15 +279,30 @@ class Text2ImagePipeline:
         check_finite_images(images)
         return images, {k: _cat_extras(v) for k, v in extras.items()}
 
-    def __call__(self, captions: list[str], n: int = 1, seed: int | None = 0, truncation: float | None = None,
-                 batch_size: int = 32, return_output: bool = False):
-        """``n`` images for each caption. ``truncation`` defaults to the model's own (DF-GAN 0.88)."""
+    def __call__(self, prompt: str | list[str], n: int | None = None, seed: int | None = 0,
+                 truncation: float | None = None, batch_size: int = 32, return_output: bool = False, *,
+                 num_images_per_prompt: int | None = None,
+                 generator: torch.Generator | list[torch.Generator] | None = None):
+        """``n`` (alias ``num_images_per_prompt``, default 1) images for each caption of ``prompt`` (a
+        caption or a list), caption-major. The noise comes from ``generator`` when given (one CPU
+        generator, or a list with one per image), else from a generator seeded ``seed``:
+        ``generator=torch.Generator().manual_seed(3)`` draws the same images as ``seed=3``.
+        ``truncation`` defaults to the model's own (DF-GAN 0.88; 0: none). Returns the PIL images, or with
+        ``return_output`` a :class:`PipelineOutput` (images, captions, attention, masks)."""
+        if n is not None and num_images_per_prompt is not None and n != num_images_per_prompt:
+            raise T2IError(f"n={n} and num_images_per_prompt={num_images_per_prompt} disagree: give one")
+        n = next((v for v in (n, num_images_per_prompt) if v is not None), 1)
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise T2IError(f"n must be a whole number, got {n!r}")
+        captions = self.as_list(prompt)
+        self.check_captions(captions)
         self.check_count(len(captions) * n, n)
         expanded = [c for c in captions for _ in range(n)]
-        images, extras = self.generate(expanded, self.noise(len(expanded), seed, truncation), batch_size)
+        images, extras = self.generate(expanded, self.noise(len(expanded), seed, truncation, generator), batch_size)
         pil = to_pil(images)
         if return_output:
-            return PipelineOutput(pil, expanded, extras)
+            attention, masks = (extras.get(k) for k in ("attention", "masks"))
+            return PipelineOutput(pil, expanded, attention if attention else None, masks if masks else None, extras)
         return pil
 
     @torch.no_grad()
@@ -246,7 +335,7 @@ class Text2ImagePipeline:
     def attention_figures(self, out: PipelineOutput) -> list[Image.Image] | None:
         """For each image of ``out``, its :func:`~t2igan.visualize.attention_figure` row from the last
         (finest) attention stage; None when the model returned no word attention."""
-        attention = out.extras.get("attention")
+        attention = out.attention
         if not attention:
             return None
         maps = attention[-1]  # (N, T, h, w)
@@ -255,7 +344,7 @@ class Text2ImagePipeline:
 
     def mask_figures(self, out: PipelineOutput) -> list[Image.Image] | None:
         """For each image of ``out``, a row of the image then each block's mask; None without masks."""
-        masks = out.extras.get("masks")
+        masks = out.masks
         if not masks:
             return None
         sizes = [(m.shape[2], m.shape[3]) for m in masks]

@@ -22,3 +22,19 @@ def register_model(name: str, config_class: type, text_to_image: bool = True):
         return cls
 
     return deco
+
+
+def declared_models() -> list[str]:
+    """The text-to-image model names the family modules declare (``@register_model("name", ...)`` lines
+    without ``text_to_image=False``), read from their source without importing them, so that
+    ``t2igan list-models`` needs no torch. :func:`t2igan.models.list_models` (which imports every
+    family) gives the same names; a test holds them equal."""
+    import re
+    from pathlib import Path
+
+    names = set()
+    for path in (Path(__file__).parent / "models").glob("*.py"):
+        for m in re.finditer(r'^@register_model\("(\w+)"([^\n]*)\)\s*$', path.read_text(encoding="utf-8"), re.M):
+            if "text_to_image=False" not in m.group(2):
+                names.add(m.group(1))
+    return sorted(names)

@@ -51,6 +51,19 @@ METRIC_MEANINGS = {
     "shapes_attr_heldout": "The same attribute accuracy on held-out colour-shape pairs never seen in training: compositional generalisation.",
     "shapes_fid": "Frechet distance of Shapes-probe features (domain-specific, not comparable with Inception FID); lower is better.",
     "stream_captions": "STREAM captioner on real test images: BLEU-4 and attribute accuracy of its captions; higher is better.",
+    "diversity_entropy": "Shapes captions that leave size or place unsaid, 32 seeds each: entropy of the sizes / places drawn, as a fraction of the data's (1 = as varied as the data, 0 = one picture per caption).",
+    "diversity_coverage": "The same images: share of the allowed sizes / places that appear at all (1 / |values| for one picture per caption).",
+    "diversity_features": "The same images: mean pairwise Shapes-probe feature distance of one caption's seeds over that of real renders of the caption (1 = as varied as the data).",
+    "diversity_faithfulness": "The same images: fraction of the attributes the caption does name that the probe reads back (variety must not cost correctness).",
+    "prdc_precision": "Share of generated test images inside the real images' k-NN manifold (Kynkaanniemi et al. 2019): realism; higher is better.",
+    "prdc_recall": "Share of real test images inside the generated images' k-NN manifold: how much of the data is drawn; higher is better.",
+    "prdc_density": "How many real k-NN balls hold each generated image, over k (Naeem et al. 2020); about 1 for a model like the data.",
+    "prdc_coverage": "Share of real k-NN balls that hold at least one generated image (Naeem et al. 2020); higher is better.",
+    "open_prdc_precision": "Precision of the open-caption seeds against real renders of the same captions (Shapes).",
+    "open_prdc_recall": "Recall of the open-caption seeds against real renders of the same captions: low when each caption gives one picture.",
+    "open_prdc_density": "Density of the open-caption seeds against real renders of the same captions.",
+    "open_prdc_coverage": "Coverage of the open-caption seeds against real renders of the same captions.",
+    "caption_diversity": "Mean pairwise feature distance of 32 seeds of one test caption (0 = the noise changes nothing).",
 }
 
 
@@ -432,7 +445,10 @@ def metric_text(record: dict) -> str:
     value = record.get("value")
     if not is_number(value):
         return plain_value(value)
-    percent = record.get("metric") in ("rprec", "shapes_attr", "shapes_attr_heldout", "r_precision")
+    percent = record.get("metric") in ("rprec", "shapes_attr", "shapes_attr_heldout", "r_precision",
+                                       "diversity_entropy", "diversity_coverage", "diversity_features",
+                                       "diversity_faithfulness", "prdc_precision", "prdc_recall", "prdc_coverage",
+                                       "open_prdc_precision", "open_prdc_recall", "open_prdc_coverage")
     text = number_text(value, percent)
     if is_number(record.get("std")):
         text += " ± " + number_text(record["std"], percent, ".3g")

@@ -1,4 +1,4 @@
-"""``t2igan sample RUN "caption" ... --attention``: where each word is attended (AttnGAN and its kin).
+"""``t2igan sample RUN "caption" ... --attention``: where each word is attended (AttnGAN, MirrorGAN, DR-GAN).
 
 Writes ``<output stem>-attention.png`` next to the ordinary grid: one row per generated image (a
 row per caption with ``--n 1``), as in AttnGAN's figures: the image, then one map per word of the
@@ -22,7 +22,7 @@ def attention_rows(pipe, out) -> list[Image.Image]:
     rows = pipe.attention_figures(out)
     if rows is None:
         raise T2IError(f"--attention: the {pipe.model_name} model has no word attention "
-                       "(AttnGAN with num_stages >= 2 has)")
+                       "(AttnGAN, MirrorGAN and DR-GAN with num_stages >= 2 have)")
     return rows
 
 

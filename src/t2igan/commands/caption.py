@@ -12,16 +12,15 @@
 
 from __future__ import annotations
 
-import torch
-from PIL import Image
-
 from ..errors import T2IError
 
 HELP = "caption images with a MirrorGAN STREAM"
 
 
-def image_tensor(path, size: int) -> torch.Tensor:
-    """An image file as ``(3, size, size)`` in [-1, 1]: the centre square, resized (bicubic)."""
+def image_tensor(path, size: int):
+    """An image file as a ``(3, size, size)`` tensor in [-1, 1]: the centre square, resized (bicubic)."""
+    from PIL import Image
+
     from ..data.images import load_rgb
     from ..visualize import from_pil
 
@@ -35,14 +34,17 @@ def image_tensor(path, size: int) -> torch.Tensor:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("run_dir", help="a STREAM run (`t2igan pretrain stream`) or a MirrorGAN run")
-    parser.add_argument("images", nargs="+", help="image files to caption")
+    parser.add_argument("run_dir", metavar="RUN", help="a STREAM run (`t2igan pretrain stream`), a MirrorGAN run, or "
+                                                       "a bundled MirrorGAN's name (shapes-mirrorgan)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to caption")
     parser.add_argument("--beam", type=int, default=1, help="beam width (1: greedy decoding)")
     parser.add_argument("--max-len", type=int, default=None, help="at most this many words (default: the STREAM's)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N, mps")
 
 
 def run(args) -> None:
+    import torch
+
     from ..models.stream import caption_images
     from ..runs import load_stream
 
@@ -56,22 +58,17 @@ def run(args) -> None:
         print(f"{path}: {caption}")
 
 
-def print_mirror(pipe, out, stream_run: str | None = None) -> None:
-    """``sample --mirror``: each input caption next to the STREAM caption of its generated image, from
-    ``stream_run`` (a STREAM run folder) or else the pipeline's model's own STREAM."""
+def print_mirror(pipe, out, stream_and_vocab) -> None:
+    """``sample --mirror``: each input caption next to the STREAM caption of its generated image, from the
+    ``(STREAM, vocabulary)`` that ``sample`` loaded (``--stream RUN``, or the model's own STREAM)."""
+    import torch
+
     from ..models.stream import caption_images
-    from ..runs import load_stream
     from ..visualize import from_pil
 
-    if stream_run:
-        stream, vocab = load_stream(stream_run, pipe.device)
-        if vocab.words != pipe.vocab.words:
-            print(f"note: the STREAM in {stream_run} has its own vocabulary; captions use its words")
-    elif getattr(pipe.model, "stream", None) is not None:
-        stream, vocab = pipe.model.stream, pipe.vocab
-    else:
-        raise T2IError(f"--mirror: the {pipe.model_name} model has no STREAM captioner (MirrorGAN has); "
-                       "give one with --stream <STREAM run>")
+    stream, vocab = stream_and_vocab
+    if vocab.words != pipe.vocab.words:
+        print("note: the STREAM has its own vocabulary; its captions use its words")
     images = torch.stack([from_pil(im) for im in out.images])
     regenerated = caption_images(stream, vocab, images)
     width = max(len(c) for c in out.captions)

@@ -16,7 +16,7 @@ def add_arguments(parser) -> None:
                     "folder, then downloads of what is still missing (when online). Every image and caption file "
                     "is checked; the counts per split and what was left out, with the reason, are printed. See "
                     "'t2igan data sources' for the archives, their URLs and checksums.")
-    p.add_argument("dataset", choices=DATASETS)
+    p.add_argument("dataset", choices=DATASETS, help="which data set to prepare")
     p.add_argument("sources", nargs="*", help="archives you downloaded (CUB_200_2011.tgz, birds.zip, ...) or folders "
                                               "that hold them or their unpacked files")
     p.add_argument("-o", "--out", help="output folder (default: the presets' data.root: data/birds, data/coco, "
@@ -30,7 +30,7 @@ def add_arguments(parser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     s = sub.add_parser("sources", help="list the published archives of each data set",
                        description="The archives 't2igan data prepare' reads: file name, size, MD5, URL.")
-    s.add_argument("dataset", nargs="?", choices=DATASETS)
+    s.add_argument("dataset", nargs="?", choices=DATASETS, help="only this data set (default: all)")
 
 
 def run(args) -> None:

@@ -15,9 +15,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--split", default="test", help="data split (default test)")
     parser.add_argument("--n", type=int, default=None, help="use at most this many images (default: all)")
     parser.add_argument("--inception-weights", help="pt_inception-2015-12-05-6726825d.pth")
-    parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=50, help="images read by the Inception at a time")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args) -> None:

@@ -10,6 +10,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from ..models import list_models
+    from ..registry import declared_models  # read from the family modules' source: no torch to import
 
-    print("\n".join(list_models()))
+    print("\n".join(declared_models()))

@@ -1,8 +1,8 @@
-"""``t2igan list-presets``: the built-in presets (``<model>-<dataset>``)."""
+"""``t2igan list-presets``: the built-in presets (``<model>-<dataset>``), each with its one-line description."""
 
 from __future__ import annotations
 
-HELP = "built-in presets"
+HELP = "built-in presets, with what each one is"
 
 
 def add_arguments(parser) -> None:
@@ -10,6 +10,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from ..config import list_presets
+    from ..config import list_presets, preset_description
 
-    print("\n".join(list_presets()))
+    names = list_presets()
+    width = max(map(len, names))
+    for name in names:
+        print(f"{name:<{width}}  {preset_description(name)}".rstrip())

@@ -1,4 +1,4 @@
-"""``t2igan sample RUN "caption" ... --masks``: the spatial masks a model predicts (SSA-GAN).
+"""``t2igan sample RUN "caption" ... --masks``: the spatial masks a model predicts (SSA-GAN, DR-GAN).
 
 Writes ``<output stem>-masks.png`` next to the ordinary grid: one row per generated image (a row
 per caption with ``--n 1``), the image first, then the mask of each generator block, from 4x4 up,
@@ -32,9 +32,9 @@ def masks_grid(images: list[Image.Image], masks: list[torch.Tensor], captions: l
 
 def write_masks(pipe, out, out_path) -> None:
     """``<output stem>-masks.png`` next to ``out_path``."""
-    masks = out.extras.get("masks")
+    masks = out.masks
     if not masks:
-        raise T2IError(f"--masks: the {pipe.model_name} model predicts no masks (SSA-GAN does)")
+        raise T2IError(f"--masks: the {pipe.model_name} model predicts no masks (SSA-GAN and DR-GAN do)")
     path = Path(out_path)
     path = path.with_name(f"{path.stem}-masks.png")
     masks_grid(out.images, masks, out.captions).save(path)

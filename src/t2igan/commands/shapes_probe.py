@@ -13,11 +13,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--image-size", type=int, default=64, help="side of the images it reads (default 64)")
     parser.add_argument("-o", "--output", help="probe file (default: $T2IGAN_CACHE/shapes_probe-<size>.safetensors)")
     parser.add_argument("--steps", type=int, default=3000, help="training steps, 64 fresh images each (default 3000)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the probe's weights and training images")
     parser.add_argument("--test-images", type=int, default=1000, help="held-out real images per test split")
     parser.add_argument("--force", action="store_true", help="retrain even if the file exists")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args) -> None:

@@ -112,6 +112,7 @@ class MultiStageConfig(Config):
     mismatch_pairs: Literal["shift", "roll"] = "shift"  # D's (real, wrong caption) pairs: shift (official: B-1, i with i+1) | roll (B, j with j-1)
     kl_weight: float = 1.0  # weight of CA's KL term
     truncation: float = 0.0  # noise truncation at sampling (0 = none; AttnGAN samples plain N(0, I))
+    ca_sample: bool = False  # sampling: c = mu + sigma * eps with eps from the seeded noise (official: sampled), or c = mu
 
     @property
     def cond_dim(self) -> int:
@@ -187,13 +188,18 @@ class MultiStageGenerator(nn.Module):
     def __init__(self, ngf: int, z_dim: int, c_dim: int, sent_dim: int, base_size: int, num_stages: int,
                  make_stage: Callable[[], nn.Module]):
         super().__init__()
+        self.z_dim, self.c_dim = z_dim, c_dim
         self.ca = ConditioningAugmentation(sent_dim, c_dim)
         self.initial = InitialStage(ngf, z_dim + c_dim, base_size)
         self.stages = nn.ModuleList(make_stage() for _ in range(num_stages - 1))
         self.to_rgb = nn.ModuleList(rgb_head(ngf) for _ in range(num_stages))
 
     def forward(self, noise, sent_emb, word_embs, mask) -> GeneratorOutput:
-        c_code, mu, logvar = self.ca(sent_emb)
+        """``noise``: z (B, z_dim), or z and CA's eps (B, z_dim + c_dim) to sample CA at inference."""
+        eps = None
+        if noise.shape[1] == self.z_dim + self.c_dim:
+            noise, eps = noise.split([self.z_dim, self.c_dim], dim=1)
+        c_code, mu, logvar = self.ca(sent_emb, eps)
         h = self.initial(noise, c_code)
         images, attention, parts = [self.to_rgb[0](h)], [], []
         for stage, to_rgb in zip(self.stages, self.to_rgb[1:]):

@@ -112,8 +112,11 @@ class T2IModel(nn.Module):
         return feats
 
     def noise(self, batch_size: int, truncation: float | None = None, generator=None) -> torch.Tensor:
+        """Sampling noise (B, z_dim), or (B, z_dim + c_dim) with conditioning augmentation's eps when a
+        multi-stage model samples it (``ca_sample``)."""
         form = getattr(self.config, "truncation_form", "scaled")
-        return truncated_noise((batch_size, self.config.z_dim), truncation, generator, form)
+        width = self.config.z_dim + (self.config.c_dim if getattr(self.config, "ca_sample", False) else 0)
+        return truncated_noise((batch_size, width), truncation, generator, form)
 
     def draw_noise(self, batch: dict) -> torch.Tensor:
         """Training noise ``z ~ N(0, I)``, one row per image of the batch."""

@@ -78,8 +78,8 @@ from ..fields import Count, Fraction, Positive, PowerOfTwo
 from ..registry import register_model
 from .base import SampleOutput, T2IModel
 from .damsm import build_damsm_critic
-from .dfgan import (Affine, DFGANFamilyOptions, OneWayDiscriminator, channel_plan, ma_gp_loss,
-                    one_way_discriminator_loss, one_way_generator_loss)
+from .dfgan import (Affine, DFGANFamilyOptions, build_d_backbone, channel_plan, ma_gp_loss,
+                    one_way_discriminator, one_way_discriminator_loss, one_way_generator_loss)
 
 @dataclass
 class SSAGANConfig(DFGANFamilyOptions):
@@ -210,7 +210,7 @@ class Generator(nn.Module):
 
 @register_model("ssagan", SSAGANConfig)
 class SSAGAN(T2IModel):
-    unsaved_modules = ("damsm_critic",)
+    unsaved_modules = ("damsm_critic", "feature_network")
 
     def __init__(self, config: SSAGANConfig):
         super().__init__(config)
@@ -221,8 +221,8 @@ class SSAGAN(T2IModel):
         self.text_encoder.requires_grad_(self.text_encoder_trainable)
         self.generator = Generator(c.nf, c.z_dim, c.cond_dim, c.image_size, c.mask_hidden, c.upsample_mode,
                                    c.sentence_in_fc)
-        self.discriminator = OneWayDiscriminator(c.nf, c.cond_dim, c.image_size, c.d_max_mult,
-                                                 **c.discriminator_args())
+        self.feature_network = build_d_backbone(c)  # the frozen network a projected D reads (None: D reads pixels)
+        self.discriminator = one_way_discriminator(c, self.feature_network, c.d_max_mult)
 
     # -- inference -------------------------------------------------------------------------------
     def generate_from_text(self, text, noise, generator_module=None) -> SampleOutput:

@@ -98,15 +98,18 @@ def strip_batch_norm(module: nn.Module) -> None:
 class ConditioningAugmentation(nn.Module):
     """``e_bar -> (c, mu, logvar)``: FC to ``4 c_dim``, GLU, split into mu and log sigma^2;
     ``c = mu + sigma * eps`` in training, ``c = mu`` in eval mode [StackGAN, Sec. 3.1; AttnGAN]
-    (also DR-GAN's DNM encoder)."""
+    unless ``eps`` is given (then ``c = mu + sigma * eps`` in eval mode too, as the official AttnGAN
+    code samples) (also DR-GAN's DNM encoder)."""
 
     def __init__(self, sent_dim: int, c_dim: int):
         super().__init__()
         self.c_dim = c_dim
         self.fc = nn.Linear(sent_dim, 4 * c_dim)
 
-    def forward(self, sent_emb: torch.Tensor):
+    def forward(self, sent_emb: torch.Tensor, eps: torch.Tensor | None = None):
         mu, logvar = glu(self.fc(sent_emb)).split(self.c_dim, dim=1)  # (B, c), (B, c)
-        if not self.training:
+        if self.training and eps is None:
+            eps = torch.randn_like(mu)
+        if eps is None:
             return mu, mu, logvar
-        return mu + torch.randn_like(mu) * (0.5 * logvar).exp(), mu, logvar
+        return mu + eps * (0.5 * logvar).exp(), mu, logvar

@@ -61,6 +61,21 @@ class SmallCNN(nn.Module):
         local = self.local(images)  # (B, C, 8, 8)
         return local, self.glob(local).mean(dim=(2, 3))  # (B, C, 8, 8), (B, C')
 
+    def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The last activation at each side the network reaches, finest first (images resized to its
+        input side as in :meth:`forward`): at 64 px the maps of sides 32, 16, 8 (the local features) and
+        the 4 x 4 map the global feature is the mean of."""
+        if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
+            images = F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear",
+                                   align_corners=False)
+        maps, h = {}, images
+        for layer in self.local:
+            h = layer(h)
+            if isinstance(layer, nn.LeakyReLU):
+                maps[h.shape[-1]] = h  # a later map of the same side replaces the earlier one
+        maps[0] = self.glob(h)
+        return list(maps.values())
+
 
 class InceptionBackbone(nn.Module):
     """ImageNet Inception-v3 (:class:`t2igan.nn.inception.ImageNetInceptionV3`), frozen and always
@@ -93,6 +108,16 @@ class InceptionBackbone(nn.Module):
         local = n.Mixed_6e(n.Mixed_6d(n.Mixed_6c(n.Mixed_6b(x))))  # (B, 768, 17, 17)
         x = n.Mixed_7c(n.Mixed_7b(n.Mixed_7a(local)))  # (B, 2048, 8, 8)
         return local, x.mean(dim=(2, 3))  # (B, 768, 17, 17), (B, 2048)
+
+    def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """``Mixed_5d`` (B, 288, 35, 35), ``Mixed_6e`` (B, 768, 17, 17: the local features) and ``Mixed_7c``
+        (B, 2048, 8, 8), images resized to 299 as in :meth:`forward`."""
+        n = self.net
+        x = F.interpolate(images, size=(299, 299), mode="bilinear", align_corners=False)
+        x = n.maxpool1(n.Conv2d_2b_3x3(n.Conv2d_2a_3x3(n.Conv2d_1a_3x3(x))))
+        m5 = n.Mixed_5d(n.Mixed_5c(n.Mixed_5b(n.maxpool2(n.Conv2d_4a_3x3(n.Conv2d_3b_1x1(x))))))
+        m6 = n.Mixed_6e(n.Mixed_6d(n.Mixed_6c(n.Mixed_6b(n.Mixed_6a(m5)))))
+        return [m5, m6, n.Mixed_7c(n.Mixed_7b(n.Mixed_7a(m6)))]
 
 
 class ImageEncoder(nn.Module):

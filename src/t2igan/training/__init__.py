@@ -8,9 +8,9 @@
 * :mod:`.final_metrics` -- the evaluation a DAMSM or STREAM pretraining run ends with.
 """
 
-from .build import EMA, build_datasets, build_experiment_model, build_model, build_vocab
+from .build import EMA, build_datasets, build_experiment_model, build_model, build_vocab, missing_damsm
 from .checkpoints import CKPT_RE, CheckpointIO, list_checkpoints, safetensors_bytes
 from .trainer import Trainer, elapsed_seconds, resume_training, train
 
 __all__ = ["CKPT_RE", "EMA", "CheckpointIO", "Trainer", "build_datasets", "build_experiment_model", "build_model", "build_vocab",
-           "elapsed_seconds", "list_checkpoints", "resume_training", "safetensors_bytes", "train"]
+           "elapsed_seconds", "list_checkpoints", "missing_damsm", "resume_training", "safetensors_bytes", "train"]

@@ -10,13 +10,20 @@ the parts into it:
   <t2igan.models.damsm.DAMSMCritic.adopt>`); ``damsm_gamma1/2/3`` and ``damsm_paper_form`` left ``None``
   become the run's own (without a run: :class:`~t2igan.models.damsm.DAMSMConfig`'s defaults), so the
   saved run records what its DAMSM term used. GAN-INT-CLS takes the text encoder only (also from a bare
-  ``model.safetensors``).
+  ``model.safetensors``). A DF-GAN-family D with ``d_backbone`` (damsm, damsm_random) is built on the
+  run's image encoder architecture (``damsm_backbone``, ``damsm_image_size``, ``damsm_cnn_channels``
+  become the run's) and with ``damsm`` reads the run's frozen backbone weights, which ``damsm`` requires.
 * ``stream_weights`` (MirrorGAN): a STREAM run (or a MirrorGAN run's STREAM) fills the ``stream_*``
   architecture fields left ``None`` (a value that disagrees is an error naming both) and its weights
   the frozen STREAM; without one the fields take :data:`t2igan.models.mirrorgan.STREAM_DEFAULTS`.
 * ``inception_weights`` (DAMSM, STREAM with the Inception backbone): the ImageNet Inception-v3 file,
   found by :func:`t2igan.metrics.inception.resolve_weights_path` (required: a missing file fails before
   any data is loaded) and loaded into the frozen backbone.
+
+:func:`missing_damsm` is the recipe check that ``t2igan train`` (``--dry-run`` too) and a new run's
+:meth:`Trainer.fit <t2igan.training.Trainer.fit>` make first: a GAN on CUB or COCO whose text encoder is
+frozen or whose G has a DAMSM loss needs a pretrained DAMSM, and without one would train against random
+weights.
 """
 
 from __future__ import annotations
@@ -29,11 +36,12 @@ import torch
 from ..config import ExperimentConfig, model_args
 from ..data.text import Vocabulary
 from ..errors import T2IError
+from ..fields import build_config
 from ..hub import first_bad_tensor, load_safetensors_into
 from ..models import create_model, model_config_class
 from ..models.damsm import DAMSM_LOSS_SETTINGS, DAMSMConfig
 from ..nn.image_encoder import InceptionBackbone
-from ..runs import WEIGHTS_NAME, load_damsm, load_vocab, read_config, resolve_run_dir
+from ..runs import WEIGHTS_NAME, load_damsm, load_vocab, read_config, resolve_path, resolve_run_dir
 
 
 def build_vocab(cfg: ExperimentConfig, train_set) -> Vocabulary:
@@ -46,7 +54,7 @@ def build_vocab(cfg: ExperimentConfig, train_set) -> Vocabulary:
         source = None  # a bare DAMSM weights file without its run folder: no vocabulary to take
     if not source:
         return Vocabulary.build(train_set.all_captions())
-    path = Path(source).expanduser()
+    path = resolve_path(source)  # a bundled model's file too: shapes-damsm/vocab.json
     if path.suffix == ".pickle":
         from ..data.datasets import read_attngan_captions, vocabulary_from_attngan
 
@@ -65,6 +73,36 @@ def build_datasets(cfg: ExperimentConfig):
     return train_set, test_set
 
 
+# data set -> (the DAMSM preset that pretrains one, AttnGAN's released text and image encoders of it)
+DAMSM_SOURCES = {"cub": ("damsm-cub", "text_encoder200.pth", "image_encoder200.pth"),
+                 "coco": ("damsm-coco", "text_encoder100.pth", "image_encoder100.pth")}
+
+
+def missing_damsm(cfg: ExperimentConfig) -> str | None:
+    """Why ``cfg`` cannot train as written, or None: on CUB or COCO, a model with a ``damsm_weights`` field left
+    empty whose text encoder is frozen (DF-GAN, SSA-GAN, the AttnGAN family: the papers' pretrained DAMSM
+    text encoder) or whose G has a DAMSM loss would train against random weights. The message gives both
+    ways to a DAMSM run: pretraining one, or converting AttnGAN's released encoders."""
+    sources = DAMSM_SOURCES.get(cfg.data.dataset)
+    if sources is None:
+        return None
+    config = build_config(model_config_class(cfg.model), model_args(cfg, vocab_size=2))
+    if not hasattr(config, "damsm_weights") or config.damsm_weights:
+        return None
+    parts = []
+    if getattr(config, "text_source", "encoder") == "encoder" and getattr(config, "text_encoder_mode", "frozen") == "frozen":
+        parts.append("its frozen text encoder")
+    if (getattr(config, "damsm_loss_weight", None) or getattr(config, "damsm_weight", None) or 0) > 0:
+        parts.append("the image encoder of its DAMSM loss")
+    if not parts:
+        return None
+    preset, text_encoder, image_encoder = sources
+    return (f"{cfg.model} on {cfg.data.dataset} needs a pretrained DAMSM ({' and '.join(parts)} would be random): "
+            f"set model.damsm_weights=RUN, a DAMSM run from `t2igan pretrain damsm {preset}` or from AttnGAN's "
+            f"released encoders: `t2igan convert damsm {text_encoder} --image-encoder {image_encoder} "
+            f"--captions captions.pickle -o RUN`")
+
+
 def build_model(name: str, **args):
     """``create_model(name, **args)`` with the pretrained parts its arguments name loaded in (see the
     module docstring): the model training starts from."""
@@ -73,7 +111,11 @@ def build_model(name: str, **args):
     if "inception_weights" in fields and args.get("backbone", fields["backbone"].default) == "inception":
         from ..metrics.inception import resolve_weights_path
 
-        args["inception_weights"] = str(resolve_weights_path("imagenet", args.get("inception_weights")))
+        try:
+            args["inception_weights"] = str(resolve_weights_path("imagenet", args.get("inception_weights")))
+        except T2IError as e:  # where the file goes, and the image encoder that needs none
+            raise T2IError(f"{name}: {missing_inception(e, args.get('inception_weights'))}; or use the small CNN "
+                           "image encoder, which needs none: model.backbone=small_cnn data.image_size=64") from None
     damsm = None
     if "damsm_gamma1" in fields:  # a GAN with a DAMSM critic: its loss settings are the run's (else the defaults)
         damsm = load_damsm(args["damsm_weights"]) if args.get("damsm_weights") else None
@@ -81,10 +123,14 @@ def build_model(name: str, **args):
         for setting in DAMSM_LOSS_SETTINGS:
             if args.get(f"damsm_{setting}") is None:
                 args[f"damsm_{setting}"] = getattr(source, setting)
+    if "d_backbone" in fields:
+        args.update(d_backbone_architecture(args, damsm))
     if "stream_weights" in fields:
         args.update(stream_architecture(args))
     model = create_model(name, **args)
     c = model.config
+    if getattr(c, "d_backbone", "none") == "damsm":
+        model.feature_network.load_state_dict(damsm[0].image_encoder.backbone.state_dict())
     if damsm is not None:
         model.damsm_critic.adopt(*damsm, c.damsm_weights, model.text_encoder, c.vocab_size)
     elif getattr(c, "damsm_weights", None) and getattr(model, "text_encoder", None) is not None:
@@ -105,10 +151,37 @@ def build_model(name: str, **args):
     return model
 
 
+def missing_inception(error: T2IError, given: str | None) -> str:
+    """Where the ImageNet Inception weights of a DAMSM / STREAM backbone go, when they were not found."""
+    import os
+
+    from ..metrics.inception import WEIGHTS, cache_dir
+
+    info = WEIGHTS["imagenet"]
+    if given or os.environ.get(info["env"]):
+        return str(error)  # the path given is wrong: the error names it
+    return (f"no ImageNet Inception weights: put {info['file']} ({info['url']}) in {cache_dir()} or give "
+            f"its path (model.inception_weights=PATH or {info['env']}=PATH)")
+
+
 def build_experiment_model(cfg: ExperimentConfig, vocab_size: int):
     """:func:`build_model` of an experiment (:func:`t2igan.config.model_args`: the vocabulary size from the
     data, ``model.image_size`` from ``data.image_size``)."""
     return build_model(cfg.model, **model_args(cfg, vocab_size))
+
+
+def d_backbone_architecture(args: dict, damsm) -> dict:
+    """The ``damsm_*`` architecture fields of a DF-GAN-family D that reads a DAMSM backbone
+    (``d_backbone`` damsm or damsm_random): those of the loaded ``damsm_weights`` run (``damsm``:
+    ``(DAMSM, vocabulary)`` or None), else as ``args`` gives them; ``damsm`` needs the run."""
+    choice = args.get("d_backbone", "none")
+    if choice == "damsm" and damsm is None:
+        raise T2IError("model.d_backbone=damsm reads the image encoder of a pretrained DAMSM, but model.damsm_weights "
+                       "is empty; name one (e.g. model.damsm_weights=shapes-damsm)")
+    if choice == "none" or damsm is None:
+        return {}
+    run = damsm[0].config
+    return {"damsm_backbone": run.backbone, "damsm_image_size": run.image_size, "damsm_cnn_channels": run.cnn_channels}
 
 
 def stream_architecture(args: dict) -> dict:

@@ -8,7 +8,9 @@
   (epoch, batch), so a resumed run continues bit for bit as if never interrupted. The last
   ``keep_checkpoints`` are kept. An unreadable checkpoint (or one holding non-finite weights) is
   reported and the one before it used. Every checkpoint is read back after writing; only then is it
-  the "last good checkpoint" and is ``model.safetensors`` (always trained weights, or absent) updated.
+  the "last good checkpoint" and is ``model.safetensors`` (always trained weights, or absent) updated,
+  and only then does an ``--overwrite`` delete the old run it had set aside.
+* Both files are entered in the run's manifest before they are written (see :mod:`t2igan.runs`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..errors import T2IError
 from ..hub import atomic_write_bytes, first_bad_tensor, load_safetensors
-from ..runs import save_run
+from ..runs import commit_overwrite, forget_files, record_files, save_run
 from .distributed import gather_rng_states, seed_everything, set_rng_state
 
 CKPT_RE = re.compile(r"step-(\d{8})\.safetensors$")
@@ -51,7 +53,8 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict | None = 
 
 class CheckpointIO:
     """The checkpoint methods of the trainer; they read and set its ``model``, ``ema``, ``optimizers``,
-    ``scalers``, ``dist``, data position (``step``, ``epoch``, ``batch_in_epoch``) and ``run_dir``."""
+    ``scalers``, ``dist``, data position (``step``, ``epoch``, ``batch_in_epoch``), ``run_dir`` and
+    ``pending_overwrite``."""
 
     def save_checkpoint(self) -> Path:
         """Weights (safetensors) + optimizers, loss scalers, RNG states of every process and data
@@ -84,6 +87,7 @@ class CheckpointIO:
         }
         weights = safetensors_bytes({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
                                     metadata={"step": str(self.step)})
+        record_files(self.run_dir, f"checkpoints/{path.name}", f"checkpoints/{path.with_suffix('.state.pt').name}")
         atomic_write_bytes(path, weights)
         buf = io.BytesIO()
         torch.save(state, buf)
@@ -95,6 +99,9 @@ class CheckpointIO:
                            f"last good checkpoint: {self.last_checkpoint or 'none yet'}") from None
         save_run(self.run_dir, self.cfg.to_dict(), self.model, self.vocab, self.ema.module if self.ema else None)
         self.last_checkpoint, self.checkpoint_step = path, self.step
+        if self.pending_overwrite:  # the new run has a good checkpoint: the old one goes for good
+            commit_overwrite(self.run_dir)
+            self.pending_overwrite = False
         self.prune_checkpoints()
         return path
 
@@ -107,6 +114,7 @@ class CheckpointIO:
             if p not in keep and m and int(m.group(1)) <= self.step:
                 p.unlink(missing_ok=True)
                 p.with_suffix(".state.pt").unlink(missing_ok=True)
+                forget_files(self.run_dir, f"checkpoints/{p.name}", f"checkpoints/{p.with_suffix('.state.pt').name}")
 
     def read_checkpoint(self, path: Path) -> tuple[dict, dict]:
         """``(tensors, state)`` of a checkpoint, or a T2IError naming the unreadable file."""

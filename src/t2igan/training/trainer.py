@@ -39,8 +39,11 @@ Several processes (``torchrun --nproc_per_node N -m t2igan train ... --run-dir D
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -56,10 +59,13 @@ from ..errors import T2IError, describe_error
 from ..hub import atomic_write_bytes
 from ..loggers import Loggers, open_loggers, resolve_names
 from ..pipeline import Text2ImagePipeline
-from ..runs import WEIGHTS_NAME, check_resume_config, check_run_dir, clear_run, new_run_dir, read_experiment, save_run
+from ..runs import (FIXED_FILES, WEIGHTS_NAME, RunLock, begin_overwrite, check_no_unfinished_overwrite,
+                    check_resume_config, check_run_dir, describe_holder, new_run_dir, read_experiment, record_files,
+                    recording_new_entries, remove_leftovers, save_run, undo_overwrite, unfinished_overwrite)
 from ..visualize import captioned_grid, to_pil
-from .build import EMA, build_datasets, build_experiment_model, build_vocab
+from .build import EMA, build_datasets, build_experiment_model, build_vocab, missing_damsm
 from .final_metrics import final_metrics
+from .intro import Pace, introduction
 from .checkpoints import CheckpointIO
 from .distributed import all_reduce_gradients, broadcast_tensors, init_distributed, resolve_device, seed_everything
 
@@ -105,17 +111,39 @@ class Trainer(CheckpointIO):
         self.checkpoint_step: int | None = None  # the step last_checkpoint was written at
         self.run_dir = Path(run_dir) if run_dir else None
         self._loggers: Loggers | None = None
+        self.pending_overwrite = False  # an old run is set aside until this run's first good checkpoint
 
     # -- run folder ------------------------------------------------------------------------------
+    def lock_run_dir(self) -> RunLock | None:
+        """Take the run folder's lock (:class:`t2igan.runs.RunLock`) and clear what a killed writer left.
+        Under torchrun rank 0, the one process that writes the folder, holds it for all: the others
+        wait for it here and stop with an error if it was refused. Collective."""
+        lock, error = None, None
+        if self.dist.is_main:
+            try:
+                lock = RunLock(self.run_dir).acquire()
+                if lock.taken_over:
+                    tqdm.write(f"warning: {self.run_dir} was locked by {describe_holder(lock.taken_over)}, "
+                               f"which ended without letting go (killed?); taking the lock over", file=sys.stderr)
+                remove_leftovers(self.run_dir)
+            except (T2IError, OSError) as e:
+                if lock is not None:
+                    lock.release()
+                lock, error = None, e
+        if self.dist.world_size > 1:
+            locked = torch.tensor([float(error is None)], device=self.device)
+            dist.broadcast(locked, 0)
+            if error is None and not locked.item():
+                error = T2IError(f"{self.run_dir}: process 0 could not lock the run folder (its error says why)")
+        if error is not None:
+            raise error
+        return lock
+
     def open_run_dir(self, resume: bool, overwrite: bool) -> bool:
         """Check the run folder and, with ``resume``, load its newest good checkpoint; nothing is
         written. True when training continues from a checkpoint (loaded here or before ``fit``)."""
-        if self.run_dir is None:
-            if self.dist.world_size > 1 or resume:
-                raise T2IError("name the run folder to resume (or to train with torchrun): --run-dir DIR")
-            self.run_dir = new_run_dir(self.cfg.runs_dir, self.cfg.name)
-            return False
         if self.checkpoint_step is not None:  # a checkpoint of this folder was loaded before fit()
+            check_no_unfinished_overwrite(self.run_dir)
             return True
         check_run_dir(self.run_dir, resume, overwrite)
         if not resume:
@@ -147,15 +175,23 @@ class Trainer(CheckpointIO):
             self.ema.module.load_state_dict(self.model.generator.state_dict())
 
     def prepare_run_dir(self, resumed: bool = False, overwrite: bool = False) -> Path:
-        """Write the run's config and vocabulary (never weights: those come with a checkpoint)."""
+        """Write the run's config and vocabulary (never weights: those come with a checkpoint); with
+        ``overwrite``, first set the old run aside (:func:`t2igan.runs.begin_overwrite`)."""
         if self.dist.world_size > 1:
             dist.barrier()  # every process has checked the folder before it changes
         if self.dist.is_main:
             if overwrite:
-                clear_run(self.run_dir)
+                if unfinished_overwrite(self.run_dir):
+                    tqdm.write(f"warning: {self.run_dir} held an interrupted --overwrite: its unfinished new run is "
+                               f"discarded; the old run stays set aside until this run's first checkpoint",
+                               file=sys.stderr)
+                self.pending_overwrite, kept = begin_overwrite(self.run_dir)
+                if kept:
+                    shown = ", ".join(kept[:10]) + (f" and {len(kept) - 10} more" if len(kept) > 10 else "")
+                    tqdm.write(f"warning: --overwrite keeps {len(kept)} file(s) in {self.run_dir} that no run wrote: "
+                               f"{shown}", file=sys.stderr)
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            for tmp in (self.run_dir / "checkpoints").glob(".*.tmp"):  # left by a killed run
-                tmp.unlink(missing_ok=True)
+            record_files(self.run_dir, *FIXED_FILES)  # before they are written
             atomic_write_bytes(self.run_dir / "experiment.json", self.cfg.to_json().encode())
             save_run(self.run_dir, self.cfg.to_dict(), self.model, self.vocab, weights=False)
             if resumed:
@@ -171,11 +207,26 @@ class Trainer(CheckpointIO):
             f.write(json.dumps({"step": self.step, **logs}) + "\n")
         self.trackers().log_scalars(self.step, logs)
 
+    def say(self, lines: list[str]) -> None:
+        """Print ``lines`` above the progress bar (main process)."""
+        if self.dist.is_main:
+            for line in lines:
+                tqdm.write(line)
+
     def trackers(self) -> Loggers:
-        """The ``train.loggers`` of this run (TensorBoard, W&B), opened on first use (main process)."""
+        """The ``train.loggers`` of this run (TensorBoard, W&B), opened on first use (main process);
+        their folders (``tensorboard/``, ``wandb/``) go into the run's manifest."""
         if self._loggers is None:
-            self._loggers = open_loggers(self.cfg.train.loggers, self.run_dir, self.cfg.to_dict())
+            names = self.cfg.train.loggers
+            names = resolve_names(None) if names is None else names  # a list: checked when the trainer was built
+            with recording_new_entries(self.run_dir, [n for n in ("tensorboard", "wandb") if n in names]):
+                self._loggers = open_loggers(self.cfg.train.loggers, self.run_dir, self.cfg.to_dict())
         return self._loggers
+
+    def close_trackers(self) -> None:
+        if self._loggers is not None:  # closed, not opened just to close
+            self._loggers.close()
+            self._loggers = None
 
     # -- sampling --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -193,9 +244,11 @@ class Trainer(CheckpointIO):
         images = torch.cat([batch.images for batch in pipe.generate_batches(captions, noise)])
         self.model.train(was)
         path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
-        path.parent.mkdir(exist_ok=True)
         grid = captioned_grid(to_pil(images), captions, ncol=min(8, len(captions)))
-        grid.save(path)
+        png = io.BytesIO()
+        grid.save(png, format="PNG")
+        record_files(self.run_dir, f"samples/{path.name}")
+        atomic_write_bytes(path, png.getvalue())
         self.trackers().log_images(self.step, {"samples": grid})
         return path
 
@@ -317,34 +370,77 @@ class Trainer(CheckpointIO):
     def fit(self, resume: bool = False, overwrite: bool = False) -> Path:
         """Train to ``train.max_steps``. ``resume``: continue the run in ``run_dir`` from its newest
         good checkpoint; ``overwrite``: discard the run ``run_dir`` holds. A folder holding a run is
-        refused without one of them. A resumed run already at ``max_steps`` changes nothing."""
+        refused without one of them. A resumed run already at ``max_steps`` changes nothing.
+
+        The folder's lock is held from the first check to the return. Everything is checked, the first
+        batch included, before the folder changes; with ``overwrite`` the old run is only set aside
+        until this run's first checkpoint has been read back, and put back if training stops before."""
+        if resume and overwrite:
+            raise T2IError("--resume and --overwrite contradict each other: continue the run or discard it")
+        if self.run_dir is None:
+            if self.dist.world_size > 1 or resume:
+                raise T2IError("name the run folder to resume (or to train with torchrun): --run-dir DIR")
+            self.run_dir = new_run_dir(self.cfg.runs_dir, self.cfg.name)
+        lock = self.lock_run_dir()
+        try:
+            return self.fit_locked(resume, overwrite)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def fit_locked(self, resume: bool, overwrite: bool) -> Path:
         t = self.cfg.train
+        if not resume and (problem := missing_damsm(self.cfg)):
+            raise T2IError(problem)
         resumed = self.open_run_dir(resume, overwrite)
         if resumed and self.step >= t.max_steps:
             if self.dist.is_main:
                 tqdm.write(f"{self.run_dir} is already at step {self.step} (train.max_steps={t.max_steps}); "
                            f"nothing to train: raise train.max_steps to continue")
             return self.run_dir
-        self.prepare_run_dir(resumed, overwrite)
+        prepared = False
         try:
-            self.train_loop()
-        except (T2IError, OSError) as e:  # name where training stopped and what is safe
-            if self._loggers is not None:
-                self._loggers.close()
-                self._loggers = None
+            batches = self.batches()
+            first = next(batches)  # the data yields a batch before anything in the folder changes
+            prepared = True
+            self.prepare_run_dir(resumed, overwrite)
+            self.say(introduction(self, resumed))
+            self.train_loop(itertools.chain([first], batches))
+        except BaseException as e:  # name where training stopped and what is safe
+            self.close_trackers()
+            put_back = (self.abandon_overwrite() if prepared else
+                        f"; nothing in {self.run_dir} was changed" if overwrite else "")
+            if isinstance(e, torch.cuda.OutOfMemoryError):
+                e = T2IError(f"out of memory on {self.device} ({describe_error(e)[:200]}): "
+                             f"lower train.batch_size")
+            if not isinstance(e, (T2IError, OSError)):
+                raise
             msg = describe_error(e)
             if "last good checkpoint" not in msg:
                 last = self.last_checkpoint or "none yet"
                 msg += f" (training stopped at step {self.step}; last good checkpoint: {last})"
-            raise T2IError(msg) from None
+            raise T2IError(msg + put_back) from None
         return self.run_dir
 
-    def train_loop(self) -> None:
+    def abandon_overwrite(self) -> str:
+        """Training stopped before the first good checkpoint of an ``--overwrite``: put the old run back
+        (main process). Returns what to add to the error."""
+        if not self.pending_overwrite:
+            return ""
+        self.pending_overwrite = False
+        try:
+            undo_overwrite(self.run_dir)
+            return "; the old run was put back"
+        except (T2IError, OSError) as e:
+            return (f"; the old run could not be put back ({describe_error(e)}): "
+                    f"`t2igan undo-overwrite {self.run_dir}` tries again")
+
+    def train_loop(self, batches) -> None:
         t = self.cfg.train
         start_time, cpu_start = time.time(), time.process_time()
         bar = tqdm(total=t.max_steps, initial=self.step, disable=not (self.progress and self.dist.is_main),
                    desc=f"train {self.cfg.model}", dynamic_ncols=True)
-        batches = self.batches()
+        pace = Pace(t, self.device, self.step)
         stopped_early = False
         try:
             while self.step < t.max_steps:
@@ -354,6 +450,7 @@ class Trainer(CheckpointIO):
                 logs = self.train_step(next(batches))
                 self.step += 1
                 bar.update(1)
+                self.say(pace.after_step(self.step))
                 if self.step % t.log_every == 0 or self.step == 1:
                     bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k.endswith("loss")})
                     self.log({**logs, "epoch": self.epoch, "time_s": round(time.time() - start_time, 1)})
@@ -372,9 +469,7 @@ class Trainer(CheckpointIO):
             if grid:
                 tqdm.write(f"samples: {grid}")
             self.write_end_of_run_metrics()
-            if self._loggers is not None:  # closed, not opened just to close
-                self._loggers.close()
-                self._loggers = None
+            self.close_trackers()
         if self.dist.world_size > 1:
             dist.barrier()
 
