@@ -15,7 +15,8 @@ from PIL import Image
 from t2igan.cli import main
 from t2igan.config import resolve_config
 from t2igan.errors import T2IError
-from t2igan.report import build_report, read_run, smooth
+from t2igan.report import (build_report, config_differences, read_run, samples_figure, smooth, split_captions,
+                           strip_picks, training_time)
 from t2igan.training import Trainer
 
 DFGAN = TINY_RUN + ["train.max_steps=4", "train.log_every=1", "train.sample_every=2", "train.checkpoint_every=100",
@@ -166,9 +167,19 @@ def test_several_runs_are_overlaid_from_the_command_line(runs, tmp_path, capsys)
     assert "wrote" in capsys.readouterr().out
     page = (tmp_path / "both" / "index.html").read_text()
     assert "2 runs: dfgan, drgan" in page
-    assert {"samples-dfgan.png", "samples-drgan.png", "masks-drgan.png"} <= {p.name for p in (tmp_path / "both").iterdir()}
-    # one table with a column per run
+    assert {"samples-by-step.png", "masks-drgan.png"} <= {p.name for p in (tmp_path / "both").iterdir()}
+    # side by side: the runs' facts and metrics a column per run, and the settings that differ
     assert re.search(r"<th>metric</th><th>dfgan</th><th>drgan</th>", page)
+    assert re.search(r"<tr><th></th><th>dfgan</th><th>drgan</th></tr><tr><th>model</th><td><b>dfgan</b></td>"
+                     r"<td><b>drgan</b></td>", page)
+    differing = dict(config_differences([read_run(dfgan), read_run(drgan)]))
+    assert differing["model"] == ["dfgan", "drgan"] and differing["train.max_steps"] == [4, 2]
+    assert "train.log_every" not in differing  # the same in both: left out
+    assert "<h2>Settings that differ</h2>" in page and "<th>train.max_steps</th><td>4</td><td>2</td>" in page
+    # the sample grids: a column per run, a row per step; each run's newest grid in the last row
+    figure = Image.open(tmp_path / "both" / "samples-by-step.png")
+    assert figure.width > figure.height / 2
+    assert "steps 1, 2, 4; the newest last" in page
 
 
 def test_smoothing_and_bad_folders(tmp_path):
@@ -176,3 +187,66 @@ def test_smoothing_and_bad_folders(tmp_path):
     assert smooth([0.0, 10.0], 0.5) == pytest.approx([0.0, 5 / 0.75])
     with pytest.raises(T2IError, match="not a run folder"):
         build_report([str(tmp_path / "no-such-run")], tmp_path / "report")
+
+
+def test_the_newest_grid_is_always_in_the_strip():
+    for count in range(1, 30):
+        picks = strip_picks(count, 6)
+        assert picks[0] == 0 and picks[-1] == count - 1 and len(picks) == min(6, count)
+        assert picks == sorted(set(picks))
+
+
+def test_a_strip_of_three_grids_shows_all_three(runs, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = read_run(runs[0])  # grids at steps 2 and 4
+    run.samples = run.samples + [(6, run.samples[-1][1])]
+    assert samples_figure(plt, [run], tmp_path / "strip.png") == [2, 4, 6]
+
+
+def test_training_time_adds_up_the_sessions_of_a_resumed_run(runs, tmp_path):
+    """``time_s`` counts from the start of each process; a resumed run's log starts again from 0."""
+    import shutil
+
+    log = [{"step": 1, "time_s": 100.0}, {"step": 2, "time_s": 440.0},  # first session: 440 s
+           {"step": 3, "time_s": 30.0}, {"step": 4, "time_s": 880.0},  # resumed: 880 s
+           {"step": 5, "time_s": 12.0}]  # resumed again: 12 s
+    assert training_time(log) == (440.0 + 880.0 + 12.0, 3)
+    assert training_time([{"step": 1}]) == (0.0, 0)
+    run = tmp_path / "resumed"
+    shutil.copytree(runs[0], run, ignore=shutil.ignore_patterns("model.safetensors", "checkpoints"))
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    page = build_report([run], tmp_path / "out").html.read_text()
+    assert "22.2 min in 3 sessions (resumed 2x)" in page
+
+
+def test_final_weights_use_the_runs_own_test_captions(runs, tmp_path):
+    """The captions figure draws the first captions of the run's own test split; a run whose data is
+    in files (a CUB run) gets a note, never another data set's captions: the report opens no path a
+    run folder's config names."""
+    import shutil
+
+    from t2igan.data.datasets import build_dataset
+
+    dfgan = read_run(runs[0])
+    data = dfgan.experiment["data"]
+    test_set = build_dataset(data["dataset"], root=data.get("root"), split="test", image_size=data["image_size"],
+                             **data.get("test_args", {}))
+    captions, why_not = split_captions(dfgan)
+    assert why_not is None and captions == [test_set.captions(i)[0] for i in range(4)]
+    cub = tmp_path / "cub-run"
+    shutil.copytree(runs[0], cub, ignore=shutil.ignore_patterns("checkpoints"))
+    config = json.loads((cub / "config.json").read_text())
+    config["experiment"]["data"].update(dataset="cub", root=str(tmp_path / "no-birds-here"), test_args={})
+    (cub / "config.json").write_text(json.dumps(config))
+    assert split_captions(read_run(cub))[0] == []
+    report = build_report([cub], tmp_path / "out")
+    page = report.html.read_text()
+    assert "captions-cub-run.png" not in [p.name for p in report.figures]
+    assert "No final-weights figure" in page and "opens no path a run folder gives" in page and "--caption" in page
+    # given captions, the figure is drawn
+    report = build_report([cub], tmp_path / "given", captions=["a red circle"])
+    assert "captions-cub-run.png" in [p.name for p in report.figures]

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -28,6 +29,7 @@ from t2igan.errors import T2IError
 from t2igan.serve import serve
 from t2igan.serve.app import DemoFunctions, Limits
 from t2igan.training import Trainer
+from t2igan.visualize import captioned_grid
 
 LIMITS = Limits(max_images=16, max_waiting=2)
 
@@ -83,10 +85,10 @@ def post_json(server, path: str, payload, extra_headers: str = "", content_type=
     return raw_request(server, head, body)
 
 
-def generate_fn_index(server) -> int:
+def generate_fn_index(server, api_name: str = "generate") -> int:
     status, body = raw_request(server, f"GET /config HTTP/1.1\nHost: 127.0.0.1:{port_of(server)}\nConnection: close")
     assert status == 200
-    return next(d["id"] for d in json.loads(body)["dependencies"] if d.get("api_name") == "generate")
+    return next(d["id"] for d in json.loads(body)["dependencies"] if d.get("api_name") == api_name)
 
 
 def join_payload(server, caption="a red circle", n=16):
@@ -103,13 +105,16 @@ def gallery_images(gallery) -> list[Image.Image]:
 
 def test_generate_is_the_pipeline_output_with_notices(pipe):
     fns = DemoFunctions(pipe, LIMITS)
-    gallery, notices, attention, masks, stream = fns.generate("a red circle", 3, 5, None)
+    gallery, grid, notices, attention, masks, stream = fns.generate("a red circle", 3, 5, None)
     expected = pipe(["a red circle"], n=3, seed=5)
     assert [Image.open(path).tobytes() for path, _ in gallery] == [im.tobytes() for im in expected]
     assert (notices, attention, masks, stream) == ("", None, None, "")
+    # the download: the captioned grid `t2igan sample` writes, under a name that says the seed
+    assert grid.endswith("t2igan-seed5.png")
+    assert Image.open(grid).size == captioned_grid(expected, ["a red circle"] * 3, ncol=3).size
     assert fns.features == set()  # DF-GAN: no attention, masks or STREAM
     long_caption = " ".join(["red"] * (pipe.max_words + 5)) + " zorblax"
-    _, notices, *_ = fns.generate(long_caption, "1", "0", "")
+    _, _, notices, *_ = fns.generate(long_caption, "1", "0", "")
     assert "zorblax" in notices and "shortened" in notices and str(pipe.max_words) in notices
 
 
@@ -142,7 +147,7 @@ def test_attention_masks_and_stream_panels_for_models_that_have_them(tmp_path, p
     drgan = Text2ImagePipeline.from_pretrained(Trainer(cfg, tmp_path / "run", progress=False).fit(), device="cpu")
     fns = DemoFunctions(drgan, LIMITS)
     assert fns.features == {"attention", "masks"}
-    gallery, _, attention, masks, stream = fns.generate("a red circle", 2, 0, None)
+    gallery, _, _, attention, masks, stream = fns.generate("a red circle", 2, 0, None)
     n_words = len(drgan.words(["a red circle"])[0])
     assert stream == ""
     attention, masks = Image.open(attention), Image.open(masks)  # a row per image, stacked
@@ -165,14 +170,38 @@ def test_attention_masks_and_stream_panels_for_models_that_have_them(tmp_path, p
 
 
 def test_client_generate_and_interpolate_match_the_pipeline(client, pipe):
-    gallery, notices, attention, masks, stream = client.predict("a red circle", 3, 5, None, api_name="/generate")
+    gallery, grid, notices, attention, masks, stream = client.predict("a red circle", 3, 5, None, api_name="/generate")
     expected = pipe(["a red circle"], n=3, seed=5)
     assert [im.tobytes() for im in gallery_images(gallery)] == [im.tobytes() for im in expected]
     assert (notices, attention, masks, stream) == ("", None, None, "")
-    gallery, notices = client.predict("a red circle", "a blue square", 5, 1, None, api_name="/interpolate")
+    assert Path(grid).name == "t2igan-seed5.png" and Image.open(grid).width > 3 * TINY_SIZE
+    gallery, row, notices = client.predict("a red circle", "a blue square", 5, 1, None, api_name="/interpolate")
     expected = pipe.interpolate("a red circle", "a blue square", 5, seed=1)
     assert [im.tobytes() for im in gallery_images(gallery)] == [im.tobytes() for im in expected]
     assert [item["caption"] for item in gallery][::4] == ["t=0.00", "t=1.00"]
+    assert Path(row).name == "t2igan-interpolation-seed1.png"
+
+
+def test_api_outputs_are_named_and_counts_are_whole_numbers(client):
+    """What ``gradio_client``'s view_api shows: outputs named by their label (not ``value_13``), and
+    the number of images, steps and the seed typed as integers."""
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    outputs = [p["label"] for p in api["/generate"]["returns"]]
+    assert outputs[:3] == ["Images", "Download grid", "Notices"] and not any(o.startswith("value_") for o in outputs)
+    types = {p["label"]: p["type"].get("type") for p in api["/generate"]["parameters"]}
+    assert types["Images"] == "integer" and types["Seed"] == "integer"
+    assert {p["label"]: p["type"].get("type") for p in api["/interpolate"]["parameters"]}["Steps"] == "integer"
+
+
+def test_truncation_means_what_it_means_on_the_command_line(pipe):
+    """0 is no truncation, an empty field the model's own default, as ``t2igan sample --truncation``."""
+    fns = DemoFunctions(pipe, LIMITS)
+    pixels = [[Image.open(p).tobytes() for p, _ in fns.generate("a red circle", 2, 3, t)[0]] for t in (0, None, 0.5)]
+    assert pixels[0] == [im.tobytes() for im in pipe(["a red circle"], n=2, seed=3, truncation=0)]
+    assert pixels[1] == [im.tobytes() for im in pipe(["a red circle"], n=2, seed=3)]
+    assert pixels[2] == [im.tobytes() for im in pipe(["a red circle"], n=2, seed=3, truncation=0.5)]
+    assert pixels[0] != pixels[2]
+    assert fns.default_truncation == (pipe.model.config.truncation or 0)
 
 
 @pytest.mark.parametrize("args, api, expected", [
@@ -346,3 +375,35 @@ def test_the_serve_command_binds_localhost_and_stops_on_ctrl_c(tiny_trained_run,
     out = subprocess.run([sys.executable, "-m", "t2igan", "serve", str(run_dir / "nothing")], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.startswith("error: ") and out.stderr.count("\n") == 1
+
+
+# -- the STREAM tab (MirrorGAN, or any model with a STREAM captioner) ------------------------------------
+
+
+def tiny_stream(pipe):
+    from t2igan.models.stream import StreamCaptioner, StreamConfig
+
+    return StreamCaptioner(StreamConfig(vocab_size=len(pipe.vocab), backbone="small_cnn", image_size=32,
+                                        cnn_channels=4, embed_dim=8, hidden_dim=8, max_len=4))
+
+
+def test_caption_an_uploaded_image_as_the_caption_command_does(pipe, tmp_path):
+    from t2igan.commands.caption import image_tensor
+    from t2igan.models.stream import caption_images
+
+    with pytest.raises(T2IError, match="no STREAM captioner"):
+        DemoFunctions(pipe, LIMITS).caption_image(str(tmp_path / "x.png"))
+    pipe.model.stream = tiny_stream(pipe)
+    try:
+        fns = DemoFunctions(pipe, LIMITS)
+        photo = tmp_path / "photo.png"
+        Image.new("RGB", (48, 40), (30, 120, 200)).save(photo)
+        expected = caption_images(pipe.model.stream, pipe.vocab, image_tensor(photo, 32)[None], beam=2)[0]
+        assert fns.caption_image(str(photo), 2) == expected
+        (tmp_path / "text.png").write_text("not an image")
+        for args, message in (((None,), "no image"), ((str(photo), 0), "beam width"), ((str(photo), 9), "beam width"),
+                              ((str(tmp_path / "text.png"),), "not a readable image")):
+            with pytest.raises(T2IError, match=message):
+                fns.caption_image(*args)
+    finally:
+        del pipe.model.stream

@@ -14,6 +14,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest
+from PIL import Image
 
 from t2igan import Text2ImagePipeline
 from t2igan.serve import serve
@@ -76,7 +77,7 @@ def loaded_images(driver, selector: str) -> int:
         selector)
 
 
-def test_generate_interpolate_and_errors_in_the_browser(demo_url, browser):
+def test_generate_interpolate_and_errors_in_the_browser(demo_url, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -87,9 +88,32 @@ def test_generate_interpolate_and_errors_in_the_browser(demo_url, browser):
     assert "t2igan: tiny-dfgan" in browser.find_element(By.TAG_NAME, "h1").text
 
     caption = browser.find_element(By.CSS_SELECTOR, "#caption textarea, #caption input")
-    caption.send_keys("a red circle on the left")
+    caption.send_keys("a red circle on the left zorblax")
     browser.find_element(By.ID, "generate").click()
     wait.until(lambda d: loaded_images(d, "#images img") == 4)  # the default: 4 images
+    wait.until(lambda d: "zorblax" in d.find_element(By.ID, "notices").text)  # the unknown word, named
+    # small images are magnified with sharp pixels, in tiles of a whole multiple of their size
+    assert browser.execute_script(
+        "return getComputedStyle(document.querySelector('#images img')).imageRendering") == "pixelated"
+    # the grid is a download named after the seed: the captioned grid `t2igan sample` writes
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    browser.find_element(By.ID, "download").click()
+    wait.until(lambda d: (tmp_path / "t2igan-seed0.png").is_file())
+    assert Image.open(tmp_path / "t2igan-seed0.png").width > 4 * 32
+    # the random seed button draws a seed the field shows
+    seed_field = browser.find_element(By.CSS_SELECTOR, "#seed input")
+    browser.find_element(By.ID, "seed-random").click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#seed input").get_attribute("value") not in ("", "0"))
+    assert 0 < int(seed_field.get_attribute("value")) < 2**31
+    # a new request clears the last one's notice
+    caption.send_keys(Keys.CONTROL, "a")
+    caption.send_keys("a red circle")
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda d: "zorblax" not in d.find_element(By.ID, "notices").text)
+    # the model card, folded until opened
+    browser.find_element(By.XPATH, "//*[@id='model-card-box']//button[contains(., 'Model card')]").click()
+    wait.until(lambda d: "0 by default (0: none)" in d.find_element(By.ID, "model-card").text
+               or "by default (0: none)" in d.find_element(By.ID, "model-card").text)
 
     # the interpolation tab: one image per step (8 by default)
     browser.find_element(By.XPATH, "//button[@role='tab' and contains(., 'Interpolate')]").click()
@@ -126,3 +150,35 @@ def test_generate_interpolate_and_errors_in_the_browser(demo_url, browser):
     browser.find_element(By.ID, "generate").click()
     wait.until(lambda d: "seed must be a whole number between 0 and 2147483647" in d.find_element(By.TAG_NAME, "body").text)
     assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
+
+
+def test_stream_tab_captions_an_uploaded_image(browser, tmp_path):
+    """The bundled MirrorGAN's STREAM tab: the upload goes through the server's own upload route, the
+    page previews the stored copy, and the caption is the one ``t2igan caption`` gives."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from t2igan.serve.app import DemoFunctions, Limits
+
+    pipe = Text2ImagePipeline.from_pretrained("shapes-mirrorgan", device="cpu")
+    running = serve("shapes-mirrorgan", port=0, pipe=pipe)
+    try:
+        wait = WebDriverWait(browser, WAIT_S)
+        browser.get(running.url)
+        tab = "//button[@role='tab' and contains(., 'STREAM')]"
+        wait.until(lambda d: d.find_elements(By.XPATH, tab))
+        browser.find_element(By.XPATH, tab).click()
+        photo = tmp_path / "photo.png"
+        Image.new("RGB", (64, 48), (20, 60, 220)).save(photo)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#stream-image input[type=file]"))
+        browser.find_element(By.CSS_SELECTOR, "#stream-image input[type=file]").send_keys(str(photo))
+        wait.until(lambda d: loaded_images(d, "#stream-image img") == 1)  # the preview of the stored copy
+        browser.find_element(By.ID, "caption-image").click()
+        field = "#stream-caption textarea, #stream-caption input"
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, field).get_attribute("value"))
+        (stored,) = running.uploads.folder.glob("*.png")
+        assert Image.open(stored).size == (64, 48)
+        expected = DemoFunctions(pipe, Limits()).caption_image(str(photo), 1)
+        assert browser.find_element(By.CSS_SELECTOR, field).get_attribute("value") == expected
+    finally:
+        running.close()

@@ -22,9 +22,10 @@ from test_serve import LIMITS, generate_fn_index, port_of, post_json, raw_reques
 from t2igan import Text2ImagePipeline
 from t2igan.errors import T2IError
 from t2igan.serve import serve
+from t2igan.serve.app import DemoFunctions, Limits
 from t2igan.serve.server import OutputCache, RequestGuard, same_address
 
-OUTPUT_BOUND = 10_000  # bytes of served images kept; a 32 px PNG of the tiny model is ~0.8 KB
+OUTPUT_BOUND = 30_000  # bytes of served images kept; a 32 px PNG of the tiny model is ~0.8 KB, a grid of 8 ~10 KB
 
 
 @pytest.fixture(scope="module")
@@ -409,3 +410,98 @@ def test_output_cache_keeps_the_newest_files_within_its_bounds():
     assert cache.prune() == paths[2:4] and cache.size() == 1000
     assert cache.holds(str(big)) and not cache.holds(str(paths[0])) and not cache.holds(str(cache.folder))
     assert not cache.holds(str(cache.folder / ".." / cache.folder.name / "big.png/../../etc/passwd"))
+
+
+# -- uploads: only for a page with an image input (the STREAM tab) ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stream_server(tiny_trained_run):
+    from test_serve import tiny_stream
+
+    pipe = Text2ImagePipeline.from_pretrained(tiny_trained_run, device="cpu")
+    pipe.model.stream = tiny_stream(pipe)
+    running = serve("tiny-stream", port=0, pipe=pipe, request_timeout_s=5.0,
+                    limits=Limits(max_upload_bytes=100_000, max_upload_pixels=1_000_000, upload_side=64))
+    yield running, pipe
+    running.close()
+
+
+def upload(server, files: list[tuple[str, bytes]], content_type: str | None = None) -> tuple[int, bytes]:
+    boundary = uuid.uuid4().hex
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+                    f"Content-Type: image/png\r\n\r\n".encode() + data + b"\r\n" for name, data in files)
+    body += f"--{boundary}--\r\n".encode()
+    return post_json(server, "/gradio_api/upload", body, content_type=content_type or
+                     f"multipart/form-data; boundary={boundary}")
+
+
+def png_bytes(size=(40, 30), colour=(200, 40, 40), fmt="PNG") -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, fmt)
+    return buf.getvalue()
+
+
+def test_an_upload_is_an_image_decoded_and_stored_again_as_a_png(stream_server, secrets, tiny_trained_run):
+    from PIL import Image
+
+    running, _ = stream_server
+    status, body = upload(running, [("../../x.png", png_bytes(fmt="JPEG"))])
+    assert status == 200
+    (stored,) = json.loads(body)
+    stored = Path(stored)
+    assert stored.parent == running.uploads.folder and stored.suffix == ".png" and "x" not in stored.stem
+    assert Image.open(stored).format == "PNG" and Image.open(stored).size == (40, 30)
+    # the page previews the stored copy; nothing else under the uploads' folder or beside it is served
+    status, body = get(running, f"/gradio_api/file={stored}")
+    assert status == 200 and body == stored.read_bytes()
+    for path in (f"{running.uploads.folder}/../../../etc/passwd", f"{running.uploads.folder}/", "/etc/passwd",
+                 f"{running.uploads.folder}/{stored.stem}"):
+        status, body = get(running, f"/gradio_api/file={path}")
+        assert status in (403, 404) and not leaked(secrets, body), path
+    status, _ = upload(running, [("big.png", png_bytes((200, 100)))])  # scaled to upload_side (64) on its long side
+    assert status == 200
+    for name, data, expected in (("passwd.png", Path("/etc/passwd").read_bytes(), 422),
+                                 ("model.png", (tiny_trained_run / "model.safetensors").read_bytes()[:90_000], 422),
+                                 ("svg.png", b'<svg xmlns="http://www.w3.org/2000/svg"></svg>', 422),
+                                 ("huge.png", png_bytes((1200, 1000)), 422),  # 1.2 M pixels; a small file
+                                 ("large.png", os.urandom(150_000), 413)):
+        status, out = upload(running, [(name, data)])
+        assert status == expected, (name, status, out)
+        assert not leaked(secrets, out)
+    status, _ = upload(running, [("a.png", png_bytes()), ("b.png", png_bytes())])
+    assert status == 400
+    status, _ = upload(running, [], content_type="application/json")
+    assert status == 415
+    for path in running.uploads.folder.rglob("*"):
+        assert Image.open(path).format == "PNG" and not leaked(secrets, path.read_bytes())
+
+
+def test_the_caption_tab_takes_only_the_servers_own_uploads(stream_server, secrets, tiny_trained_run, tmp_path):
+    running, pipe = stream_server
+    client = Client(running.url, verbose=False)
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(png_bytes((48, 48), (30, 160, 60)))
+    expected = DemoFunctions(pipe, Limits()).caption_image(str(photo), 2)
+    assert client.predict(handle_file(str(photo)), 2, api_name="/caption") == expected
+    # a file of the server, named rather than uploaded (raw HTTP: gradio_client would upload a local
+    # file first): refused before Gradio sees it
+    model = str(tiny_trained_run / "model.safetensors")
+    gallery, *_ = client.predict("a red circle", 1, 0, None, api_name="/generate")
+    caption_fn = generate_fn_index(running, "caption")
+    for value in (file_data("/etc/passwd"), file_data(model), file_data(gallery[0]["image"]),
+                  file_data(str(running.uploads.folder)), {"url": "file:///etc/passwd"}, "/etc/passwd"):
+        status, body = post_json(running, "/gradio_api/queue/join", {
+            "data": [value, 1], "fn_index": caption_fn, "session_hash": uuid.uuid4().hex[:11]})
+        assert status == 422 and b"must be an image uploaded to this server" in body, (value, status, body)
+        assert not leaked(secrets, body)
+    for path in ("/etc/passwd", model):  # uploaded by gradio_client: not an image, refused by the upload
+        with pytest.raises(httpx.HTTPStatusError) as e:
+            client.predict(handle_file(path), 1, api_name="/caption")
+        assert e.value.response.status_code in (413, 422) and not leaked(secrets, e.value.response.content)
+    with pytest.raises(ValidationError, match="Beam width: must be between 1 and 8"):
+        client.predict(handle_file(str(photo)), 0, api_name="/caption")

@@ -139,6 +139,20 @@ def resolve_run_dir(name_or_path: str | Path, file_ok: bool = False) -> Path:
 # ---------------------------------------------------------------------------------------------------
 
 
+def run_config_problem(config: dict) -> str | None:
+    """Why a ``config.json`` object is not a run config of this format version, or None (the report
+    shows such a folder, saying what its config lacks)."""
+    for key, expected in (("model_name", str), ("model_config", dict)):
+        if not isinstance(config.get(key), expected):
+            return f"{key!r} is missing or not a {expected.__name__}"
+    version = config.get("format_version", 0)  # 0: written before config.json recorded its format
+    if version != FORMAT_VERSION:
+        return f"it is in run-folder format {version}; this t2igan reads format {FORMAT_VERSION}"
+    if not isinstance(config.get("experiment", {}), dict):
+        return "'experiment' is not an object"
+    return None
+
+
 def read_config(run: str | Path, kind: str | tuple[str, ...] | None = None, file_ok: bool = False) -> dict:
     """The checked ``config.json`` of a run folder (or bundled name): a JSON object of this format
     version with ``model_name`` and ``model_config``; with ``kind``, the model name(s) the run must hold

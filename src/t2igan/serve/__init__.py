@@ -47,10 +47,19 @@ def serve(run_or_name, host: str = "127.0.0.1", port: int = 7860, device: str | 
     from .server import check_port, open_share_link, start_server
 
     check_port(port)
+    from ..errors import T2IError
+    from ..runs import resolve_run_dir
+
     pipe = pipe or Text2ImagePipeline.from_pretrained(run_or_name, device=device)
-    blocks = build_blocks(DemoFunctions(pipe, limits), str(run_or_name))
+    try:  # the folder whose model card the page shows: the served run or bundled model, if it is one
+        run_dir = resolve_run_dir(run_or_name)
+    except T2IError:
+        run_dir = None
+    run_dir = run_dir if run_dir is not None and run_dir.is_dir() else None
+    functions = DemoFunctions(pipe, limits)
+    blocks, css = build_blocks(functions, str(run_or_name), run_dir)
     running = start_server(blocks, host, port, allowed_hosts=allowed_hosts, background=True, theme=theme(),
-                           **server_options)
+                           css=css, upload_limits=functions.limits, **server_options)
     if share:
         try:
             open_share_link(running, blocks.share_token)

@@ -5,16 +5,25 @@ Gradio and uvicorn answer the protocol; :class:`RequestGuard` (an ASGI middlewar
 app's functions and the images they produced, nothing else:
 
 * **Routes**: only those the page and ``gradio_client`` use (the page, its config and static files,
-  the queue, the direct call of the example loader, the app's output images); any other Gradio route
-  (uploads, proxies, monitoring, custom components, ...) is a 404 here.
+  the queue, the direct call of the example loader, the app's output images, and uploads when the
+  page has an image input); any other Gradio route (proxies, monitoring, custom components, ...) is a
+  404 here.
 * **Inputs are text and numbers**: a call's ``data`` must match its function's inputs (text for a
-  textbox, a finite number for a number field or slider, an example index), and nothing in a request
-  body may be an object (such as a Gradio ``FileData`` naming a file on the server), so Gradio never
-  opens a file a client names. A wrong input is a 422 in Gradio's validation format, which
-  ``gradio_client`` raises as a ``ValidationError`` with the message.
+  textbox, a finite number for a number field or slider, a whole number where the field has no
+  decimals, an example index), and nothing in a request body may be an object (such as a Gradio
+  ``FileData`` naming a file on the server), so Gradio never opens a file a client names. A wrong
+  input is a 422 in Gradio's validation format, which ``gradio_client`` raises as a
+  ``ValidationError`` with the message.
+* **Uploads** (only for a page with an image input: the STREAM tab): Gradio's upload route stays
+  closed; the guard answers ``POST /gradio_api/upload`` itself (:class:`UploadStore`): one
+  ``multipart/form-data`` file of at most ``Limits.max_upload_bytes``, decoded by Pillow as PNG,
+  JPEG, WebP, GIF or BMP under a pixel limit and stored *re-encoded as a PNG* under a random name in a
+  private, bounded folder. An image input accepts only a file of that folder, and the guard rewrites
+  the call's value to that path alone (no URL, no data URL, no name from the client reaches Gradio).
 * **Files**: ``/gradio_api/file=`` serves only files in this server's private output folder
-  (:class:`OutputCache`, bounded). Gradio's own checks apply too: the Blocks are marked launched, so
-  Gradio accepts input files only from its upload folder and serves no ``allowed_paths`` (none).
+  (:class:`OutputCache`, bounded) and the re-encoded uploads. Gradio's own checks apply too: the
+  Blocks are marked launched, so Gradio accepts input files only from its upload folder and serves no
+  ``allowed_paths`` (none).
 * **Host check** (DNS rebinding): the ``Host`` header must name this server (``127.0.0.1``,
   ``localhost``, ``[::1]``, the bound address, the machine's name when bound to all addresses, the
   address the request arrived on, or an ``allowed_hosts`` entry), else 403.
@@ -39,6 +48,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import uuid
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +69,7 @@ FILE_ROUTE = f"{API}/file="
 # POST routes -> how they call a function: queued, direct (a function with queue=False), or none
 POST_ROUTES = {f"{API}/queue/join": "queued", f"{API}/run/predict": "direct", f"{API}/cancel": None,
                f"{API}/reset": None}
+UPLOAD_ROUTE = f"{API}/upload"  # answered by the guard itself, for a page with an image input
 
 
 def host_name(value: str) -> str:
@@ -82,12 +93,26 @@ def same_address(name: str, address: str | None) -> bool:
     return a == b
 
 
-async def _send_json(send, status: int, message: str | dict) -> None:
-    body = json.dumps(message if isinstance(message, dict) else {"error": message}).encode()
+async def _send_json(send, status: int, message: str | dict | list, close: bool = True) -> None:
+    body = json.dumps(message if isinstance(message, (dict, list)) else {"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                + ([(b"connection", b"close")] if close else [])})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _send_png(send, path: Path, head_only: bool = False) -> None:
+    """One of the server's own re-encoded uploads (Gradio's file route serves only the output folder):
+    the page's preview of the image it uploaded."""
+    try:
+        body = path.read_bytes()
+    except OSError:
+        await _send_json(send, 404, "not found")
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"image/png"), (b"content-length", str(len(body)).encode()),
+                            (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": b"" if head_only else body})
 
 
 class OutputCache:
@@ -97,10 +122,13 @@ class OutputCache:
     the images of the calls in the queue (one running, at most ``Limits.max_waiting`` waiting). It is
     deleted when the server is garbage-collected or the process exits."""
 
-    def __init__(self, max_bytes: int = 64 * 2**20, max_files: int = 2000):
+    def __init__(self, max_bytes: int = 64 * 2**20, max_files: int = 2000, prefix: str = "t2igan-serve-outputs-",
+                 parent: str | Path | None = None):
         self.max_bytes = max_bytes
         self.max_files = max_files
-        self.folder = Path(tempfile.mkdtemp(prefix="t2igan-serve-outputs-")).resolve()
+        if parent is not None:
+            Path(parent).mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent)).resolve()
         self._finalizer = weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
 
     def adopt(self, blocks) -> None:
@@ -152,12 +180,44 @@ class OutputCache:
         return sum(size for _, size, _ in self.files())
 
 
+class UploadStore(OutputCache):
+    """The folder of uploaded images (the STREAM tab's): each upload is decoded (:func:`.app.decode_image`:
+    an allowed format, at most ``limits.max_upload_pixels``), scaled down to ``limits.upload_side`` on
+    its longer side if larger, and written again as a PNG under a random name. The folder lies inside
+    Gradio's upload folder (Gradio's own check accepts input files only from there); it keeps at most
+    ``max_bytes`` in ``max_files`` files (oldest deleted first, before each upload) and is deleted with
+    the server."""
+
+    def __init__(self, limits, max_bytes: int = 64 * 2**20, max_files: int = 64):
+        from gradio.utils import get_upload_folder
+
+        super().__init__(max_bytes, max_files, prefix="t2igan-serve-uploads-", parent=get_upload_folder())
+        self.limits = limits
+
+    def store(self, data: bytes) -> Path:
+        """Decode ``data`` (a T2IError when it is not an acceptable image) and write it as a PNG."""
+        from PIL import Image
+
+        from .app import decode_image
+
+        image = decode_image(data, self.limits.max_upload_pixels, "the uploaded file")
+        side = self.limits.upload_side
+        if max(image.size) > side:
+            image.thumbnail((side, side), Image.Resampling.LANCZOS)
+        self.prune()
+        path = self.folder / f"{uuid.uuid4().hex}.png"
+        image.save(path)
+        return path
+
+
 def component_kind(component) -> str:
     """How a request gives ``component``'s value: ``text``, ``number`` (or null), ``slider`` (a
-    number), ``index`` (an example's index); ``none`` for an input this server does not take."""
+    number), ``index`` (an example's index), ``image`` (an upload of this server, or null); ``none``
+    for an input this server does not take."""
     import gradio as gr
 
-    for cls, kind in ((gr.Textbox, "text"), (gr.Slider, "slider"), (gr.Number, "number"), (gr.Dataset, "index")):
+    for cls, kind in ((gr.Textbox, "text"), (gr.Slider, "slider"), (gr.Number, "number"), (gr.Dataset, "index"),
+                      (gr.Image, "image")):
         if isinstance(component, cls):
             return kind
     return "none"
@@ -182,7 +242,7 @@ def finite_number(value) -> bool:
     return isinstance(value, int) or math.isfinite(value)
 
 
-def input_problem(component, value) -> str | None:
+def input_problem(component, value, uploads: UploadStore | None = None) -> str | None:
     """Why ``value`` cannot be ``component``'s input, or None."""
     kind = component_kind(component)
     if kind == "text":
@@ -192,6 +252,8 @@ def input_problem(component, value) -> str | None:
             return None
         if not finite_number(value):
             return f"must be a finite number, got {describe(value)}"
+        if getattr(component, "precision", None) == 0 and value != int(value):
+            return f"must be a whole number, got {describe(value)}"
         lo, hi = getattr(component, "minimum", None), getattr(component, "maximum", None)
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             bounds = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else (
@@ -203,7 +265,22 @@ def input_problem(component, value) -> str | None:
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < count:
             return None
         return f"must be an example index from 0 to {count - 1}, got {describe(value)}"
+    if kind == "image":
+        if value is None:
+            return None
+        path = value.get("path") if isinstance(value, dict) else None
+        if isinstance(path, str) and uploads is not None and uploads.holds(path):
+            return None
+        return f"must be an image uploaded to this server (POST {UPLOAD_ROUTE}), got {describe(value)}"
     return "is not an input this server takes"
+
+
+def uploaded_file(value):
+    """The value an image input passes on to Gradio: only the path of the server's own upload."""
+    if value is None:
+        return None
+    return {"path": str(Path(os.path.realpath(value["path"]))), "orig_name": "upload.png",
+            "mime_type": "image/png", "meta": {"_type": "gradio.FileData"}}
 
 
 @dataclass
@@ -214,18 +291,32 @@ class Function:
 
 @dataclass
 class AppSurface:
-    """What the server lets through to Gradio: the app's functions (by ``fn_index``) and the
-    folder of its output images."""
+    """What the server lets through to Gradio: the app's functions (by ``fn_index``; steps the page
+    runs itself, with no Python function, are not callable), the folder of its output images, and
+    the folder of uploads (None: the page takes no image, and the upload route is closed)."""
 
     functions: dict[int, Function]
     outputs: OutputCache
     blocks: object = None
+    uploads: UploadStore | None = None
 
     @classmethod
-    def of(cls, blocks, outputs: OutputCache) -> AppSurface:
+    def of(cls, blocks, outputs: OutputCache, uploads: UploadStore | None = None) -> AppSurface:
         functions = {index: Function("queued" if fn.queue else "direct", list(fn.inputs))
-                     for index, fn in blocks.fns.items()}
-        return cls(functions, outputs, blocks)
+                     for index, fn in blocks.fns.items() if fn.fn is not None}
+        return cls(functions, outputs, blocks, uploads)
+
+    def image_inputs(self) -> bool:
+        return any(component_kind(c) == "image" for fn in self.functions.values() for c in fn.inputs)
+
+    def passed_on(self, body: dict) -> dict:
+        """``body`` (checked by :meth:`call_problem`) as Gradio gets it: image inputs reduced to the
+        path of the server's own upload."""
+        fn = self.functions.get(body.get("fn_index"))
+        if fn is None or not isinstance(body.get("data"), list):
+            return body
+        data = [uploaded_file(value) if component_kind(c) == "image" else value for c, value in zip(fn.inputs, body["data"])]
+        return {**body, "data": data}
 
     def call_problem(self, route: str | None, body) -> tuple[int, str | dict] | None:
         """Why ``body`` (parsed JSON) cannot go to the POST route whose kind is ``route``, as
@@ -247,7 +338,7 @@ class AppSurface:
         if not isinstance(data, list) or len(data) != len(fn.inputs):
             return 422, f"'data' must be a list of {len(fn.inputs)} inputs"
         problems = [(getattr(c, "label", None) or f"input {i + 1}", why) for i, (c, value) in
-                    enumerate(zip(fn.inputs, data)) if (why := input_problem(c, value))]
+                    enumerate(zip(fn.inputs, data)) if (why := input_problem(c, value, self.uploads))]
         if not problems:
             return None
         # Gradio's validation format: gradio_client raises it as a ValidationError with the message
@@ -266,6 +357,15 @@ class RequestGuard:
         self.max_body_bytes = max_body_bytes
         self.surface = surface
         self.allowed_origins: set[str] = set()  # further page origins (the share link), exact
+        self._upload_lock = None
+
+    @property
+    def upload_lock(self):
+        import asyncio
+
+        if self._upload_lock is None:  # made on the server's event loop, at the first upload
+            self._upload_lock = asyncio.Lock()
+        return self._upload_lock
 
     def host_allowed(self, host: str, scope) -> bool:
         name = host_name(host)
@@ -293,7 +393,14 @@ class RequestGuard:
             if self.surface is not None and not self.page_route(path):
                 await _send_json(send, 404, "not found")
                 return
+            uploads = self.surface.uploads if self.surface is not None else None
+            if uploads is not None and path.startswith(FILE_ROUTE) and uploads.holds(path[len(FILE_ROUTE):]):
+                await _send_png(send, Path(os.path.realpath(path[len(FILE_ROUTE):])), method == "HEAD")
+                return
             await self.app(scope, receive, send)
+            return
+        if method == "POST" and path == UPLOAD_ROUTE and self.surface is not None and self.surface.uploads is not None:
+            await self.upload(scope, receive, send, headers)
             return
         if method != "POST" or (self.surface is not None and path not in POST_ROUTES):
             await _send_json(send, 404 if method == "POST" else 405, "not found" if method == "POST" else
@@ -317,6 +424,10 @@ class RequestGuard:
                 return
             if POST_ROUTES[path] is not None:
                 self.surface.outputs.prune(self.surface.blocks)
+                if self.surface.uploads is not None:
+                    body = json.dumps(self.surface.passed_on(value)).encode()
+                    scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+                             + [(b"content-length", str(len(body)).encode())]}
         await self.app(scope, _replay(body, receive), send)
 
     def page_route(self, path: str) -> bool:
@@ -324,11 +435,52 @@ class RequestGuard:
             return False
         if path in PAGE_ROUTES or path.startswith(PAGE_PREFIXES):
             return True
-        return path.startswith(FILE_ROUTE) and self.surface.outputs.holds(path[len(FILE_ROUTE):])
+        if not path.startswith(FILE_ROUTE):
+            return False
+        named = path[len(FILE_ROUTE):]
+        uploads = self.surface.uploads
+        return self.surface.outputs.holds(named) or (uploads is not None and uploads.holds(named))
 
-    async def _read_body(self, receive, content_length: str | None):
-        """The whole body, or ``(status, message)`` when it is too large."""
-        limit = self.max_body_bytes
+    async def upload(self, scope, receive, send, headers: dict) -> None:
+        """``POST /gradio_api/upload`` for the page's image input: one file in a
+        ``multipart/form-data`` body, stored by :class:`UploadStore`; answers Gradio's upload format
+        (a JSON list of the stored file's path), or a one-line error."""
+        import anyio
+        from starlette.requests import Request
+
+        if headers.get("content-type", "").split(";")[0].strip().lower() != "multipart/form-data":
+            await _send_json(send, 415, "an upload must be multipart/form-data")
+            return
+        store = self.surface.uploads
+        body = await self._read_body(receive, headers.get("content-length"), store.limits.max_upload_bytes + 64 * 1024)
+        if isinstance(body, tuple):
+            await _send_json(send, *body)
+            return
+        try:
+            async with Request(scope, _replay(body, receive)).form(max_files=1, max_fields=0) as form:
+                files = [v for _, v in form.multi_items() if not isinstance(v, str)]
+                if len(files) != 1:
+                    raise ValueError(f"{len(files)} files")
+                data = await files[0].read()
+        except Exception as e:  # a malformed body, a second file, a field: all one 400
+            await _send_json(send, 400, f"an upload is one image file in a multipart/form-data body ({one_line(e, 80)})")
+            return
+        if len(data) > store.limits.max_upload_bytes:
+            await _send_json(send, 413, f"the uploaded file is {len(data):,} bytes; the limit is "
+                                        f"{store.limits.max_upload_bytes:,}")
+            return
+        try:
+            async with self.upload_lock:  # one decode at a time, off the event loop
+                path = await anyio.to_thread.run_sync(store.store, data)
+        except T2IError as e:
+            await _send_json(send, 422, str(e))
+            return
+        await _send_json(send, 200, [str(path)], close=False)
+
+    async def _read_body(self, receive, content_length: str | None, limit: int | None = None):
+        """The whole body, or ``(status, message)`` when it is larger than ``limit`` (default
+        ``max_body_bytes``)."""
+        limit = limit or self.max_body_bytes
         if content_length is not None and content_length.isdigit() and int(content_length) > limit:
             return 413, f"request body of {content_length} bytes; the limit is {limit}"
         chunks, size = [], 0
@@ -426,6 +578,7 @@ class RunningServer:
     thread: threading.Thread | None
     guard: RequestGuard | None = None
     outputs: OutputCache | None = None
+    uploads: UploadStore | None = None
     share_url: str | None = None
     _tunnel: object = field(default=None, repr=False)
 
@@ -492,26 +645,37 @@ def inner_gradio_app(app):
 
 def start_server(blocks, host: str = "127.0.0.1", port: int = 7860, allowed_hosts: list[str] | None = None,
                  max_body_bytes: int = 64 * 1024, request_timeout_s: float = 10.0, background: bool = True,
-                 theme=None, max_output_bytes: int = 64 * 2**20, max_output_files: int = 2000) -> RunningServer:
+                 theme=None, max_output_bytes: int = 64 * 2**20, max_output_files: int = 2000, css: str | None = None,
+                 upload_limits=None) -> RunningServer:
     """Serve a (queued) Gradio ``blocks`` with the guard. ``port=0`` picks a free port. The server
     runs in a thread; this returns once it answers (without ``background``, it prints the URL and
     waits here until Ctrl+C). ``max_output_bytes`` and ``max_output_files`` bound the folder of served
-    images (:class:`OutputCache`)."""
+    images (:class:`OutputCache`); ``upload_limits`` (:class:`.app.Limits`) bound uploads, for a page
+    with an image input (:class:`UploadStore`)."""
     import gradio as gr
     import uvicorn
     from fastapi import FastAPI
 
+    from .app import Limits
+
     sock = listen(host, port)
     outputs = OutputCache(max_output_bytes, max_output_files)
     outputs.adopt(blocks)
+    surface = AppSurface.of(blocks, outputs)
+    if surface.image_inputs():
+        surface.uploads = UploadStore(upload_limits or Limits())
+        for fn in surface.functions.values():  # Gradio's copy of an upload stays with the uploads
+            for component in fn.inputs:
+                if component_kind(component) == "image":
+                    component.GRADIO_CACHE = str(surface.uploads.folder)
     app = gr.mount_gradio_app(FastAPI(openapi_url=None, docs_url=None, redoc_url=None), blocks, path="",
                               server_name=host, server_port=port, ssr_mode=False, show_error=True,
-                              footer_links=["api"], theme=theme, allowed_paths=[], blocked_paths=[])
+                              footer_links=["api"], theme=theme, css=css, allowed_paths=[], blocked_paths=[])
     inner_gradio_app(app).uploaded_file_dir = str(outputs.folder)  # Gradio's file route: these files only
     # launch() marks the Blocks launched, which turns on Gradio's own file checks (processing_utils:
     # an input file must be in the upload folder, an output in the temp folder); mounting does not
     blocks.has_launched = True
-    guard = RequestGuard(app, allowed_host_names(host, allowed_hosts), max_body_bytes, AppSurface.of(blocks, outputs))
+    guard = RequestGuard(app, allowed_host_names(host, allowed_hosts), max_body_bytes, surface)
     bound = sock.getsockname()[1]
     protocol = type("BoundDeadlineH11Protocol", (DeadlineH11Protocol,), {"request_timeout_s": request_timeout_s})
     config = uvicorn.Config(guard, http=protocol, ws="none", lifespan="on", backlog=2048,
@@ -525,7 +689,7 @@ def start_server(blocks, host: str = "127.0.0.1", port: int = 7860, allowed_host
         if not thread.is_alive():
             raise RuntimeError("the server stopped while starting")
         thread.join(timeout=0.05)
-    running = RunningServer(url, server, thread, guard, outputs)
+    running = RunningServer(url, server, thread, guard, outputs, surface.uploads)
     if not background:
         print(f"* running on {url}  (Ctrl+C to stop)", flush=True)
         running.wait()
