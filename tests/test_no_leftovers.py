@@ -62,7 +62,7 @@ def test_the_rules_find_what_they_are_for():
             "(" + "SP" + "EC" + " pitfall)\n")
     assert [rule for _, rule, _ in findings(text)] == ["machine path", "machine path", "work-log wording",
                                                       "work-log wording", "reference to notes outside the repository"]
-    clean = ("runs/bench/cub, ../shared/data, ~/.cache/t2igan, https://example.org/work/x, "
+    clean = ("runs/bench/cub, ../shared/data, ~/.cache/t2igan, https://example.org/" + "work/x, "
              '@pytest.fixture(scope="session"), inspect, respect, 30 CPU-min\n')
     assert findings(clean) == []
 
