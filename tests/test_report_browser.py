@@ -5,22 +5,11 @@ shown as text. Marked ``browser``; skipped without Chromium unless ``CI`` is set
 
 import pytest
 from test_report import FOLDER_PAYLOAD, PAYLOADS, hostile_run
-from test_serve_browser import WAIT_S, make_browser, missing
+from test_serve_browser import WAIT_S, browser  # noqa: F401 (the module's Chromium fixture)
 
 from t2igan.report import build_report
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing("the Python package selenium")
-    driver = make_browser(tmp_path_factory.mktemp("chrome-profile"))
-    yield driver
-    driver.quit()
 
 
 @pytest.mark.parametrize("how_many", [1, 2])
